@@ -1,0 +1,49 @@
+#include "calculator.hpp"
+
+#include <chrono>
+#include <numeric>
+#include <stdexcept>
+#include <thread>
+
+namespace calc {
+namespace {
+
+double divide(double n, double d) {
+  if (d == 0) throw std::domain_error("division by zero");
+  return n / d;
+}
+
+double wait_ms(std::uint32_t ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+
+pb::Number pb_number(double v) {
+  pb::Number n;
+  n.set_value(v);
+  return n;
+}
+
+}  // namespace
+
+void register_calculator(brine::Server& server) {
+  server.handle(kAdd, [](const AddRequest& r) { return Number{r.a + r.b}; });
+  server.handle(kDivide,
+                [](const DivideRequest& r) { return Number{divide(r.numerator, r.denominator)}; });
+  server.handle(kSum, [](const SumRequest& r) {
+    return Number{std::accumulate(r.values.begin(), r.values.end(), 0.0)};
+  });
+  server.handle(kWait, [](const WaitRequest& r) { return Number{wait_ms(r.milliseconds)}; });
+
+  server.handle(pb::kAdd, [](const pb::AddRequest& r) { return pb_number(r.a() + r.b()); });
+  server.handle(pb::kDivide, [](const pb::DivideRequest& r) {
+    return pb_number(divide(r.numerator(), r.denominator()));
+  });
+  server.handle(pb::kSum, [](const pb::SumRequest& r) {
+    return pb_number(std::accumulate(r.values().begin(), r.values().end(), 0.0));
+  });
+  server.handle(pb::kWait,
+                [](const pb::WaitRequest& r) { return pb_number(wait_ms(r.milliseconds())); });
+}
+
+}  // namespace calc

@@ -1,0 +1,81 @@
+// The calculator service, twice: plain C++ structs for the cereal codec, and the messages of
+// proto/calculator.proto for the protobuf codec. Same method names, same behaviour.
+#pragma once
+
+#include <brine/brine.hpp>
+#include <brine/codecs/cereal.hpp>
+#include <brine/codecs/protobuf.hpp>
+#include <cstdint>
+#include <vector>
+
+#include "calculator.pb.h"
+
+namespace calc {
+
+// --- cereal family --------------------------------------------------------------------------
+struct AddRequest {
+  double a = 0;
+  double b = 0;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(a, b);
+  }
+};
+
+struct DivideRequest {
+  double numerator = 0;
+  double denominator = 0;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(numerator, denominator);
+  }
+};
+
+struct SumRequest {
+  std::vector<double> values;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(values);
+  }
+};
+
+struct WaitRequest {
+  std::uint32_t milliseconds = 0;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(milliseconds);
+  }
+};
+
+struct Number {
+  double value = 0;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(value);
+  }
+};
+
+// Method descriptors: client and server agree on the types at compile time.
+inline constexpr brine::Method<AddRequest, Number> kAdd{"add"};
+inline constexpr brine::Method<DivideRequest, Number> kDivide{"divide"};
+inline constexpr brine::Method<SumRequest, Number> kSum{"sum"};
+inline constexpr brine::Method<WaitRequest, Number> kWait{"wait"};
+
+// --- protobuf family -------------------------------------------------------------------------
+namespace pb {
+using AddRequest = ::calculator::AddRequest;
+using DivideRequest = ::calculator::DivideRequest;
+using SumRequest = ::calculator::SumRequest;
+using WaitRequest = ::calculator::WaitRequest;
+using Number = ::calculator::Number;
+inline constexpr brine::Method<AddRequest, Number> kAdd{"add"};
+inline constexpr brine::Method<DivideRequest, Number> kDivide{"divide"};
+inline constexpr brine::Method<SumRequest, Number> kSum{"sum"};
+inline constexpr brine::Method<WaitRequest, Number> kWait{"wait"};
+}  // namespace pb
+
+// Registers add, divide (throws std::domain_error on a zero denominator), sum and wait (sleeps,
+// then answers the milliseconds waited) for both codecs.
+void register_calculator(brine::Server& server);
+
+}  // namespace calc

@@ -1,0 +1,120 @@
+// calculator_client --connect URI [--codec NAME] [--calls N]
+//
+// Calls add, divide, sum and a divide by zero, printing each call and its answer, then times
+// N small calls (add) and prints the round-trip p50 and p99.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "calculator.hpp"
+
+namespace {
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "calculator_client: %s\n"
+               "usage: calculator_client --connect URI [--codec cereal|protobuf] [--calls N]\n",
+               why);
+  std::exit(2);
+}
+
+// The two type families behind one interface, so the demo body is written once.
+struct CerealCalls {
+  static double add(brine::Client& c, double a, double b) {
+    return c.call(calc::kAdd, {a, b}).value;
+  }
+  static double divide(brine::Client& c, double n, double d) {
+    return c.call(calc::kDivide, {n, d}).value;
+  }
+  static double sum(brine::Client& c, const std::vector<double>& v) {
+    return c.call(calc::kSum, {v}).value;
+  }
+};
+
+struct ProtobufCalls {
+  static double add(brine::Client& c, double a, double b) {
+    calc::pb::AddRequest r;
+    r.set_a(a);
+    r.set_b(b);
+    return c.call(calc::pb::kAdd, r).value();
+  }
+  static double divide(brine::Client& c, double n, double d) {
+    calc::pb::DivideRequest r;
+    r.set_numerator(n);
+    r.set_denominator(d);
+    return c.call(calc::pb::kDivide, r).value();
+  }
+  static double sum(brine::Client& c, const std::vector<double>& v) {
+    calc::pb::SumRequest r;
+    for (double x : v) r.add_values(x);
+    return c.call(calc::pb::kSum, r).value();
+  }
+};
+
+template <class Calls>
+void demo(brine::Client& client, int calls) {
+  const char* uri = client.uri().c_str();
+  const char* codec =
+      std::string(brine::codec_name(client.codec())) == "cereal" ? "cereal" : "protobuf";
+  std::printf("[%s %s] add(2, 3) = %g\n", uri, codec, Calls::add(client, 2, 3));
+  std::printf("[%s %s] divide(22, 7) = %.6f\n", uri, codec, Calls::divide(client, 22, 7));
+  std::printf("[%s %s] sum(1..10) = %g\n", uri, codec,
+              Calls::sum(client, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  try {
+    Calls::divide(client, 1, 0);
+  } catch (const brine::RpcError& e) {
+    std::printf("[%s %s] divide(1, 0) failed: %s\n", uri, codec, e.what());
+  }
+  std::vector<double> micros;
+  micros.reserve(std::size_t(calls));
+  for (int i = 0; i < calls; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Calls::add(client, i, 1);
+    const auto t1 = std::chrono::steady_clock::now();
+    micros.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  }
+  if (micros.empty()) return;
+  std::sort(micros.begin(), micros.end());
+  auto pct = [&](double p) { return micros[std::size_t(p * double(micros.size() - 1))]; };
+  std::printf("[%s %s] round trip over %d add calls: p50 %.1f us, p99 %.1f us\n", uri, codec, calls,
+              pct(0.50), pct(0.99));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string uri;
+  std::string codec = "cereal";
+  int calls = 2000;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (i + 1 >= argc) usage(("missing value after " + arg).c_str());
+    const std::string value = argv[++i];
+    if (arg == "--connect") {
+      uri = value;
+    } else if (arg == "--codec") {
+      codec = value;
+    } else if (arg == "--calls") {
+      calls = std::atoi(value.c_str());
+    } else {
+      usage(("unknown option " + arg).c_str());
+    }
+  }
+  if (uri.empty()) usage("--connect URI is needed");
+  try {
+    brine::Client client(uri, {.codec = codec});
+    if (client.codec() == brine::CodecId::protobuf) {
+      demo<ProtobufCalls>(client, calls);
+    } else {
+      demo<CerealCalls>(client, calls);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "calculator_client: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

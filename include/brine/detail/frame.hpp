@@ -1,0 +1,124 @@
+// Wire format v1 framing. UNSTABLE internal API: installed because the typed templates use it.
+//
+// Every message is one frame (docs/wire-format.md is the normative text):
+//
+//   offset size field
+//   0      4    length       u32 big-endian: bytes that follow this field (header + method +
+//                            payload), 16 <= length <= max_frame_size
+//   4      2    magic        0x62 0x72 ("br")
+//   6      1    version      1
+//   7      1    kind         1 request, 2 reply, 3 error, 4 oneway
+//   8      1    codec        codec id (1 cereal, 2 protobuf); 0 in error frames
+//   9      1    flags        0 (reserved; receivers reject non-zero)
+//   10     2    method_len   u16 big-endian, bytes of method name (0 in replies and errors)
+//   12     8    call_id      u64 big-endian, chosen by the caller, echoed in the reply
+//   20     m    method       UTF-8 method name
+//   20+m   ...  payload      codec bytes (request/reply/oneway) or the error payload
+//
+// The length is checked against the limit from the prefix alone, before any allocation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "brine/buffer.hpp"
+#include "brine/status.hpp"
+
+namespace brine::detail {
+
+inline constexpr std::size_t kPrefixSize = 4;
+inline constexpr std::size_t kHeaderSize = 16;  // after the prefix
+inline constexpr std::size_t kFixedSize = kPrefixSize + kHeaderSize;
+inline constexpr std::uint8_t kMagic0 = 0x62;
+inline constexpr std::uint8_t kMagic1 = 0x72;
+inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::size_t kMaxMethodLength = 0xFFFF;
+inline constexpr std::size_t kDefaultMaxFrameSize = 16u * 1024 * 1024;
+
+enum class FrameKind : std::uint8_t { request = 1, reply = 2, error = 3, oneway = 4 };
+
+struct FrameView {
+  FrameKind kind;
+  std::uint8_t codec;  // raw wire id: may name a codec this build does not know
+  std::uint64_t call_id;
+  std::string_view method;
+  std::span<const std::byte> payload;
+};
+
+// Starts a frame in `out` (cleared first): prefix and header with length 0 and call id 0, then
+// the method name. The caller appends the payload, then calls finish_frame.
+void begin_frame(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_view method);
+void set_call_id(Buffer& frame, std::uint64_t call_id) noexcept;
+// Writes the length field. Returns false (frame untouched) if the frame exceeds max_frame_size.
+[[nodiscard]] bool finish_frame(Buffer& frame, std::size_t max_frame_size) noexcept;
+
+// Builds a complete error frame: payload = u32 code, u32 message length, message, u16 type
+// length, type (all big-endian). Messages longer than 64 KiB are cut.
+void make_error_frame(Buffer& out, std::uint64_t call_id, const Status& status);
+// Parses an error payload. A malformed payload becomes INVALID_ARGUMENT with a description.
+Status parse_error_payload(std::span<const std::byte> payload);
+
+// Incremental frame decoder for byte streams. Copes with any fragmentation (one byte per read)
+// and with many frames per read. Lengths are hostile: they are checked from the prefix alone
+// against max_frame_size before the buffer grows.
+//
+// Use: read into prepare(), commit() the bytes read, then call next() until it returns
+// nothing. Views returned by next() stay valid until the next prepare().
+class FrameParser {
+ public:
+  explicit FrameParser(std::size_t max_frame_size = kDefaultMaxFrameSize);
+
+  // Space to read into: at least `min_free` bytes (more when a large frame is pending).
+  std::span<std::byte> prepare(std::size_t min_free = 64 * 1024);
+  void commit(std::size_t n) noexcept { end_ += n; }
+
+  enum class Next { frame, need_more, error };
+  // On `frame`, *out is filled. On `error`, error() says why; the stream is unusable afterwards
+  // (the connection must be closed).
+  Next next(FrameView* out);
+  const Status& error() const noexcept { return error_; }
+  // Bytes received but not yet returned as frames.
+  std::size_t buffered() const noexcept { return end_ - begin_; }
+
+ private:
+  bool fail(StatusCode code, std::string message);
+
+  std::size_t max_frame_size_;
+  Buffer buf_;
+  std::size_t begin_ = 0;  // first unconsumed byte
+  std::size_t end_ = 0;    // one past the last received byte
+  Status error_;
+};
+
+// Checks the fixed header at `p` (kFixedSize bytes). `length` is the prefix value. Returns OK or
+// the protocol error.
+Status check_header(const std::byte* p, std::uint32_t length) noexcept;
+
+inline std::uint32_t load_be32(const std::byte* p) noexcept {
+  return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) |
+         std::uint32_t(p[3]);
+}
+inline std::uint16_t load_be16(const std::byte* p) noexcept {
+  return std::uint16_t((std::uint32_t(p[0]) << 8) | std::uint32_t(p[1]));
+}
+inline std::uint64_t load_be64(const std::byte* p) noexcept {
+  return (std::uint64_t(load_be32(p)) << 32) | load_be32(p + 4);
+}
+inline void store_be16(std::byte* p, std::uint16_t v) noexcept {
+  p[0] = std::byte(v >> 8);
+  p[1] = std::byte(v);
+}
+inline void store_be32(std::byte* p, std::uint32_t v) noexcept {
+  p[0] = std::byte(v >> 24);
+  p[1] = std::byte(v >> 16);
+  p[2] = std::byte(v >> 8);
+  p[3] = std::byte(v);
+}
+inline void store_be64(std::byte* p, std::uint64_t v) noexcept {
+  store_be32(p, std::uint32_t(v >> 32));
+  store_be32(p + 4, std::uint32_t(v));
+}
+
+}  // namespace brine::detail
