@@ -458,10 +458,8 @@ void ServerCore::shutdown() {
     if (shut_down_) return;
     shut_down_ = true;
   }
-  if (pool_) {
-    pool_->stop();
-    pool_->join();
-  }
+  // I/O first, so that clients see their connections close at once; then the handlers still
+  // running finish (their replies go nowhere).
   work_.reset();
   io_.stop();
   for (auto& t : io_threads_) t.join();
@@ -481,6 +479,10 @@ void ServerCore::shutdown() {
     }
   }
   for (auto& c : conns) c->close_now();
+  if (pool_) {
+    pool_->stop();
+    pool_->join();
+  }
 }
 
 }  // namespace detail

@@ -59,7 +59,8 @@ std::optional<CodecId> codec_from_name(std::string_view name) noexcept;
 std::span<const CodecId> known_codecs() noexcept;
 
 struct DecodeLimits {
-  // Upper bound on the nesting depth of decoded values (protobuf recursion, cereal nesting).
+  // Upper bound on the nesting depth of decoded cereal values. (protobuf keeps its own limit of
+  // 100; see codecs/protobuf.)
   std::uint32_t max_depth = 100;
 };
 

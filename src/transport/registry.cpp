@@ -20,7 +20,10 @@ ParsedUri parse_uri(std::string_view uri) {
   }
   const std::string_view scheme = uri.substr(0, sep);
   for (const StreamTransport* t : kTransports) {
-    if (t->scheme == scheme) return {t, uri.substr(sep + 3)};
+    if (t->scheme == scheme) {
+      t->check(uri.substr(sep + 3));
+      return {t, uri.substr(sep + 3)};
+    }
   }
   throw std::invalid_argument("URI '" + std::string(uri) + "': unknown scheme '" +
                               std::string(scheme) + "'");

@@ -24,6 +24,9 @@ struct SocketAddress {
 
 struct StreamTransport {
   std::string_view scheme;  // "tcp"
+  // Checks the part of the URI after "scheme://" without resolving anything. Throws
+  // std::invalid_argument.
+  void (*check)(std::string_view rest);
   // Resolves the part of the URI after "scheme://". Throws std::invalid_argument on a malformed
   // URI, std::system_error when the name does not resolve.
   std::vector<SocketAddress> (*resolve)(std::string_view rest, bool passive);

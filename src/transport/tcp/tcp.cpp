@@ -88,10 +88,13 @@ void configure(int fd) {
 }
 
 void nothing(const SocketAddress&) {}
+void check(std::string_view rest) {
+  (void)split(rest);
+}
 
 }  // namespace
 
 extern const StreamTransport kTcpTransport;
-const StreamTransport kTcpTransport{"tcp", resolve, bound_uri, configure, nothing, nothing};
+const StreamTransport kTcpTransport{"tcp", check, resolve, bound_uri, configure, nothing, nothing};
 
 }  // namespace brine::transport

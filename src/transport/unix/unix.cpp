@@ -16,6 +16,12 @@
 namespace brine::transport {
 namespace {
 
+std::vector<SocketAddress> resolve(std::string_view rest, bool /*passive*/);
+
+void check(std::string_view rest) {
+  (void)resolve(rest, false);
+}
+
 std::vector<SocketAddress> resolve(std::string_view rest, bool /*passive*/) {
   auto bad = [&](const std::string& why) {
     return std::invalid_argument("unix URI 'unix://" + std::string(rest) + "': " + why);
@@ -74,7 +80,7 @@ void after_close(const SocketAddress& a) {
 }  // namespace
 
 extern const StreamTransport kUnixTransport;
-const StreamTransport kUnixTransport{"unix",    resolve,       bound_uri,
+const StreamTransport kUnixTransport{"unix",    check,         resolve,    bound_uri,
                                      configure, before_listen, after_close};
 
 }  // namespace brine::transport

@@ -1,9 +1,9 @@
 // The protobuf codec: the payload is the Protocol Buffers binary encoding of one message.
 //
 // Types: anything derived from google::protobuf::MessageLite (full and lite generated classes).
-// Decoding uses protobuf's own parser, which is safe on untrusted input; brine adds the nesting
-// limit (DecodeLimits::max_depth), requires the whole payload to be consumed, and requires all
-// `required` fields (proto2) to be present.
+// Decoding uses protobuf's flat-array parser, which is safe on untrusted input: allocation stays
+// proportional to the payload, nesting is limited to protobuf's default of 100 levels
+// (DecodeLimits::max_depth does not change it), and all `required` fields (proto2) must be there.
 #pragma once
 
 #include <concepts>

@@ -1,0 +1,428 @@
+// Typed calls end to end, in one process: every body runs over every transport and codec.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+#include <thread>
+#include <vector>
+
+#include "families.hpp"
+#include "test_server.hpp"
+
+namespace {
+
+using brine::CallOptions;
+using brine::Client;
+using brine::RpcError;
+using brine::StatusCode;
+using namespace brine_test;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct Param {
+  std::string transport;
+  std::string codec;
+  friend void PrintTo(const Param& p, std::ostream* os) { *os << p.transport << "/" << p.codec; }
+};
+
+class Calls : public testing::TestWithParam<Param> {
+ protected:
+  // Runs body.template operator()<Family>() for this codec's type family.
+  template <class F>
+  void run(F&& body) {
+    with_family(GetParam().codec, std::forward<F>(body));
+  }
+  brine::ClientOptions client_options() const {
+    brine::ClientOptions o;
+    o.codec = GetParam().codec;
+    o.timeout = 10s;
+    return o;
+  }
+  std::string listen(TestServer& s) { return s.listen(GetParam().transport); }
+};
+
+TEST_P(Calls, TypedCallsReturnAnswers) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(2, 3))), 5);
+    EXPECT_DOUBLE_EQ(F::value(c.template call<typename F::Number>("divide", F::divide(1, 4))),
+                     0.25);
+    const auto r = c.template try_call<typename F::Number>("add", F::add(-1, 1));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(F::value(*r), 0);
+  });
+}
+
+TEST_P(Calls, LargePayloadRoundTrip) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    std::string big(3 << 20, 'x');
+    for (std::size_t i = 0; i < big.size(); i += 4093) big[i] = char(i);
+    const auto back = c.template call<typename F::Blob>("echo", F::blob(big));
+    EXPECT_EQ(F::data(back), big);
+  });
+}
+
+TEST_P(Calls, UnknownMethodIsNotFound) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    const auto r = c.template try_call<typename F::Number>("no_such_method", F::add(1, 2));
+    EXPECT_EQ(r.code(), StatusCode::not_found);
+    EXPECT_NE(r.status().message.find("no_such_method"), std::string::npos);
+  });
+}
+
+TEST_P(Calls, HandlerExceptionKeepsMessageAndType) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    try {
+      c.template call<typename F::Number>("divide", F::divide(1, 0));
+      FAIL() << "no exception";
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::internal);
+      EXPECT_EQ(e.message(), "division by zero");
+      EXPECT_EQ(e.remote_type(), "std::domain_error");
+    }
+  });
+}
+
+TEST_P(Calls, HandlerRpcErrorKeepsItsCode) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    const auto r = c.template try_call<typename F::Number>("fail_with", F::number(8));
+    EXPECT_EQ(r.code(), StatusCode::resource_exhausted);
+    EXPECT_EQ(r.status().message, "failed on purpose");
+    const auto u = c.template try_call<typename F::Number>("throw_int", F::number(0));
+    EXPECT_EQ(u.code(), StatusCode::unknown);
+  });
+}
+
+TEST_P(Calls, UndecodablePayloadIsInvalidArgument) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    const auto r = c.template try_call<typename F::Number>("add", Raw{"\xFF\xFF\xFF"});
+    EXPECT_EQ(r.code(), StatusCode::invalid_argument) << r.status().to_string();
+    // The connection stays usable: a bad payload fails only its call.
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(1, 1))), 2);
+  });
+}
+
+TEST_P(Calls, UndecodableReplyIsInvalidArgument) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    const auto r = c.template try_call<typename F::Number>("garbage", F::number(1));
+    EXPECT_EQ(r.code(), StatusCode::invalid_argument) << r.status().to_string();
+  });
+}
+
+TEST_P(Calls, CodecNotServedIsUnimplemented) {
+  run([&]<class F>() {
+    brine::ServerOptions only_other;
+    only_other.codecs = {GetParam().codec == "cereal" ? "protobuf" : "cereal"};
+    TestServer s(only_other);
+    Client c(listen(s), client_options());
+    const auto r = c.template try_call<typename F::Number>("add", F::add(1, 2));
+    EXPECT_EQ(r.code(), StatusCode::unimplemented);
+    EXPECT_NE(r.status().message.find(GetParam().codec), std::string::npos) << r.status().message;
+  });
+}
+
+TEST_P(Calls, TimeoutIsDeadlineExceededAndTheClientCarriesOn) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    const auto t0 = Clock::now();
+    const auto r = c.template try_call<typename F::Number>("wait", F::wait(2000), {100ms});
+    const auto took = Clock::now() - t0;
+    EXPECT_EQ(r.code(), StatusCode::deadline_exceeded);
+    EXPECT_GE(took, 100ms);
+    EXPECT_LT(took, 1500ms);
+    // The late reply is dropped; the next call gets its own answer.
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(4, 4))), 8);
+  });
+}
+
+TEST_P(Calls, AsyncTimeoutIsDeadlineExceeded) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    auto f = c.template call_async<typename F::Number>("wait", F::wait(2000), {100ms});
+    ASSERT_EQ(f.wait_for(1500ms), std::future_status::ready);
+    try {
+      f.get();
+      FAIL();
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::deadline_exceeded);
+    }
+  });
+}
+
+TEST_P(Calls, NothingListeningIsUnavailable) {
+  run([&]<class F>() {
+    std::string uri;
+    {
+      TestServer s;
+      uri = listen(s);
+    }  // stopped: nothing listens there now
+    Client c(uri, client_options());
+    const auto t0 = Clock::now();
+    const auto r = c.template try_call<typename F::Number>("add", F::add(1, 2), {2s});
+    EXPECT_EQ(r.code(), StatusCode::unavailable) << r.status().to_string();
+    EXPECT_LT(Clock::now() - t0, 2500ms);
+  });
+}
+
+TEST_P(Calls, ServerStopFailsPendingCallsPromptly) {
+  run([&]<class F>() {
+    auto s = std::make_unique<TestServer>();
+    Client c(listen(*s), client_options());
+    std::vector<std::future<typename F::Number>> pending;
+    for (int i = 0; i < 3; ++i) {
+      pending.push_back(c.template call_async<typename F::Number>("wait", F::wait(3000), {20s}));
+    }
+    // A round trip proves the three requests were read before the stop.
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(1, 1))), 2);
+    const auto t0 = Clock::now();
+    std::thread stopper([&] { s.reset(); });
+    for (auto& f : pending) {
+      ASSERT_EQ(f.wait_for(2s), std::future_status::ready);
+      try {
+        f.get();
+        FAIL();
+      } catch (const RpcError& e) {
+        EXPECT_EQ(e.code(), StatusCode::unavailable);
+      }
+    }
+    EXPECT_LT(Clock::now() - t0, 2s);
+    stopper.join();
+  });
+}
+
+TEST_P(Calls, ReconnectsAfterTheServerComesBack) {
+  run([&]<class F>() {
+    std::string uri;
+    auto s = std::make_unique<TestServer>();
+    uri = listen(*s);
+    Client c(uri, client_options());
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(1, 1))), 2);
+    s.reset();
+    const auto lost = c.template try_call<typename F::Number>("add", F::add(1, 1), {2s});
+    EXPECT_EQ(lost.code(), StatusCode::unavailable);
+    s = std::make_unique<TestServer>();
+    ASSERT_EQ(s->server.listen(uri), uri);  // same endpoint
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(2, 2))), 4);
+  });
+}
+
+TEST_P(Calls, RequestOverTheClientLimitIsRefusedLocally) {
+  run([&]<class F>() {
+    TestServer s;
+    auto o = client_options();
+    o.max_frame_size = 4096;
+    Client c(listen(s), o);
+    const auto r = c.template try_call<typename F::Blob>("echo", F::blob(std::string(5000, 'b')));
+    EXPECT_EQ(r.code(), StatusCode::resource_exhausted);
+    EXPECT_EQ(F::data(c.template call<typename F::Blob>("echo", F::blob("ok"))), "ok");
+  });
+}
+
+TEST_P(Calls, RequestOverTheServerLimitIsResourceExhausted) {
+  run([&]<class F>() {
+    brine::ServerOptions o;
+    o.max_frame_size = 64 * 1024;
+    TestServer s(o);
+    Client c(listen(s), client_options());
+    const auto r =
+        c.template try_call<typename F::Blob>("echo", F::blob(std::string(100 * 1024, 'b')));
+    EXPECT_EQ(r.code(), StatusCode::resource_exhausted) << r.status().to_string();
+    // The server closed that connection; the client reconnects for the next call.
+    EXPECT_EQ(F::data(c.template call<typename F::Blob>("echo", F::blob("ok"))), "ok");
+  });
+}
+
+TEST_P(Calls, ReplyOverTheServerLimitIsResourceExhausted) {
+  run([&]<class F>() {
+    brine::ServerOptions o;
+    o.max_frame_size = 64 * 1024;
+    TestServer s(o);
+    Client c(listen(s), client_options());
+    const auto r = c.template try_call<typename F::Blob>("inflate", F::number(100 * 1024));
+    EXPECT_EQ(r.code(), StatusCode::resource_exhausted) << r.status().to_string();
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(1, 1))), 2);
+  });
+}
+
+TEST_P(Calls, ReplyOverTheClientLimitIsResourceExhausted) {
+  run([&]<class F>() {
+    TestServer s;
+    auto o = client_options();
+    o.max_frame_size = 4096;
+    Client c(listen(s), o);
+    const auto r = c.template try_call<typename F::Blob>("inflate", F::number(10000));
+    EXPECT_EQ(r.code(), StatusCode::resource_exhausted) << r.status().to_string();
+  });
+}
+
+TEST_P(Calls, CloseCancelsPendingCalls) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    auto f = c.template call_async<typename F::Number>("wait", F::wait(3000));
+    c.close();
+    ASSERT_EQ(f.wait_for(1s), std::future_status::ready);
+    try {
+      f.get();
+      FAIL();
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::cancelled);
+    }
+    EXPECT_EQ(c.template try_call<typename F::Number>("add", F::add(1, 1)).code(),
+              StatusCode::cancelled);
+  });
+}
+
+TEST_P(Calls, CallbackFormIsCalledOnce) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    std::promise<double> got;
+    std::atomic<int> calls{0};
+    c.template call_async<typename F::Number>("add", F::add(20, 22),
+                                              [&](brine::Result<typename F::Number> r) {
+                                                ++calls;
+                                                got.set_value(r.ok() ? F::value(*r) : -1);
+                                              });
+    auto fut = got.get_future();
+    ASSERT_EQ(fut.wait_for(5s), std::future_status::ready);
+    EXPECT_EQ(fut.get(), 42);
+    EXPECT_EQ(calls.load(), 1);
+  });
+}
+
+TEST_P(Calls, OnewayCallsRunWithoutReplies) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(c.notify("count", F::number(2)).ok());
+    // Oneway handlers may still be running on the pool: ask until they are all counted.
+    const auto deadline = Clock::now() + 5s;
+    double seen = 0;
+    while (Clock::now() < deadline) {
+      seen = F::value(c.template call<typename F::Number>("counted", F::number(0)));
+      if (seen == 100) break;
+      std::this_thread::yield();
+    }
+    EXPECT_EQ(seen, 100);
+  });
+}
+
+TEST_P(Calls, ManyThreadsManyCallsInFlightOnOneClient) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    constexpr int kThreads = 8;
+    constexpr int kCalls = 200;
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        std::vector<std::future<typename F::Number>> inflight;
+        for (int i = 0; i < kCalls; ++i) {
+          inflight.push_back(c.template call_async<typename F::Number>("add", F::add(t, i)));
+        }
+        for (int i = 0; i < kCalls; ++i) {
+          if (F::value(inflight[std::size_t(i)].get()) != t + i) ++wrong;
+          // And blocking calls interleaved with the async ones.
+          if (i % 20 == 0 &&
+              F::value(c.template call<typename F::Number>("add", F::add(t, -i))) != t - i) {
+            ++wrong;
+          }
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(wrong.load(), 0);
+  });
+}
+
+TEST_P(Calls, RepliesArriveOutOfOrder) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    auto slow = c.template call_async<typename F::Number>("wait", F::wait(300));
+    auto fast = c.template call_async<typename F::Number>("add", F::add(1, 2));
+    ASSERT_EQ(fast.wait_for(5s), std::future_status::ready);
+    EXPECT_EQ(slow.wait_for(0s), std::future_status::timeout);  // still waiting
+    EXPECT_EQ(F::value(fast.get()), 3);
+    EXPECT_EQ(F::value(slow.get()), 300);
+  });
+}
+
+std::vector<Param> all_params() {
+  std::vector<Param> out;
+  for (const char* t : {"tcp4", "tcp6", "unix", "abstract"}) {
+    for (const char* c : {"cereal", "protobuf"}) out.push_back({t, c});
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, Calls, testing::ValuesIn(all_params()),
+                         [](const auto& param_info) {
+                           return param_info.param.transport + "_" + param_info.param.codec;
+                         });
+
+// Handlers inline on the I/O thread (workers = 0).
+TEST(InlineHandlers, ServeManyThreads) {
+  brine::ServerOptions o;
+  o.workers = 0;
+  TestServer s(o);
+  Client c(s.listen("tcp4"));
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 300; ++i) {
+        if (c.call(calc::kAdd, {double(t), double(i)}).value != t + i) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST(ClientOptions, BadCodecOrUriThrows) {
+  EXPECT_THROW(Client("tcp://127.0.0.1:1", {.codec = "pickle"}), std::invalid_argument);
+  EXPECT_THROW(Client("udp://127.0.0.1:1"), std::invalid_argument);
+  EXPECT_THROW(Client("tcp://127.0.0.1"), std::invalid_argument);
+  EXPECT_THROW(Client("tcp://::1:80"), std::invalid_argument);
+  EXPECT_THROW(Client("unix://relative/path"), std::invalid_argument);
+  EXPECT_THROW(Client("tcp://127.0.0.1:70000"), std::invalid_argument);
+}
+
+TEST(ServerRegistration, DuplicateHandlerThrows) {
+  brine::Server s;
+  s.handle(calc::kAdd, [](const calc::AddRequest& r) { return calc::Number{r.a}; });
+  EXPECT_THROW(s.handle(calc::kAdd, [](const calc::AddRequest& r) { return calc::Number{r.b}; }),
+               std::logic_error);
+  // The protobuf family may share the name.
+  s.handle(calc::pb::kAdd, [](const calc::pb::AddRequest&) { return calc::pb::Number{}; });
+}
+
+TEST(ServerListen, LocalhostPortZeroReportsTheRealPort) {
+  brine::Server s;
+  const std::string uri = s.listen("tcp://localhost:0");
+  EXPECT_EQ(uri.rfind("tcp://localhost:", 0), 0u);
+  EXPECT_NE(uri, "tcp://localhost:0");
+}
+
+}  // namespace

@@ -1,0 +1,427 @@
+// Codec contract tests: each body is written once and runs for both codecs (typed tests).
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <brine/codecs/cereal.hpp>
+#include <brine/codecs/protobuf.hpp>
+#include <cereal/archives/portable_binary.hpp>
+#include <cereal/types/memory.hpp>  // must not make pointers carriable
+#include <cstdlib>
+#include <new>
+#include <random>
+#include <sstream>
+
+#include "test_messages.pb.h"
+
+// --- allocation watch: the largest single allocation while armed ---------------------------------
+namespace {
+std::atomic<bool> g_watch{false};
+std::atomic<std::size_t> g_largest{0};
+void note(std::size_t n) {
+  if (!g_watch.load(std::memory_order_relaxed)) return;
+  std::size_t prev = g_largest.load(std::memory_order_relaxed);
+  while (n > prev && !g_largest.compare_exchange_weak(prev, n)) {
+  }
+}
+}  // namespace
+
+// Replacement operators pair malloc with free by design; GCC cannot see that.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(std::size_t n) {
+  note(n);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) {
+  note(n);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
+#pragma GCC diagnostic pop
+
+namespace {
+
+using brine::Buffer;
+using brine::CodecId;
+using brine::DecodeLimits;
+using brine::RpcError;
+using brine::StatusCode;
+
+// --- cereal types
+// ---------------------------------------------------------------------------------
+struct Inner {
+  std::string name;
+  std::vector<std::int64_t> values;
+  bool operator==(const Inner&) const = default;
+  template <class A>
+  void serialize(A& ar) {
+    ar(CEREAL_NVP(name), CEREAL_NVP(values));
+  }
+};
+
+enum class Color : std::uint8_t { red, green };
+
+struct Everything {
+  std::int32_t i32 = 0;
+  std::int64_t i64 = 0;
+  std::uint32_t u32 = 0;
+  std::uint64_t u64 = 0;
+  double d = 0;
+  float f = 0;
+  bool flag = false;
+  Color color = Color::red;
+  std::string text;
+  std::vector<Inner> inners;
+  std::map<std::string, Inner> by_name;
+  std::optional<Inner> single;
+  std::variant<int, std::string> either;
+  std::array<std::uint16_t, 3> triple{};
+  std::vector<std::vector<std::string>> grid;
+  std::unordered_map<int, std::set<std::string>> index;
+  bool operator==(const Everything&) const = default;
+  template <class A>
+  void serialize(A& ar) {
+    ar(i32, i64, u32, u64, d, f, flag, color, text, inners, by_name, single, either, triple, grid,
+       index);
+  }
+};
+
+struct Node {
+  std::vector<Node> kids;
+  template <class A>
+  void serialize(A& ar) {
+    ar(kids);
+  }
+};
+
+static_assert(brine::Serializable<Everything>);
+static_assert(brine::Serializable<brine_test::Everything>);
+// Pointers are not accepted on the wire, even with cereal's memory header included.
+static_assert(!brine::Serializable<std::shared_ptr<int>>);
+static_assert(!brine::Serializable<std::unique_ptr<int>>);
+static_assert(!brine::Serializable<int*>);
+// Pointers nested inside a carried type fail when encode/decode is instantiated: see
+// tests/compile_fail/.
+
+// --- the two cases
+// ---------------------------------------------------------------------------------
+struct CerealCase {
+  static constexpr CodecId codec = CodecId::cereal;
+  using Value = Everything;
+  using Tree = Node;
+  static Value sample() {
+    Value v;
+    v.i32 = -123456;
+    v.i64 = -(std::int64_t(1) << 40);
+    v.u32 = 0xDEADBEEF;
+    v.u64 = ~std::uint64_t(0);
+    v.d = 3.141592653589793;
+    v.f = -2.5f;
+    v.flag = true;
+    v.color = Color::green;
+    v.text = std::string("h\0llo \xC3\xA9", 9);
+    v.inners = {{"a", {1, 2, 3}}, {"", {}}, {"c", {-1}}};
+    v.by_name = {{"x", {"x", {42}}}, {"y", {"y", {}}}};
+    v.single = Inner{"s", {7}};
+    v.either = std::string("variant");
+    v.triple = {1, 2, 65535};
+    v.grid = {{"a", "b"}, {}, {"c"}};
+    v.index = {{1, {"one", "uno"}}, {2, {}}};
+    return v;
+  }
+  static bool equal(const Value& a, const Value& b) { return a == b; }
+  static Tree nested(int depth) {
+    Tree root;
+    Tree* t = &root;
+    for (int i = 1; i < depth; ++i) {
+      t->kids.emplace_back();
+      t = &t->kids.back();
+    }
+    return root;
+  }
+  // 100 bytes: the byte-order flag, then a vector<Inner> size of 2^32, then padding.
+  static std::vector<std::byte> size_claim_attack() {
+    std::vector<std::byte> p(100, std::byte{0});
+    p[0] = std::byte{1};
+    const std::uint64_t claim = std::uint64_t(1) << 32;
+    for (int i = 0; i < 8; ++i) p[std::size_t(1 + i)] = std::byte(claim >> (8 * i));
+    return p;
+  }
+  using AttackTarget = std::vector<Inner>;
+};
+
+struct ProtobufCase {
+  static constexpr CodecId codec = CodecId::protobuf;
+  using Value = brine_test::Everything;
+  using Tree = brine_test::Tree;
+  static Value sample() {
+    Value v;
+    v.set_i32(-123456);
+    v.set_i64(-(std::int64_t(1) << 40));
+    v.set_u32(0xDEADBEEF);
+    v.set_u64(~std::uint64_t(0));
+    v.set_d(3.141592653589793);
+    v.set_f(-2.5f);
+    v.set_flag(true);
+    v.set_text("hello \xC3\xA9");
+    v.set_raw(std::string("\0\1\2", 3));
+    auto* a = v.add_inners();
+    a->set_name("a");
+    a->add_values(1);
+    a->add_values(-2);
+    v.add_inners();
+    (*v.mutable_by_name())["x"].set_name("x");
+    v.mutable_single()->add_values(7);
+    return v;
+  }
+  static bool equal(const Value& a, const Value& b) {
+    return google::protobuf::util::MessageDifferencer::Equals(a, b);
+  }
+  static Tree nested(int depth) {
+    Tree root;
+    Tree* t = &root;
+    for (int i = 1; i < depth; ++i) t = t->add_children();
+    return root;
+  }
+  // 100 bytes: field 10 (inners, length-delimited) claiming 2^31-1 bytes, then padding.
+  static std::vector<std::byte> size_claim_attack() {
+    std::vector<std::byte> p(100, std::byte{0});
+    const std::uint8_t head[] = {0x52, 0xFF, 0xFF, 0xFF, 0xFF, 0x07};
+    for (std::size_t i = 0; i < sizeof head; ++i) p[i] = std::byte{head[i]};
+    return p;
+  }
+  using AttackTarget = brine_test::Everything;
+};
+
+template <class T>
+Buffer encode(CodecId codec, const T& v) {
+  Buffer b;
+  brine::Serialization<T>::encode(codec, v, b);
+  return b;
+}
+
+template <class T>
+StatusCode decode_status(CodecId codec, std::span<const std::byte> in, DecodeLimits limits = {}) {
+  try {
+    (void)brine::Serialization<T>::decode(codec, in, limits);
+    return StatusCode::ok;
+  } catch (const RpcError& e) {
+    return e.code();
+  }
+}
+
+template <class C>
+class CodecTest : public testing::Test {};
+using Cases = testing::Types<CerealCase, ProtobufCase>;
+class CaseNames {
+ public:
+  template <class T>
+  static std::string GetName(int) {
+    return T::codec == CodecId::cereal ? "cereal" : "protobuf";
+  }
+};
+TYPED_TEST_SUITE(CodecTest, Cases, CaseNames);
+
+TYPED_TEST(CodecTest, RoundTripOfEveryKindOfField) {
+  using C = TypeParam;
+  using V = typename C::Value;
+  const V in = C::sample();
+  const Buffer b = encode(C::codec, in);
+  const V out = brine::Serialization<V>::decode(C::codec, b.bytes(), {});
+  EXPECT_TRUE(C::equal(in, out));
+}
+
+TYPED_TEST(CodecTest, RoundTripOfDefaults) {
+  using C = TypeParam;
+  using V = typename C::Value;
+  const V in{};
+  const Buffer b = encode(C::codec, in);
+  EXPECT_TRUE(C::equal(in, brine::Serialization<V>::decode(C::codec, b.bytes(), {})));
+}
+
+TYPED_TEST(CodecTest, EncodeAppendsAfterExistingBytes) {
+  using C = TypeParam;
+  using V = typename C::Value;
+  Buffer b;
+  b.append("HEADER", 6);
+  brine::Serialization<V>::encode(C::codec, C::sample(), b);
+  const Buffer alone = encode(C::codec, C::sample());
+  ASSERT_EQ(b.size(), 6 + alone.size());
+  EXPECT_EQ(std::memcmp(b.data(), "HEADER", 6), 0);
+}
+
+TYPED_TEST(CodecTest, SizeClaimAttackFailsWithoutAllocating) {
+  using C = TypeParam;
+  using T = typename C::AttackTarget;
+  const auto attack = C::size_claim_attack();
+  ASSERT_EQ(attack.size(), 100u);
+  g_largest = 0;
+  g_watch = true;
+  const StatusCode code = decode_status<T>(C::codec, attack);
+  g_watch = false;
+  EXPECT_EQ(code, StatusCode::invalid_argument);
+  EXPECT_LT(g_largest.load(), std::size_t(64 * 1024)) << "largest allocation while decoding";
+}
+
+TYPED_TEST(CodecTest, TruncationsNeverCrash) {
+  using C = TypeParam;
+  using V = typename C::Value;
+  const Buffer b = encode(C::codec, C::sample());
+  int failures = 0;
+  for (std::size_t n = 0; n < b.size(); ++n) {
+    const StatusCode code = decode_status<V>(C::codec, {b.data(), n});
+    EXPECT_TRUE(code == StatusCode::ok || code == StatusCode::invalid_argument) << n;
+    failures += code != StatusCode::ok;
+  }
+  EXPECT_GT(failures, 0);
+}
+
+TYPED_TEST(CodecTest, RandomBytesNeverCrash) {
+  using C = TypeParam;
+  using V = typename C::Value;
+  std::mt19937 rng(42);
+  const Buffer good = encode(C::codec, C::sample());
+  for (int round = 0; round < 2000; ++round) {
+    // Mutate a valid encoding: flips, insertions and random lengths reach deeper than noise.
+    std::vector<std::byte> data(good.data(), good.data() + good.size());
+    const int edits = 1 + int(rng() % 8);
+    for (int e = 0; e < edits && !data.empty(); ++e) {
+      data[rng() % data.size()] = std::byte(rng());
+    }
+    if (round % 3 == 0) data.resize(rng() % (data.size() + 1));
+    g_largest = 0;
+    g_watch = true;
+    const StatusCode code = decode_status<V>(C::codec, data);
+    g_watch = false;
+    EXPECT_TRUE(code == StatusCode::ok || code == StatusCode::invalid_argument);
+    EXPECT_LT(g_largest.load(), std::size_t(1) << 20) << "round " << round;
+  }
+}
+
+TYPED_TEST(CodecTest, NestingLimit) {
+  using C = TypeParam;
+  using Tree = typename C::Tree;
+  const Buffer shallow = encode(C::codec, C::nested(20));
+  EXPECT_EQ(decode_status<Tree>(C::codec, shallow.bytes()), StatusCode::ok);
+  const Buffer deep = encode(C::codec, C::nested(5000));
+  EXPECT_EQ(decode_status<Tree>(C::codec, deep.bytes()), StatusCode::invalid_argument);
+}
+
+TEST(CerealCodec, NestingLimitIsConfigurable) {
+  const Buffer shallow = encode(CodecId::cereal, CerealCase::nested(20));
+  DecodeLimits tight;
+  tight.max_depth = 10;
+  EXPECT_EQ(decode_status<Node>(CodecId::cereal, shallow.bytes(), tight),
+            StatusCode::invalid_argument);
+}
+
+TYPED_TEST(CodecTest, TrailingGarbageIsRejected) {
+  using C = TypeParam;
+  using V = typename C::Value;
+  Buffer b = encode(C::codec, C::sample());
+  // 0xFF 0xFF ...: for protobuf an unfinished varint tag; for cereal trailing bytes.
+  b.append("\xFF\xFF\xFF", 3);
+  EXPECT_EQ(decode_status<V>(C::codec, b.bytes()), StatusCode::invalid_argument);
+}
+
+// --- cereal specifics
+// -----------------------------------------------------------------------------
+TEST(CerealCodec, MatchesStockPortableBinaryArchive) {
+  const Everything v = CerealCase::sample();
+  std::ostringstream os;
+  {
+    cereal::PortableBinaryOutputArchive ar(os);
+    ar(v);
+  }
+  const Buffer ours = encode(CodecId::cereal, v);
+  ASSERT_EQ(os.str().size(), ours.size());
+  EXPECT_EQ(std::memcmp(os.str().data(), ours.data(), ours.size()), 0);
+  // And stock cereal reads ours.
+  std::istringstream is(std::string(reinterpret_cast<const char*>(ours.data()), ours.size()));
+  Everything back;
+  {
+    cereal::PortableBinaryInputArchive ar(is);
+    ar(back);
+  }
+  EXPECT_EQ(back, v);
+}
+
+TEST(CerealCodec, ReadsBigEndianData) {
+  std::ostringstream os;
+  {
+    cereal::PortableBinaryOutputArchive ar(
+        os, cereal::PortableBinaryOutputArchive::Options::BigEndian());
+    ar(CerealCase::sample());
+  }
+  const std::string s = os.str();
+  const auto out = brine::Serialization<Everything>::decode(
+      CodecId::cereal, {reinterpret_cast<const std::byte*>(s.data()), s.size()}, {});
+  EXPECT_EQ(out, CerealCase::sample());
+}
+
+TEST(CerealCodec, BoolOtherThanZeroOrOneIsRejected) {
+  const std::vector<std::byte> p = {std::byte{1}, std::byte{2}};
+  EXPECT_EQ(decode_status<bool>(CodecId::cereal, p), StatusCode::invalid_argument);
+  const std::vector<std::byte> ok = {std::byte{1}, std::byte{1}};
+  EXPECT_EQ(decode_status<bool>(CodecId::cereal, ok), StatusCode::ok);
+}
+
+TEST(CerealCodec, BadByteOrderFlag) {
+  const std::vector<std::byte> p = {std::byte{7}, std::byte{0}, std::byte{0}, std::byte{0},
+                                    std::byte{0}};
+  EXPECT_EQ(decode_status<std::int32_t>(CodecId::cereal, p), StatusCode::invalid_argument);
+}
+
+TEST(CerealCodec, StringClaimLargerThanPayload) {
+  std::vector<std::byte> p(20, std::byte{0});
+  p[0] = std::byte{1};
+  p[1] = std::byte{0xFF};  // size 255 with 11 bytes left
+  EXPECT_EQ(decode_status<std::string>(CodecId::cereal, p), StatusCode::invalid_argument);
+}
+
+TEST(CerealCodec, CumulativeClaimsAreBounded) {
+  // Each claim alone fits in the bytes left, but together they claim more elements than the
+  // payload has bytes: the second claim is refused before anything is resized.
+  std::vector<std::byte> p(1 + 8 + 8 + 60, std::byte{0});
+  p[0] = std::byte{1};
+  p[1] = std::byte{60};  // outer: 60 inner vectors (68 bytes left)
+  p[9] = std::byte{59};  // first inner: 59 bytes (60 left, but only 17 of the budget)
+  try {
+    (void)brine::Serialization<std::vector<std::vector<std::uint8_t>>>::decode(CodecId::cereal, p,
+                                                                               {});
+    FAIL() << "decoded";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::invalid_argument);
+    EXPECT_NE(e.message().find("claimed size 59"), std::string::npos) << e.message();
+  }
+}
+
+TEST(CerealCodec, BadVariantIndexIsInvalidArgument) {
+  const Buffer b = encode(CodecId::cereal, std::variant<int, std::string>(5));
+  std::vector<std::byte> p(b.data(), b.data() + b.size());
+  p[1] = std::byte{9};  // variant index 9 of 2
+  EXPECT_EQ((decode_status<std::variant<int, std::string>>(CodecId::cereal, p)),
+            StatusCode::invalid_argument);
+}
+
+TEST(ProtobufCodec, MissingRequiredLikeGarbageIsInvalidArgument) {
+  const std::vector<std::byte> p = {std::byte{0x08}};  // tag of field 1 without its varint
+  EXPECT_EQ(decode_status<brine_test::Everything>(CodecId::protobuf, p),
+            StatusCode::invalid_argument);
+}
+
+}  // namespace

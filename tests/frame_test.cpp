@@ -1,0 +1,240 @@
+// FrameParser and frame building: fragmentation, coalescing and every malformed-frame case.
+#include <gtest/gtest.h>
+
+#include <brine/detail/frame.hpp>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using brine::Buffer;
+using brine::StatusCode;
+using namespace brine::detail;
+
+std::vector<std::byte> bytes_of(const Buffer& b) {
+  return {b.data(), b.data() + b.size()};
+}
+
+std::vector<std::byte> make_frame(FrameKind kind, std::uint64_t id, std::string_view method,
+                                  std::string_view payload) {
+  Buffer b;
+  begin_frame(b, kind, 1, method);
+  set_call_id(b, id);
+  b.append(payload.data(), payload.size());
+  EXPECT_TRUE(finish_frame(b, kDefaultMaxFrameSize));
+  return bytes_of(b);
+}
+
+// Feeds `data` in chunks of `chunk` bytes; collects frames as strings "id:method:payload".
+struct Feed {
+  std::vector<std::string> frames;
+  bool failed = false;
+  brine::Status error;
+};
+
+Feed feed(FrameParser& parser, const std::vector<std::byte>& data, std::size_t chunk) {
+  Feed out;
+  for (std::size_t off = 0; off < data.size() && !out.failed; off += chunk) {
+    const std::size_t n = std::min(chunk, data.size() - off);
+    auto space = parser.prepare(n);
+    std::memcpy(space.data(), data.data() + off, n);
+    parser.commit(n);
+    FrameView f{};
+    for (;;) {
+      const auto r = parser.next(&f);
+      if (r == FrameParser::Next::need_more) break;
+      if (r == FrameParser::Next::error) {
+        out.failed = true;
+        out.error = parser.error();
+        break;
+      }
+      out.frames.push_back(
+          std::to_string(f.call_id) + ":" + std::string(f.method) + ":" +
+          std::string(reinterpret_cast<const char*>(f.payload.data()), f.payload.size()));
+    }
+  }
+  return out;
+}
+
+TEST(Frame, LayoutMatchesTheSpec) {
+  const auto f = make_frame(FrameKind::request, 0x0102030405060708ULL, "add", "xy");
+  const std::vector<std::uint8_t> expected = {
+      0,    0,    0,   21,                // length: 16 + 3 + 2
+      0x62, 0x72, 1,   1,   1,  0,        // magic, version, kind request, codec 1, flags
+      0,    3,                            // method length
+      1,    2,    3,   4,   5,  6, 7, 8,  // call id
+      'a',  'd',  'd', 'x', 'y'};
+  ASSERT_EQ(f.size(), expected.size());
+  for (std::size_t i = 0; i < f.size(); ++i) EXPECT_EQ(std::uint8_t(f[i]), expected[i]) << i;
+}
+
+TEST(Frame, OneByteAtATime) {
+  std::vector<std::byte> stream;
+  for (int i = 1; i <= 3; ++i) {
+    auto f = make_frame(FrameKind::request, i, "m" + std::to_string(i), std::string(i * 7, 'p'));
+    stream.insert(stream.end(), f.begin(), f.end());
+  }
+  FrameParser parser;
+  const auto out = feed(parser, stream, 1);
+  ASSERT_FALSE(out.failed) << out.error.to_string();
+  ASSERT_EQ(out.frames.size(), 3u);
+  EXPECT_EQ(out.frames[0], "1:m1:" + std::string(7, 'p'));
+  EXPECT_EQ(out.frames[2], "3:m3:" + std::string(21, 'p'));
+  EXPECT_EQ(parser.buffered(), 0u);
+}
+
+TEST(Frame, ManyFramesInOneRead) {
+  std::vector<std::byte> stream;
+  for (int i = 0; i < 100; ++i) {
+    auto f = make_frame(FrameKind::oneway, i, "log", std::to_string(i));
+    stream.insert(stream.end(), f.begin(), f.end());
+  }
+  FrameParser parser;
+  const auto out = feed(parser, stream, stream.size());
+  ASSERT_FALSE(out.failed);
+  ASSERT_EQ(out.frames.size(), 100u);
+  EXPECT_EQ(out.frames[99], "99:log:99");
+}
+
+TEST(Frame, EveryChunkSizeGivesTheSameFrames) {
+  std::vector<std::byte> stream;
+  for (int i = 0; i < 5; ++i) {
+    auto f = make_frame(FrameKind::request, i, "echo", std::string(std::size_t(i) * 1000, 'z'));
+    stream.insert(stream.end(), f.begin(), f.end());
+  }
+  for (std::size_t chunk : {2u, 3u, 19u, 20u, 21u, 999u, 4096u}) {
+    FrameParser parser;
+    const auto out = feed(parser, stream, chunk);
+    ASSERT_FALSE(out.failed) << chunk;
+    EXPECT_EQ(out.frames.size(), 5u) << chunk;
+  }
+}
+
+TEST(Frame, LargeFrameLargerThanTheReadBuffer) {
+  const std::string payload(1 << 20, 'L');
+  const auto f = make_frame(FrameKind::request, 9, "big", payload);
+  FrameParser parser;
+  const auto out = feed(parser, f, 65536);
+  ASSERT_EQ(out.frames.size(), 1u);
+  EXPECT_EQ(out.frames[0].size(), std::string("9:big:").size() + payload.size());
+}
+
+TEST(Frame, OversizeRejectedFromThePrefixAlone) {
+  FrameParser parser(1024);
+  // Only the 4-byte prefix arrives: 0xFFFFFFFF claimed.
+  const std::vector<std::byte> prefix = {std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF},
+                                         std::byte{0xFF}};
+  const auto out = feed(parser, prefix, 4);
+  ASSERT_TRUE(out.failed);
+  EXPECT_EQ(out.error.code, StatusCode::resource_exhausted);
+  // Nothing was allocated for the claimed size.
+  EXPECT_LT(parser.prepare(1).size(), std::size_t(1) << 20);
+}
+
+TEST(Frame, JustAtTheLimitIsAccepted) {
+  const auto f = make_frame(FrameKind::request, 1, "m", std::string(1024 - 16 - 1, 'x'));
+  FrameParser parser(1024);
+  const auto out = feed(parser, f, 100);
+  ASSERT_FALSE(out.failed) << out.error.to_string();
+  EXPECT_EQ(out.frames.size(), 1u);
+  FrameParser smaller(1023);
+  EXPECT_TRUE(feed(smaller, f, 100).failed);
+}
+
+TEST(Frame, FinishRefusesAFrameOverTheLimit) {
+  Buffer b;
+  begin_frame(b, FrameKind::request, 1, "m");
+  b.append(std::string(2000, 'x').data(), 2000);
+  EXPECT_FALSE(finish_frame(b, 1024));
+  EXPECT_TRUE(finish_frame(b, 4096));
+}
+
+struct Corruption {
+  const char* name;
+  std::size_t offset;
+  std::uint8_t value;
+  friend void PrintTo(const Corruption& c, std::ostream* os) { *os << c.name; }
+};
+
+class FrameCorruption : public testing::TestWithParam<Corruption> {};
+
+TEST_P(FrameCorruption, IsAProtocolError) {
+  auto f = make_frame(FrameKind::request, 1, "add", "payload");
+  f[GetParam().offset] = std::byte{GetParam().value};
+  FrameParser parser;
+  // Errors are found as soon as the header is in: send only the header.
+  const std::vector<std::byte> head(f.begin(), f.begin() + kFixedSize);
+  const auto out = feed(parser, head, 1);
+  ASSERT_TRUE(out.failed);
+  EXPECT_EQ(out.error.code, StatusCode::invalid_argument);
+  EXPECT_TRUE(out.frames.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(All, FrameCorruption,
+                         testing::Values(Corruption{"magic0", 4, 0x00},
+                                         Corruption{"magic1", 5, 0x00}, Corruption{"version", 6, 2},
+                                         Corruption{"kind0", 7, 0}, Corruption{"kind9", 7, 9},
+                                         Corruption{"flags", 9, 1},
+                                         Corruption{"method_len", 10, 0xFF}),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(Frame, ZeroLengthIsAProtocolError) {
+  FrameParser parser;
+  const std::vector<std::byte> zero(4, std::byte{0});
+  const auto out = feed(parser, zero, 4);
+  ASSERT_TRUE(out.failed);
+  EXPECT_EQ(out.error.code, StatusCode::invalid_argument);
+}
+
+TEST(Frame, LengthShorterThanHeaderIsAProtocolError) {
+  FrameParser parser;
+  const std::vector<std::byte> f = {std::byte{0}, std::byte{0}, std::byte{0}, std::byte{15}};
+  EXPECT_TRUE(feed(parser, f, 4).failed);
+}
+
+TEST(Frame, TruncatedFrameYieldsNothing) {
+  const auto f = make_frame(FrameKind::request, 1, "add", "payload");
+  FrameParser parser;
+  const std::vector<std::byte> part(f.begin(), f.end() - 1);
+  const auto out = feed(parser, part, 1);
+  EXPECT_FALSE(out.failed);
+  EXPECT_TRUE(out.frames.empty());
+  EXPECT_EQ(parser.buffered(), part.size());
+}
+
+TEST(Frame, ErrorPayloadRoundTrip) {
+  Buffer b;
+  make_error_frame(b, 77, {StatusCode::internal, "division by zero", "std::domain_error"});
+  FrameParser parser;
+  auto space = parser.prepare(b.size());
+  std::memcpy(space.data(), b.data(), b.size());
+  parser.commit(b.size());
+  FrameView f{};
+  ASSERT_EQ(parser.next(&f), FrameParser::Next::frame);
+  EXPECT_EQ(f.kind, FrameKind::error);
+  EXPECT_EQ(f.call_id, 77u);
+  const auto s = parse_error_payload(f.payload);
+  EXPECT_EQ(s.code, StatusCode::internal);
+  EXPECT_EQ(s.message, "division by zero");
+  EXPECT_EQ(s.type, "std::domain_error");
+}
+
+TEST(Frame, MalformedErrorPayloads) {
+  const std::vector<std::vector<std::uint8_t>> bad = {
+      {},
+      {0, 0, 0, 13, 0, 0, 0, 5, 'a', 0},     // message length past the end
+      {0, 0, 0, 13, 0, 0, 0, 0, 0, 9},       // type length past the end
+      {0, 0, 0, 0, 0, 0, 0, 0, 0, 0},        // code 0 in an error frame
+      {0, 0, 0, 13, 0, 0, 0, 0, 0, 0, 'x'},  // trailing byte
+  };
+  for (const auto& b : bad) {
+    const auto s = parse_error_payload({reinterpret_cast<const std::byte*>(b.data()), b.size()});
+    EXPECT_EQ(s.code, StatusCode::invalid_argument);
+  }
+  const std::vector<std::uint8_t> unknown_code = {0, 0, 0, 99, 0, 0, 0, 0, 0, 0};
+  EXPECT_EQ(parse_error_payload({reinterpret_cast<const std::byte*>(unknown_code.data()), 10}).code,
+            StatusCode::unknown);
+}
+
+}  // namespace

@@ -1,0 +1,148 @@
+// Cross-process: the example server runs as a separate process (port 0, readiness read from its
+// output); calls go over tcp IPv4, tcp IPv6 and unix sockets with each codec.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "families.hpp"
+#include "process.hpp"
+#include "test_server.hpp"
+
+namespace {
+
+using brine::Client;
+using brine::RpcError;
+using brine::StatusCode;
+using namespace brine_test;
+using namespace std::chrono_literals;
+
+struct Param {
+  std::string transport;
+  std::string codec;
+  friend void PrintTo(const Param& p, std::ostream* os) { *os << p.transport << "/" << p.codec; }
+};
+
+class CrossProcess : public testing::TestWithParam<Param> {
+ protected:
+  void SetUp() override {
+    server_ = start_calculator_server({"--listen", listen_uri(GetParam().transport)});
+    ASSERT_EQ(server_.uris.size(), 1u);
+    uri_ = server_.uris[0];
+  }
+  brine::ClientOptions options() const {
+    brine::ClientOptions o;
+    o.codec = GetParam().codec;
+    o.timeout = 10s;
+    return o;
+  }
+  template <class F>
+  void run(F&& body) {
+    with_family(GetParam().codec, std::forward<F>(body));
+  }
+
+  ServerProcess server_;
+  std::string uri_;
+};
+
+TEST_P(CrossProcess, CallsAnotherProcess) {
+  run([&]<class F>() {
+    Client c(uri_, options());
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(40, 2))), 42);
+    try {
+      c.template call<typename F::Number>("divide", F::divide(1, 0));
+      FAIL();
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::internal);
+      EXPECT_EQ(e.message(), "division by zero");
+      EXPECT_EQ(e.remote_type(), "std::domain_error");
+    }
+    EXPECT_EQ(c.template try_call<typename F::Number>("missing", F::add(1, 1)).code(),
+              StatusCode::not_found);
+  });
+}
+
+TEST_P(CrossProcess, ManyThreadsAgainstAnotherProcess) {
+  run([&]<class F>() {
+    Client c(uri_, options());
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 250; ++i) {
+          if (F::value(c.template call<typename F::Number>("add", F::add(t, i))) != t + i) ++wrong;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(wrong.load(), 0);
+  });
+}
+
+TEST_P(CrossProcess, KilledServerFailsPendingCallsWithUnavailable) {
+  run([&]<class F>() {
+    Client c(uri_, options());
+    std::vector<std::future<typename F::Number>> pending;
+    // Three, so that one of the server's four workers stays free for the call below.
+    for (int i = 0; i < 3; ++i) {
+      pending.push_back(c.template call_async<typename F::Number>("wait", F::wait(30000), {60s}));
+    }
+    // One answered call after them proves the connection carried the requests.
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(1, 1))), 2);
+    const auto t0 = std::chrono::steady_clock::now();
+    server_.child->kill(SIGKILL);
+    for (auto& f : pending) {
+      ASSERT_EQ(f.wait_for(5s), std::future_status::ready) << "a pending call hung";
+      try {
+        f.get();
+        FAIL();
+      } catch (const RpcError& e) {
+        EXPECT_EQ(e.code(), StatusCode::unavailable) << e.what();
+      }
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+    // And later calls fail fast too (nothing listens any more).
+    ASSERT_TRUE(server_.child->wait(5s));
+    EXPECT_EQ(c.template try_call<typename F::Number>("add", F::add(1, 1), {2s}).code(),
+              StatusCode::unavailable);
+  });
+}
+
+TEST_P(CrossProcess, GracefulStopOnSigterm) {
+  server_.child->kill(SIGTERM);
+  const auto status = server_.child->wait(5s);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+}
+
+std::vector<Param> params() {
+  std::vector<Param> out;
+  for (const char* t : {"tcp4", "tcp6", "unix", "abstract"}) {
+    for (const char* c : {"cereal", "protobuf"}) out.push_back({t, c});
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, CrossProcess, testing::ValuesIn(params()),
+                         [](const auto& param_info) {
+                           return param_info.param.transport + "_" + param_info.param.codec;
+                         });
+
+TEST(CrossProcessServer, ListensOnManyEndpointsAndRestrictsCodecs) {
+  auto server = start_calculator_server(
+      {"--listen", "tcp://127.0.0.1:0", "--listen", "tcp://[::1]:0", "--codec", "cereal"});
+  ASSERT_EQ(server.uris.size(), 2u);
+  for (const auto& uri : server.uris) {
+    Client cereal(uri, {.codec = "cereal"});
+    EXPECT_EQ(cereal.call(calc::kAdd, {1, 2}).value, 3);
+    Client proto(uri, {.codec = "protobuf"});
+    calc::pb::AddRequest r;
+    EXPECT_EQ(proto.try_call(calc::pb::kAdd, r).code(), StatusCode::unimplemented);
+  }
+}
+
+}  // namespace

@@ -1,0 +1,44 @@
+// A child process whose stdout is read line by line with timeouts (no sleeps).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace brine_test {
+
+class ChildProcess {
+ public:
+  // Starts argv[0] with the arguments; stdout is a pipe, stderr is inherited.
+  explicit ChildProcess(const std::vector<std::string>& argv);
+  ~ChildProcess();  // SIGKILLs and reaps the child if it still runs
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  // The next line of stdout, or nullopt on EOF or timeout.
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout);
+  void kill(int signal);
+  // Waits for exit; returns the wait status, or nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string pending_;
+  bool reaped_ = false;
+};
+
+// Starts calculator_server (path from the BRINE_CALCULATOR_SERVER define) with the given
+// arguments and reads one "listening <uri>" line per --listen; returns the URIs.
+struct ServerProcess {
+  std::unique_ptr<ChildProcess> child;
+  std::vector<std::string> uris;
+};
+ServerProcess start_calculator_server(const std::vector<std::string>& args);
+
+}  // namespace brine_test

@@ -1,0 +1,56 @@
+#include "test_server.hpp"
+
+#include <unistd.h>
+
+#include <stdexcept>
+
+namespace brine_test {
+
+std::string listen_uri(const std::string& transport) {
+  static std::atomic<int> counter{0};
+  const std::string unique = std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  if (transport == "tcp4") return "tcp://127.0.0.1:0";
+  if (transport == "tcp6") return "tcp://[::1]:0";
+  if (transport == "unix") return "unix:///tmp/brine-test-" + unique + ".sock";
+  if (transport == "abstract") return "unix://@brine-test-" + unique;
+  throw std::invalid_argument("unknown test transport " + transport);
+}
+
+namespace {
+
+template <class F>
+void register_family(brine::Server& server, std::shared_ptr<std::atomic<int>> counted) {
+  using Blob = typename F::Blob;
+  using Number = typename F::Number;
+  server.handle("echo", [](const Blob& b) { return b; });
+  // Throws RpcError with the code given in the request.
+  server.handle("fail_with", [](const Number& n) -> Number {
+    throw brine::RpcError(brine::StatusCode(std::uint32_t(F::value(n))), "failed on purpose");
+  });
+  server.handle("throw_int", [](const Number&) -> Number { throw 42; });
+  server.handle("count", [counted](const Number& n) {
+    counted->fetch_add(int(F::value(n)));
+    return n;
+  });
+  server.handle("inflate", [](const Number& n) {
+    return F::blob(std::string(std::size_t(F::value(n)), 'i'));
+  });
+  // Answers bytes that no codec decodes as a Number.
+  server.handle("garbage", [](const Number&) { return Raw{"\xFF\xFF\xFF"}; });
+  server.handle("counted", [counted](const Number&) { return F::number(counted->load()); });
+}
+
+}  // namespace
+
+TestServer::TestServer(brine::ServerOptions options) : server(std::move(options)) {
+  calc::register_calculator(server);
+  register_family<CerealFamily>(server, counted);
+  register_family<ProtobufFamily>(server, counted);
+  server.start();
+}
+
+TestServer::~TestServer() {
+  server.stop();
+}
+
+}  // namespace brine_test

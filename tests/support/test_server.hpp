@@ -1,0 +1,25 @@
+// An in-process server with the calculator plus methods that provoke every status code.
+#pragma once
+
+#include <atomic>
+#include <brine/brine.hpp>
+#include <memory>
+#include <string>
+
+#include "families.hpp"
+
+namespace brine_test {
+
+// URIs on loopback only: tcp4, tcp6, unix path, unix abstract.
+std::string listen_uri(const std::string& transport);
+
+struct TestServer {
+  explicit TestServer(brine::ServerOptions options = {});
+  ~TestServer();
+  std::string listen(const std::string& transport) { return server.listen(listen_uri(transport)); }
+
+  std::shared_ptr<std::atomic<int>> counted = std::make_shared<std::atomic<int>>(0);
+  brine::Server server;
+};
+
+}  // namespace brine_test

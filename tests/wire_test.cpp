@@ -1,0 +1,321 @@
+// Frames assembled byte by byte from docs/wire-format.md (not with the library's encoder), sent
+// over a raw socket; the reply bytes are checked the same way. If the document and the code
+// drift apart, these tests fail.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "test_server.hpp"
+
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+using namespace std::chrono_literals;
+
+void put_be(Bytes& b, std::uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; --i) b.push_back(std::uint8_t(v >> (8 * i)));
+}
+void put_le_double(Bytes& b, double d) {
+  std::uint64_t u;
+  std::memcpy(&u, &d, 8);
+  for (int i = 0; i < 8; ++i) b.push_back(std::uint8_t(u >> (8 * i)));
+}
+std::uint64_t get_be(const Bytes& b, std::size_t off, int n) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < n; ++i) v = (v << 8) | b[off + std::size_t(i)];
+  return v;
+}
+
+// The frame layout of docs/wire-format.md, section "Frame".
+Bytes frame(std::uint8_t kind, std::uint8_t codec, std::uint64_t call_id, const std::string& method,
+            const Bytes& payload) {
+  Bytes f;
+  put_be(f, 16 + method.size() + payload.size(), 4);  // length of the rest
+  f.push_back(0x62);                                  // magic 'b'
+  f.push_back(0x72);                                  // magic 'r'
+  f.push_back(1);                                     // version
+  f.push_back(kind);                                  // 1 request, 4 oneway
+  f.push_back(codec);                                 // 1 cereal, 2 protobuf
+  f.push_back(0);                                     // flags
+  put_be(f, method.size(), 2);
+  put_be(f, call_id, 8);
+  f.insert(f.end(), method.begin(), method.end());
+  f.insert(f.end(), payload.begin(), payload.end());
+  return f;
+}
+
+// cereal portable binary: 0x01 (little-endian), then each double as 8 little-endian bytes.
+Bytes cereal_doubles(std::initializer_list<double> ds) {
+  Bytes b{0x01};
+  for (double d : ds) put_le_double(b, d);
+  return b;
+}
+// protobuf: field n, wire type 1 (64-bit): tag (n << 3 | 1), then 8 little-endian bytes.
+Bytes protobuf_doubles(std::initializer_list<double> ds) {
+  Bytes b;
+  std::uint8_t field = 1;
+  for (double d : ds) {
+    b.push_back(std::uint8_t(field++ << 3 | 1));
+    put_le_double(b, d);
+  }
+  return b;
+}
+
+class RawConn {
+ public:
+  explicit RawConn(const std::string& uri) {
+    const auto colon = uri.rfind(':');
+    const int port = std::stoi(uri.substr(colon + 1));
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(std::uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) ADD_FAILURE();
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ~RawConn() { ::close(fd_); }
+
+  void send(const Bytes& b) const {
+    ASSERT_EQ(::send(fd_, b.data(), b.size(), MSG_NOSIGNAL), ssize_t(b.size()));
+  }
+  void send_bytewise(const Bytes& b) const {
+    for (std::uint8_t c : b) ASSERT_EQ(::send(fd_, &c, 1, MSG_NOSIGNAL), 1);
+  }
+
+  // Reads exactly n bytes; nullopt on EOF or after the timeout.
+  std::optional<Bytes> read(std::size_t n, std::chrono::milliseconds timeout = 5s) const {
+    Bytes out(n);
+    std::size_t got = 0;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (got < n) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{fd_, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, int(left.count())) <= 0) return std::nullopt;
+      const ssize_t r = ::recv(fd_, out.data() + got, n - got, 0);
+      if (r <= 0) return std::nullopt;
+      got += std::size_t(r);
+    }
+    return out;
+  }
+
+  // A whole frame: the 4-byte length, then that many bytes.
+  std::optional<Bytes> read_frame() const {
+    auto prefix = read(4);
+    if (!prefix) return std::nullopt;
+    auto rest = read(get_be(*prefix, 0, 4));
+    if (!rest) return std::nullopt;
+    prefix->insert(prefix->end(), rest->begin(), rest->end());
+    return prefix;
+  }
+
+  bool closed_by_peer() const {
+    char c;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 5000) <= 0) return false;
+    return ::recv(fd_, &c, 1, 0) == 0;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+struct ErrorFrame {
+  std::uint64_t call_id;
+  std::uint32_t code;
+  std::string message;
+  std::string type;
+};
+
+// Parses an error frame per "Error payload".
+ErrorFrame parse_error(const Bytes& f) {
+  EXPECT_EQ(f[7], 3) << "kind error";
+  EXPECT_EQ(get_be(f, 10, 2), 0u) << "no method name";
+  ErrorFrame e{};
+  e.call_id = get_be(f, 12, 8);
+  const std::size_t p = 20;
+  e.code = std::uint32_t(get_be(f, p, 4));
+  const auto mlen = get_be(f, p + 4, 4);
+  e.message.assign(f.begin() + long(p + 8), f.begin() + long(p + 8 + mlen));
+  const auto tlen = get_be(f, p + 8 + mlen, 2);
+  e.type.assign(f.begin() + long(p + 10 + mlen), f.begin() + long(p + 10 + mlen + tlen));
+  EXPECT_EQ(f.size(), p + 10 + mlen + tlen);
+  return e;
+}
+
+class Wire : public testing::Test {
+ protected:
+  brine_test::TestServer server;
+  std::string uri = server.listen("tcp4");
+};
+
+TEST_F(Wire, CerealAddByHand) {
+  RawConn c(uri);
+  c.send(frame(1, 1, 7, "add", cereal_doubles({2.0, 3.0})));
+  const auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  Bytes expected = {0, 0, 0, 25, 0x62, 0x72, 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7};
+  const Bytes payload = cereal_doubles({5.0});
+  expected.insert(expected.end(), payload.begin(), payload.end());
+  EXPECT_EQ(*r, expected);
+}
+
+TEST_F(Wire, ProtobufAddByHand) {
+  RawConn c(uri);
+  c.send(frame(1, 2, 0xABCDEF0123456789ULL, "add", protobuf_doubles({2.0, 3.0})));
+  const auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  Bytes expected = {0, 0, 0,    25,   0x62, 0x72, 1,    2,    2,    0,
+                    0, 0, 0xAB, 0xCD, 0xEF, 0x01, 0x23, 0x45, 0x67, 0x89};
+  const Bytes payload = protobuf_doubles({5.0});
+  expected.insert(expected.end(), payload.begin(), payload.end());
+  EXPECT_EQ(*r, expected);
+}
+
+TEST_F(Wire, HandlerExceptionErrorFrame) {
+  RawConn c(uri);
+  c.send(frame(1, 1, 9, "divide", cereal_doubles({1.0, 0.0})));
+  const auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.call_id, 9u);
+  EXPECT_EQ(e.code, 13u);  // INTERNAL
+  EXPECT_EQ(e.message, "division by zero");
+  EXPECT_EQ(e.type, "std::domain_error");
+}
+
+TEST_F(Wire, UnknownMethodErrorFrame) {
+  RawConn c(uri);
+  c.send(frame(1, 1, 3, "nope", cereal_doubles({})));
+  const auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.call_id, 3u);
+  EXPECT_EQ(e.code, 5u);  // NOT_FOUND
+  EXPECT_EQ(e.message, "no method 'nope'");
+  EXPECT_EQ(e.type, "");
+}
+
+TEST_F(Wire, UnknownCodecNamesTheCodec) {
+  RawConn c(uri);
+  c.send(frame(1, 77, 4, "add", {1, 2, 3}));
+  const auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.call_id, 4u);
+  EXPECT_EQ(e.code, 12u);  // UNIMPLEMENTED
+  EXPECT_NE(e.message.find("codec#77"), std::string::npos) << e.message;
+}
+
+TEST_F(Wire, UndecodablePayloadIsInvalidArgument) {
+  RawConn c(uri);
+  c.send(frame(1, 1, 5, "add", {0x01, 0x00}));  // two bytes where 17 are needed
+  const auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.code, 3u);  // INVALID_ARGUMENT
+  // Still the same connection: a bad payload costs only its call.
+  c.send(frame(1, 1, 6, "add", cereal_doubles({1.0, 1.0})));
+  const auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[7], 2);  // reply
+}
+
+TEST_F(Wire, OneByteAtATime) {
+  RawConn c(uri);
+  c.send_bytewise(frame(1, 1, 11, "add", cereal_doubles({20.0, 22.0})));
+  const auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[7], 2);
+  EXPECT_EQ(get_be(*r, 12, 8), 11u);
+  EXPECT_EQ(Bytes(r->begin() + 20, r->end()), cereal_doubles({42.0}));
+}
+
+TEST_F(Wire, ManyFramesInOneWrite) {
+  RawConn c(uri);
+  Bytes both = frame(1, 1, 1, "add", cereal_doubles({1.0, 1.0}));
+  const Bytes second = frame(1, 2, 2, "add", protobuf_doubles({2.0, 2.0}));
+  const Bytes oneway = frame(4, 1, 3, "add", cereal_doubles({0.0, 0.0}));
+  both.insert(both.end(), oneway.begin(), oneway.end());
+  both.insert(both.end(), second.begin(), second.end());
+  c.send(both);
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < 2; ++i) {
+    const auto r = c.read_frame();
+    ASSERT_TRUE(r);
+    EXPECT_EQ((*r)[7], 2);
+    ids.push_back(get_be(*r, 12, 8));
+  }
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::uint64_t>{1, 2}));  // no reply to the oneway frame
+  EXPECT_FALSE(c.read(1, 200ms));
+}
+
+// Protocol errors: an error frame with call id 0, then the server closes that connection only.
+struct ProtocolCase {
+  const char* name;
+  Bytes bytes;
+  std::uint32_t code;
+  friend void PrintTo(const ProtocolCase& c, std::ostream* os) { *os << c.name; }
+};
+
+class WireProtocolError : public testing::TestWithParam<ProtocolCase> {
+ protected:
+  brine_test::TestServer server;
+  std::string uri = server.listen("tcp4");
+};
+
+TEST_P(WireProtocolError, ClosesOnlyThatConnection) {
+  RawConn bystander(uri);
+  RawConn c(uri);
+  c.send(GetParam().bytes);
+  const auto f = c.read_frame();
+  ASSERT_TRUE(f);
+  const auto e = parse_error(*f);
+  EXPECT_EQ(e.call_id, 0u);
+  EXPECT_EQ(e.code, GetParam().code) << e.message;
+  EXPECT_TRUE(c.closed_by_peer());
+  bystander.send(frame(1, 1, 1, "add", cereal_doubles({1.0, 2.0})));
+  const auto r = bystander.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[7], 2);
+}
+
+Bytes with(Bytes f, std::size_t off, std::uint8_t v) {
+  f[off] = v;
+  return f;
+}
+const Bytes kGood = frame(1, 1, 1, "add", cereal_doubles({1.0, 2.0}));
+
+INSTANTIATE_TEST_SUITE_P(
+    All, WireProtocolError,
+    testing::Values(ProtocolCase{"oversize", {0xFF, 0xFF, 0xFF, 0xFF}, 8},
+                    ProtocolCase{"over16MiB", {0x01, 0x00, 0x00, 0x01}, 8},
+                    ProtocolCase{"zero_length", {0, 0, 0, 0}, 3},
+                    ProtocolCase{"short_length", {0, 0, 0, 15}, 3},
+                    ProtocolCase{"bad_magic", with(kGood, 4, 'X'), 3},
+                    ProtocolCase{"bad_version", with(kGood, 6, 2), 3},
+                    ProtocolCase{"bad_kind", with(kGood, 7, 0), 3},
+                    ProtocolCase{"reply_kind_from_client", with(kGood, 7, 2), 3},
+                    ProtocolCase{"flags", with(kGood, 9, 0x80), 3},
+                    ProtocolCase{"method_len_past_end", with(kGood, 10, 0x7F), 3}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST_F(Wire, TruncatedThenClosedCostsNothing) {
+  {
+    RawConn c(uri);
+    const Bytes f = frame(1, 1, 1, "add", cereal_doubles({1.0, 2.0}));
+    c.send(Bytes(f.begin(), f.begin() + 10));
+  }  // closed mid-frame
+  RawConn c(uri);
+  c.send(frame(1, 1, 2, "add", cereal_doubles({1.0, 2.0})));
+  const auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(get_be(*r, 12, 8), 2u);
+}
+
+}  // namespace
