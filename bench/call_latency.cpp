@@ -1,0 +1,158 @@
+// What a brine call costs over the raw socket round trip it rides on.
+//
+// For tcp and unix: the p50 round trip of a raw blocking 64-byte ping-pong (the baseline), then
+// of a small typed call (add) with each codec, handlers inline (workers=0) and on a pool
+// (workers=4). The server runs in this process on its own threads, as the baseline's does.
+// Prints the median over repeats of each repeat's p50, the ratio and the added microseconds.
+//   bench/call_latency [calls_per_repeat] [repeats]
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "calculator.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double p50_of(std::vector<double>& us) {
+  std::nth_element(us.begin(), us.begin() + long(us.size() / 2), us.end());
+  return us[us.size() / 2];
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Times n calls of f after 200 warm-up calls; returns the p50 in microseconds.
+double time_p50(int n, const std::function<void()>& f) {
+  std::vector<double> us;
+  us.reserve(std::size_t(n));
+  for (int i = 0; i < n + 200; ++i) {
+    const auto t0 = Clock::now();
+    f();
+    const auto t1 = Clock::now();
+    if (i >= 200) us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  }
+  return p50_of(us);
+}
+
+bool read_exact(int fd, char* p, std::size_t n) {
+  while (n > 0) {
+    const ssize_t r = ::recv(fd, p, n, 0);
+    if (r <= 0) return false;
+    p += r;
+    n -= std::size_t(r);
+  }
+  return true;
+}
+
+// The baseline: a blocking echo thread and a blocking client, 64 bytes each way.
+double raw_p50(bool tcp, int n) {
+  const int family = tcp ? AF_INET : AF_UNIX;
+  const int lfd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  if (tcp) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_un*>(&addr);
+    a->sun_family = AF_UNIX;
+    const std::string name = "@brine-raw-bench-" + std::to_string(::getpid());
+    std::memcpy(a->sun_path, name.data(), name.size());
+    a->sun_path[0] = '\0';
+    len = socklen_t(offsetof(sockaddr_un, sun_path) + name.size());
+  }
+  ::bind(lfd, reinterpret_cast<sockaddr*>(&addr), len);
+  ::listen(lfd, 4);
+  len = sizeof addr;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int one = 1;
+  std::thread server([&] {
+    const int fd = ::accept(lfd, nullptr, nullptr);
+    if (tcp) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char buf[64];
+    while (read_exact(fd, buf, sizeof buf)) ::send(fd, buf, sizeof buf, MSG_NOSIGNAL);
+    ::close(fd);
+  });
+  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len);
+  if (tcp) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  char msg[64] = {};
+  const double p50 = time_p50(n, [&] {
+    ::send(fd, msg, sizeof msg, MSG_NOSIGNAL);
+    read_exact(fd, msg, sizeof msg);
+  });
+  ::close(fd);
+  server.join();
+  ::close(lfd);
+  return p50;
+}
+
+double brine_p50(bool tcp, const std::string& codec, std::size_t workers, int n) {
+  brine::ServerOptions options;
+  options.workers = workers;
+  brine::Server server(options);
+  calc::register_calculator(server);
+  const std::string uri = server.listen(
+      tcp ? "tcp://127.0.0.1:0" : "unix://@brine-call-bench-" + std::to_string(::getpid()));
+  server.start();
+  brine::Client client(uri, {.codec = codec});
+  if (codec == "cereal") {
+    return time_p50(n, [&] { client.call(calc::kAdd, {1, 2}); });
+  }
+  calc::pb::AddRequest req;
+  req.set_a(1);
+  req.set_b(2);
+  return time_p50(n, [&] { client.call(calc::pb::kAdd, req); });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int n = argc > 1 ? std::atoi(argv[1]) : 10000;
+  const int repeats = argc > 2 ? std::atoi(argv[2]) : 5;
+  struct Variant {
+    std::string name;
+    std::function<double(bool)> run;
+  };
+  std::vector<Variant> variants = {
+      {"raw socket ping-pong", [&](bool tcp) { return raw_p50(tcp, n); }}};
+  for (const char* codec : {"cereal", "protobuf"}) {
+    for (std::size_t workers : {std::size_t(0), std::size_t(4)}) {
+      variants.push_back(
+          {std::string("brine ") + codec + " workers=" + std::to_string(workers),
+           [&, codec, workers](bool tcp) { return brine_p50(tcp, codec, workers, n); }});
+    }
+  }
+  std::printf("# %d calls x %d repeats; median of per-repeat p50\n", n, repeats);
+  std::printf("%-6s %-28s %9s %7s %9s\n", "socket", "variant", "p50_us", "ratio", "added_us");
+  for (bool tcp : {true, false}) {
+    std::vector<std::vector<double>> p50s(variants.size());
+    for (int r = 0; r < repeats; ++r) {
+      for (std::size_t v = 0; v < variants.size(); ++v) p50s[v].push_back(variants[v].run(tcp));
+    }
+    const double base = median(p50s[0]);
+    for (std::size_t v = 0; v < variants.size(); ++v) {
+      const double m = median(p50s[v]);
+      std::printf("%-6s %-28s %9.2f %7.3f %9.2f\n", tcp ? "tcp" : "unix", variants[v].name.c_str(),
+                  m, m / base, m - base);
+    }
+  }
+}

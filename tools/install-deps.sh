@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, whatever brine needs that is missing. Idempotent: when everything is
+# there it changes nothing and touches no network.
+set -euo pipefail
+
+packages=(
+  g++ cmake make pkg-config
+  libasio-dev libcereal-dev libprotobuf-dev protobuf-compiler
+  libzmq3-dev cppzmq-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang-format python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
