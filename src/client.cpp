@@ -6,13 +6,13 @@
 // calls; a blocking caller times out by itself.
 #include <sys/socket.h>
 
-#include <asio.hpp>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include "brine_asio.hpp"
 
 #include "brine/client.hpp"
 #include "transport/transport.hpp"

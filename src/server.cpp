@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <array>
-#include <asio.hpp>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -18,6 +17,7 @@
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include "brine_asio.hpp"
 
 #include "brine/server.hpp"
 #include "transport/transport.hpp"

@@ -94,6 +94,7 @@ class InputArchive : public ::cereal::InputArchive<InputArchive, ::cereal::Allow
   template <std::size_t ElemSize>
   void load_binary(void* data, std::size_t size) {
     if (size > in_.size() - pos_) fail("payload truncated");
+    if (size == 0) return;  // data may be null (an empty vector)
     std::memcpy(data, in_.data() + pos_, size);
     pos_ += size;
     if constexpr (ElemSize > 1) {
