@@ -12,141 +12,74 @@
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
-#include "brine_asio.hpp"
 
 #include "brine/client.hpp"
+#include "brine_asio.hpp"
+#include "client_conn.hpp"
 #include "transport/transport.hpp"
 
 namespace brine {
 namespace detail {
 
 using Clock = std::chrono::steady_clock;
-using transport::Deadline;
 
-// A mutex whose lock gives up at a deadline. (std::timed_mutex would do, but ThreadSanitizer
-// cannot see its try_lock_until and reports every unlock as an error, hiding real reports.)
-class DeadlineMutex {
+class StreamClientConn final : public ClientConn {
  public:
-  bool try_lock_until(Deadline deadline) {
-    std::unique_lock lk(mu_);
-    if (!cv_.wait_until(lk, deadline, [&] { return !held_; })) return false;
-    held_ = true;
-    return true;
-  }
-  void unlock() {
-    {
-      std::lock_guard lk(mu_);
-      held_ = false;
-    }
-    cv_.notify_one();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool held_ = false;
-};
-
-inline asio::mutable_buffer as_buffer(std::span<std::byte> s) {
-  return {s.data(), s.size()};
-}
-
-class ClientConn {
- public:
-  ClientConn(asio::io_context& io, int fd, int family, int protocol, std::size_t max_frame)
-      : socket_(io, asio::generic::stream_protocol(family, protocol), fd),
+  StreamClientConn(asio::io_context& io, int fd, int family, int protocol, std::size_t max_frame)
+      : ClientConn(io.get_executor()),
+        socket_(io, asio::generic::stream_protocol(family, protocol), fd),
         fd_(fd),
         parser_(max_frame) {}
 
-  asio::generic::stream_protocol::socket& socket() { return socket_; }
-  FrameParser& parser() { return parser_; }
-
-  // Registers a call. False if the connection is already dead (the call was not registered).
-  bool add(std::uint64_t id, PendingCall* call) {
-    std::lock_guard lk(mu_);
-    if (dead_) return false;
-    pending_.emplace(id, Entry{call, nullptr});
-    return true;
+  void start(std::shared_ptr<ClientConn> self) override {
+    read_more(std::static_pointer_cast<StreamClientConn>(std::move(self)));
   }
 
-  // Arms the deadline timer of an asynchronous call. I/O thread only.
-  void arm_timer(std::uint64_t id, Deadline deadline, const std::shared_ptr<ClientConn>& self) {
-    std::lock_guard lk(mu_);
-    auto it = pending_.find(id);
-    if (it == pending_.end()) return;  // already completed
-    auto timer = std::make_shared<asio::steady_timer>(socket_.get_executor(), deadline);
-    timer->async_wait([weak = std::weak_ptr<ClientConn>(self), id](std::error_code ec) {
-      if (ec) return;
-      if (auto conn = weak.lock()) conn->expire(id);
-    });
-    it->second.timer = std::move(timer);
-  }
-
-  // Removes a pending call; nullptr if it already completed.
-  PendingCall* take(std::uint64_t id, bool on_io_thread) {
-    std::shared_ptr<asio::steady_timer> timer;
-    PendingCall* call = nullptr;
-    {
-      std::lock_guard lk(mu_);
-      auto it = pending_.find(id);
-      if (it == pending_.end()) return nullptr;
-      call = it->second.call;
-      timer = std::move(it->second.timer);
-      pending_.erase(it);
-    }
-    if (timer) cancel_timer(std::move(timer), on_io_thread);
-    return call;
-  }
-
-  void expire(std::uint64_t id) {
-    if (PendingCall* call = take(id, true)) {
-      call->complete({StatusCode::deadline_exceeded, "no reply before the deadline"}, {});
-    }
-  }
-
-  // Marks the connection dead, shuts the socket and fails every pending call with `status`.
-  void fail(const Status& status, bool on_io_thread) {
-    std::unordered_map<std::uint64_t, Entry> pending;
-    {
-      std::lock_guard lk(mu_);
-      if (dead_) return;
-      dead_ = true;
-      death_ = status;
-      pending.swap(pending_);
-    }
-    ::shutdown(fd_, SHUT_RDWR);  // wakes the reader; the socket closes when the last ref goes
-    for (auto& [id, entry] : pending) {
-      if (entry.timer) cancel_timer(std::move(entry.timer), on_io_thread);
-      entry.call->complete(status, {});
-    }
-  }
-
-  bool dead() const {
-    std::lock_guard lk(mu_);
-    return dead_;
-  }
-  Status death() const {
-    std::lock_guard lk(mu_);
-    return death_;
-  }
-
-  transport::WriteResult write(const Buffer& frame, Deadline deadline) {
+  transport::WriteResult write(Buffer&& frame, Deadline deadline) override {
     std::unique_lock lk(write_mu_, std::defer_lock);
     if (!lk.try_lock_until(deadline)) return {transport::WriteOutcome::timed_out_clean, {}};
     return transport::write_all(fd_, frame.data(), frame.size(), deadline);
   }
 
  private:
-  struct Entry {
-    PendingCall* call;
-    std::shared_ptr<asio::steady_timer> timer;
-  };
+  // Wakes the reader; the socket closes when the last reference goes.
+  void close_transport() override { ::shutdown(fd_, SHUT_RDWR); }
 
-  void cancel_timer(std::shared_ptr<asio::steady_timer> timer, bool on_io_thread) {
-    if (on_io_thread) {
-      timer->cancel();
-    } else {
-      asio::post(socket_.get_executor(), [t = std::move(timer)] { t->cancel(); });
+  static void read_more(std::shared_ptr<StreamClientConn> conn) {
+    const auto space = conn->parser_.prepare();
+    auto& socket = conn->socket_;
+    socket.async_read_some(
+        asio::mutable_buffer(space.data(), space.size()),
+        [conn = std::move(conn)](std::error_code ec, std::size_t n) mutable {
+          if (ec) {
+            conn->fail({StatusCode::unavailable, ec == asio::error::eof
+                                                     ? "connection closed by the server"
+                                                     : "connection lost: " + ec.message()},
+                       true);
+            return;
+          }
+          conn->parser_.commit(n);
+          if (conn->drain()) read_more(std::move(conn));
+        });
+  }
+
+  // Completes the calls whose replies arrived. False when the connection must close.
+  bool drain() {
+    FrameView f{};
+    for (;;) {
+      switch (parser_.next(&f)) {
+        case FrameParser::Next::need_more:
+          return true;
+        case FrameParser::Next::error: {
+          const Status& e = parser_.error();
+          fail({e.code == StatusCode::resource_exhausted ? e.code : StatusCode::internal,
+                "bad frame from the server: " + e.message},
+               true);
+          return false;
+        }
+        case FrameParser::Next::frame:
+          if (!deliver(f, true)) return false;
+      }
     }
   }
 
@@ -154,16 +87,17 @@ class ClientConn {
   int fd_;
   FrameParser parser_;
   DeadlineMutex write_mu_;
-  mutable std::mutex mu_;
-  std::unordered_map<std::uint64_t, Entry> pending_;
-  bool dead_ = false;
-  Status death_;
 };
 
 class ClientCore {
  public:
   ClientCore(std::string_view uri, ClientOptions options)
-      : uri_(uri), options_(std::move(options)), parsed_(transport::parse_uri(uri_)) {
+      : uri_(uri), options_(std::move(options)) {
+    if (is_zmq_uri(uri_)) {
+      check_zmq_uri(uri_);
+    } else {
+      parsed_ = transport::parse_uri(uri_);
+    }
     const auto codec = codec_from_name(options_.codec);
     if (!codec) throw std::invalid_argument("unknown codec '" + options_.codec + "'");
     codec_ = *codec;
@@ -209,15 +143,21 @@ class ClientCore {
     std::string why;
     std::shared_ptr<ClientConn> conn;
     try {
-      const auto addresses = parsed_.transport->resolve(parsed_.rest, false);
-      const int fd = transport::connect_stream(*parsed_.transport, addresses, deadline, why);
-      if (fd >= 0) {
-        sockaddr_storage local{};
-        socklen_t len = sizeof local;
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
-        const int family = local.ss_family;
-        conn = std::make_shared<ClientConn>(
-            io_, fd, family, family == AF_UNIX ? 0 : int(IPPROTO_TCP), options_.max_frame_size);
+      if (parsed_.transport == nullptr) {
+        Status zmq_error;
+        conn = make_zmq_client_conn(io_, uri_, options_, zmq_error);
+        why = zmq_error.message;
+      } else {
+        const auto addresses = parsed_.transport->resolve(parsed_.rest, false);
+        const int fd = transport::connect_stream(*parsed_.transport, addresses, deadline, why);
+        if (fd >= 0) {
+          sockaddr_storage local{};
+          socklen_t len = sizeof local;
+          ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
+          const int family = local.ss_family;
+          conn = std::make_shared<StreamClientConn>(
+              io_, fd, family, family == AF_UNIX ? 0 : int(IPPROTO_TCP), options_.max_frame_size);
+        }
       }
     } catch (const std::exception& e) {
       why = e.what();
@@ -234,7 +174,7 @@ class ClientCore {
       }
       conn_ = conn;
     }
-    read_more(conn);
+    conn->start(conn);
     return conn;
   }
 
@@ -275,9 +215,9 @@ class ClientCore {
 
   // Sends a registered call's frame; on failure completes it (and, if the stream is broken,
   // fails the connection).
-  void send(const std::shared_ptr<ClientConn>& conn, const Buffer& frame, std::uint64_t id,
+  void send(const std::shared_ptr<ClientConn>& conn, Buffer&& frame, std::uint64_t id,
             Deadline deadline) {
-    const auto result = conn->write(frame, deadline);
+    const auto result = conn->write(std::move(frame), deadline);
     switch (result.outcome) {
       case transport::WriteOutcome::done:
         return;
@@ -306,16 +246,16 @@ class ClientCore {
     std::uint64_t id = 0;
     auto conn = prepare(frame, waiter, deadline, id);
     if (!conn) return;
-    send(conn, frame, id, deadline);
+    const std::string method = method_of(frame);
+    send(conn, std::move(frame), id, deadline);
     std::unique_lock lk(waiter.mu);
     if (!waiter.cv.wait_until(lk, deadline, [&] { return waiter.done; })) {
       lk.unlock();
       if (PendingCall* call = conn->take(id, false)) {
         const auto ms = (opts.timeout.count() > 0 ? opts.timeout : options_.timeout).count();
-        call->complete(
-            {StatusCode::deadline_exceeded,
-             "no reply to '" + method_of(frame) + "' within " + std::to_string(ms) + " ms"},
-            {});
+        call->complete({StatusCode::deadline_exceeded,
+                        "no reply to '" + method + "' within " + std::to_string(ms) + " ms"},
+                       {});
       }
       lk.lock();
       waiter.cv.wait(lk, [&] { return waiter.done; });  // completion is under way
@@ -329,7 +269,7 @@ class ClientCore {
     if (!conn) return;
     // Timers are touched only on the I/O thread.
     asio::post(io_, [conn, id, deadline] { conn->arm_timer(id, deadline, conn); });
-    send(conn, frame, id, deadline);
+    send(conn, std::move(frame), id, deadline);
   }
 
   Status send_oneway(Buffer&& frame, CallOptions opts) {
@@ -341,7 +281,7 @@ class ClientCore {
     auto conn = connection(deadline, error);
     if (!conn) return error;
     set_call_id(frame, next_id_.fetch_add(1, std::memory_order_relaxed));
-    const auto result = conn->write(frame, deadline);
+    const auto result = conn->write(std::move(frame), deadline);
     switch (result.outcome) {
       case transport::WriteOutcome::done:
         return {};
@@ -379,57 +319,9 @@ class ClientCore {
     return {reinterpret_cast<const char*>(frame.data() + kFixedSize), len};
   }
 
-  void read_more(const std::shared_ptr<ClientConn>& conn) {
-    conn->socket().async_read_some(
-        as_buffer(conn->parser().prepare()), [this, conn](std::error_code ec, std::size_t n) {
-          if (ec) {
-            conn->fail({StatusCode::unavailable, ec == asio::error::eof
-                                                     ? "connection closed by the server"
-                                                     : "connection lost: " + ec.message()},
-                       true);
-            return;
-          }
-          conn->parser().commit(n);
-          if (dispatch(*conn)) read_more(conn);
-        });
-  }
-
-  // Completes the calls whose replies arrived. False when the connection must close.
-  bool dispatch(ClientConn& conn) {
-    FrameView f{};
-    for (;;) {
-      switch (conn.parser().next(&f)) {
-        case FrameParser::Next::need_more:
-          return true;
-        case FrameParser::Next::error: {
-          const Status& e = conn.parser().error();
-          conn.fail({e.code == StatusCode::resource_exhausted ? e.code : StatusCode::internal,
-                     "bad frame from the server: " + e.message},
-                    true);
-          return false;
-        }
-        case FrameParser::Next::frame:
-          break;
-      }
-      if (f.kind == FrameKind::reply) {
-        if (PendingCall* call = conn.take(f.call_id, true)) call->complete({}, f.payload);
-      } else if (f.kind == FrameKind::error) {
-        Status s = parse_error_payload(f.payload);
-        if (f.call_id == 0) {  // about the connection, not a call
-          conn.fail(s, true);
-          return false;
-        }
-        if (PendingCall* call = conn.take(f.call_id, true)) call->complete(std::move(s), {});
-      } else {
-        conn.fail({StatusCode::internal, "server sent a request frame"}, true);
-        return false;
-      }
-    }
-  }
-
   std::string uri_;
   ClientOptions options_;
-  transport::ParsedUri parsed_;
+  transport::ParsedUri parsed_{nullptr, {}};
   CodecId codec_ = CodecId::cereal;
   asio::io_context io_{1};
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);

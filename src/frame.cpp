@@ -78,9 +78,34 @@ Status check_header(const std::byte* p, std::uint32_t length) noexcept {
   if (p[4] != std::byte{kMagic0} || p[5] != std::byte{kMagic1}) return err("bad magic");
   if (p[6] != std::byte{kVersion}) return err("unsupported protocol version");
   const auto kind = std::uint8_t(p[7]);
-  if (kind < 1 || kind > 4) return err("unknown frame kind");
+  if (kind < 1 || kind > 6) return err("unknown frame kind");
   if (p[9] != std::byte{0}) return err("non-zero reserved flags");
   if (load_be16(p + 10) > length - kHeaderSize) return err("method length exceeds the frame");
+  return {};
+}
+
+Status frame_from_message(std::span<const std::byte> message, std::size_t max_frame_size,
+                          FrameView* out) {
+  if (message.size() < kFixedSize) {
+    return {StatusCode::invalid_argument, "message shorter than the 20-byte frame header"};
+  }
+  const std::uint32_t length = load_be32(message.data());
+  if (length > max_frame_size) {
+    return {StatusCode::resource_exhausted, "frame of " + std::to_string(length) +
+                                                " bytes exceeds the limit of " +
+                                                std::to_string(max_frame_size)};
+  }
+  if (std::size_t(length) != message.size() - kPrefixSize) {
+    return {StatusCode::invalid_argument, "frame length does not match the message size"};
+  }
+  if (Status s = check_header(message.data(), length); !s.ok()) return s;
+  const std::byte* p = message.data();
+  const std::uint16_t method_len = load_be16(p + 10);
+  out->kind = FrameKind(p[7]);
+  out->codec = std::uint8_t(p[8]);
+  out->call_id = load_be64(p + 12);
+  out->method = {reinterpret_cast<const char*>(p + kFixedSize), method_len};
+  out->payload = message.subspan(kFixedSize + method_len);
   return {};
 }
 

@@ -20,6 +20,8 @@
 #include "brine_asio.hpp"
 
 #include "brine/server.hpp"
+#include "client_conn.hpp"
+#include "server_core.hpp"
 #include "transport/transport.hpp"
 
 namespace brine {
@@ -47,7 +49,7 @@ struct StringHash {
 
 class ServerConn;
 
-class ServerCore {
+class ServerCore final : public FrameDispatcher {
  public:
   explicit ServerCore(ServerOptions options) : options_(std::move(options)) {
     if (options_.max_frame_size < 1024) throw std::invalid_argument("max_frame_size < 1024");
@@ -61,11 +63,12 @@ class ServerCore {
       served_[std::size_t(*id)] = true;
     }
   }
-  ~ServerCore() { shutdown(); }
+  ~ServerCore() override { shutdown(); }
 
   void add_handler(std::string_view method, const std::vector<CodecId>& codecs,
-                   std::shared_ptr<HandlerBase> handler) {
+                   std::shared_ptr<HandlerBase> handler, HandlerOptions handler_options) {
     std::lock_guard lk(mu_);
+    if (handler_options.idempotent) idempotent_.emplace_back(method);
     if (started_) throw std::logic_error("handle() after start()");
     if (codecs.empty()) {
       throw std::logic_error("method '" + std::string(method) +
@@ -83,11 +86,24 @@ class ServerCore {
   }
 
   std::string listen(std::string_view uri);
+  std::string add_message_endpoint(std::string_view uri, bool worker) {
+    auto ep = make_zmq_endpoint(*this, uri, worker);
+    std::lock_guard lk(mu_);
+    if (stop_requested_) throw std::logic_error("listen() after stop()");
+    if (started_) ep->start();
+    message_endpoints_.push_back(std::move(ep));
+    return message_endpoints_.back()->uri();
+  }
   std::vector<std::string> endpoints() const {
     std::lock_guard lk(mu_);
     std::vector<std::string> out;
     for (const auto& l : listeners_) out.push_back(l->uri);
+    for (const auto& e : message_endpoints_) out.push_back(e->uri());
     return out;
+  }
+  std::vector<std::string> idempotent_methods() const override {
+    std::lock_guard lk(mu_);
+    return idempotent_;
   }
 
   void start() {
@@ -96,6 +112,7 @@ class ServerCore {
     started_ = true;
     if (options_.workers > 0) pool_.emplace(options_.workers);
     for (auto& l : listeners_) accept_more(*l);
+    for (auto& e : message_endpoints_) e->start();
     for (std::size_t i = 0; i < options_.io_threads; ++i) {
       io_threads_.emplace_back([this] { io_.run(); });
     }
@@ -125,13 +142,13 @@ class ServerCore {
   void shutdown();
 
   // Runs a request/oneway frame: inline, or on the pool with a copy of the payload.
-  void dispatch(const std::shared_ptr<ServerConn>& conn, const FrameView& f);
-  void execute(ServerConn& conn, FrameKind kind, CodecId codec, std::uint64_t call_id,
+  void dispatch(const std::shared_ptr<ReplySink>& sink, const FrameView& f) override;
+  void execute(ReplySink& sink, FrameKind kind, CodecId codec, std::uint64_t call_id,
                HandlerBase& handler, std::span<const std::byte> payload);
   void register_conn(const std::shared_ptr<ServerConn>& conn);
   void unregister_conn(ServerConn* conn);
 
-  const ServerOptions& options() const { return options_; }
+  const ServerOptions& options() const override { return options_; }
   asio::io_context& io() { return io_; }
 
  private:
@@ -144,7 +161,7 @@ class ServerCore {
   };
 
   void accept_more(Listener& l);
-  void reply_error(ServerConn& conn, std::uint64_t call_id, Status status);
+  void reply_error(ReplySink& sink, std::uint64_t call_id, Status status);
 
   ServerOptions options_;
   std::array<bool, 256> served_{};
@@ -161,11 +178,13 @@ class ServerCore {
   bool stop_requested_ = false;
   bool shut_down_ = false;
   std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<std::unique_ptr<MessageEndpoint>> message_endpoints_;
+  std::vector<std::string> idempotent_;
   std::mutex conns_mu_;
   std::unordered_map<ServerConn*, std::weak_ptr<ServerConn>> conns_;
 };
 
-class ServerConn : public std::enable_shared_from_this<ServerConn> {
+class ServerConn final : public ReplySink, public std::enable_shared_from_this<ServerConn> {
  public:
   ServerConn(ServerCore& core, asio::generic::stream_protocol::socket socket)
       : core_(core), socket_(std::move(socket)), parser_(core.options().max_frame_size) {}
@@ -173,7 +192,7 @@ class ServerConn : public std::enable_shared_from_this<ServerConn> {
   void start() { read_more(); }
 
   // Queues a complete frame; safe from any thread.
-  void send(Buffer&& frame) {
+  void send(Buffer&& frame) override {
     {
       std::lock_guard lk(out_mu_);
       if (closed_ || closing_) return;
@@ -290,6 +309,7 @@ class ServerConn : public std::enable_shared_from_this<ServerConn> {
 };
 
 std::string ServerCore::listen(std::string_view uri) {
+  if (is_zmq_uri(uri)) return add_message_endpoint(uri, false);
   const auto parsed = transport::parse_uri(uri);
   auto addresses = parsed.transport->resolve(parsed.rest, true);
   std::lock_guard lk(mu_);
@@ -377,13 +397,13 @@ void ServerCore::unregister_conn(ServerConn* conn) {
   conns_.erase(conn);
 }
 
-void ServerCore::reply_error(ServerConn& conn, std::uint64_t call_id, Status status) {
+void ServerCore::reply_error(ReplySink& sink, std::uint64_t call_id, Status status) {
   Buffer frame;
   make_error_frame(frame, call_id, status);
-  conn.send(std::move(frame));
+  sink.send(std::move(frame));
 }
 
-void ServerCore::dispatch(const std::shared_ptr<ServerConn>& conn, const FrameView& f) {
+void ServerCore::dispatch(const std::shared_ptr<ReplySink>& conn, const FrameView& f) {
   const bool oneway = f.kind == FrameKind::oneway;
   if (!served_[f.codec]) {
     if (!oneway) {
@@ -424,7 +444,7 @@ void ServerCore::dispatch(const std::shared_ptr<ServerConn>& conn, const FrameVi
   });
 }
 
-void ServerCore::execute(ServerConn& conn, FrameKind kind, CodecId codec, std::uint64_t call_id,
+void ServerCore::execute(ReplySink& conn, FrameKind kind, CodecId codec, std::uint64_t call_id,
                          HandlerBase& handler, std::span<const std::byte> payload) {
   Buffer out;
   begin_frame(out, FrameKind::reply, std::uint8_t(codec), {});
@@ -464,6 +484,7 @@ void ServerCore::shutdown() {
   io_.stop();
   for (auto& t : io_threads_) t.join();
   io_threads_.clear();
+  for (auto& e : message_endpoints_) e->stop();
   // No I/O thread runs any more: closing here races with nothing.
   for (auto& l : listeners_) {
     std::error_code ignored;
@@ -494,11 +515,18 @@ Server::Server(Server&&) noexcept = default;
 Server& Server::operator=(Server&&) noexcept = default;
 
 void Server::add_handler(std::string_view method, const std::vector<CodecId>& codecs,
-                         std::shared_ptr<detail::HandlerBase> handler) {
-  core_->add_handler(method, codecs, std::move(handler));
+                         std::shared_ptr<detail::HandlerBase> handler, HandlerOptions options) {
+  core_->add_handler(method, codecs, std::move(handler), options);
 }
 std::string Server::listen(std::string_view uri) {
   return core_->listen(uri);
+}
+std::string Server::connect(std::string_view uri) {
+  if (!detail::is_zmq_uri(uri)) {
+    throw std::invalid_argument("connect() needs a zmq+ URI (a broker's backend), not " +
+                                std::string(uri));
+  }
+  return core_->add_message_endpoint(uri, true);
 }
 std::vector<std::string> Server::endpoints() const {
   return core_->endpoints();

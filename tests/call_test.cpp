@@ -42,6 +42,10 @@ class Calls : public testing::TestWithParam<Param> {
     return o;
   }
   std::string listen(TestServer& s) { return s.listen(GetParam().transport); }
+  bool zmq() const { return GetParam().transport.rfind("zmq_", 0) == 0; }
+  // zmq+inproc has no connection events: a server that went away is noticed only at the call's
+  // deadline, and a client does not re-attach to a new server bound to the same name.
+  bool inproc() const { return GetParam().transport == "zmq_inproc"; }
 };
 
 TEST_P(Calls, TypedCallsReturnAnswers) {
@@ -177,12 +181,14 @@ TEST_P(Calls, NothingListeningIsUnavailable) {
     Client c(uri, client_options());
     const auto t0 = Clock::now();
     const auto r = c.template try_call<typename F::Number>("add", F::add(1, 2), {2s});
-    EXPECT_EQ(r.code(), StatusCode::unavailable) << r.status().to_string();
+    EXPECT_EQ(r.code(), inproc() ? StatusCode::deadline_exceeded : StatusCode::unavailable)
+        << r.status().to_string();
     EXPECT_LT(Clock::now() - t0, 2500ms);
   });
 }
 
 TEST_P(Calls, ServerStopFailsPendingCallsPromptly) {
+  if (inproc()) GTEST_SKIP() << "zmq+inproc reports a stopped server at the call's deadline";
   run([&]<class F>() {
     auto s = std::make_unique<TestServer>();
     Client c(listen(*s), client_options());
@@ -209,6 +215,7 @@ TEST_P(Calls, ServerStopFailsPendingCallsPromptly) {
 }
 
 TEST_P(Calls, ReconnectsAfterTheServerComesBack) {
+  if (inproc()) GTEST_SKIP() << "zmq+inproc does not re-attach to a new server of the same name";
   run([&]<class F>() {
     std::string uri;
     auto s = std::make_unique<TestServer>();
@@ -244,7 +251,11 @@ TEST_P(Calls, RequestOverTheServerLimitIsResourceExhausted) {
     Client c(listen(s), client_options());
     const auto r =
         c.template try_call<typename F::Blob>("echo", F::blob(std::string(100 * 1024, 'b')));
-    EXPECT_EQ(r.code(), StatusCode::resource_exhausted) << r.status().to_string();
+    // Over zmq+tcp/ipc, ZeroMQ itself enforces the limit (ZMQ_MAXMSGSIZE) by dropping the
+    // connection, without saying why: the call fails with UNAVAILABLE.
+    EXPECT_EQ(r.code(),
+              zmq() && !inproc() ? StatusCode::unavailable : StatusCode::resource_exhausted)
+        << r.status().to_string();
     // The server closed that connection; the client reconnects for the next call.
     EXPECT_EQ(F::data(c.template call<typename F::Blob>("echo", F::blob("ok"))), "ok");
   });
@@ -269,7 +280,9 @@ TEST_P(Calls, ReplyOverTheClientLimitIsResourceExhausted) {
     o.max_frame_size = 4096;
     Client c(listen(s), o);
     const auto r = c.template try_call<typename F::Blob>("inflate", F::number(10000));
-    EXPECT_EQ(r.code(), StatusCode::resource_exhausted) << r.status().to_string();
+    EXPECT_EQ(r.code(),
+              zmq() && !inproc() ? StatusCode::unavailable : StatusCode::resource_exhausted)
+        << r.status().to_string();
   });
 }
 
@@ -341,10 +354,15 @@ TEST_P(Calls, ManyThreadsManyCallsInFlightOnOneClient) {
           inflight.push_back(c.template call_async<typename F::Number>("add", F::add(t, i)));
         }
         for (int i = 0; i < kCalls; ++i) {
-          if (F::value(inflight[std::size_t(i)].get()) != t + i) ++wrong;
-          // And blocking calls interleaved with the async ones.
-          if (i % 20 == 0 &&
-              F::value(c.template call<typename F::Number>("add", F::add(t, -i))) != t - i) {
+          try {
+            if (F::value(inflight[std::size_t(i)].get()) != t + i) ++wrong;
+            // And blocking calls interleaved with the async ones.
+            if (i % 20 == 0 &&
+                F::value(c.template call<typename F::Number>("add", F::add(t, -i))) != t - i) {
+              ++wrong;
+            }
+          } catch (const RpcError& e) {
+            ADD_FAILURE() << e.what();
             ++wrong;
           }
         }
@@ -370,7 +388,7 @@ TEST_P(Calls, RepliesArriveOutOfOrder) {
 
 std::vector<Param> all_params() {
   std::vector<Param> out;
-  for (const char* t : {"tcp4", "tcp6", "unix", "abstract"}) {
+  for (const char* t : {"tcp4", "tcp6", "unix", "abstract", "zmq_tcp", "zmq_ipc", "zmq_inproc"}) {
     for (const char* c : {"cereal", "protobuf"}) out.push_back({t, c});
   }
   return out;
@@ -407,6 +425,9 @@ TEST(ClientOptions, BadCodecOrUriThrows) {
   EXPECT_THROW(Client("tcp://::1:80"), std::invalid_argument);
   EXPECT_THROW(Client("unix://relative/path"), std::invalid_argument);
   EXPECT_THROW(Client("tcp://127.0.0.1:70000"), std::invalid_argument);
+  EXPECT_THROW(Client("zmq+udp://127.0.0.1:1"), std::invalid_argument);
+  EXPECT_THROW(Client("zmq+tcp://127.0.0.1"), std::invalid_argument);
+  EXPECT_THROW(Client("zmq+ipc://"), std::invalid_argument);
 }
 
 TEST(ServerRegistration, DuplicateHandlerThrows) {

@@ -121,7 +121,7 @@ TEST_P(CrossProcess, GracefulStopOnSigterm) {
 
 std::vector<Param> params() {
   std::vector<Param> out;
-  for (const char* t : {"tcp4", "tcp6", "unix", "abstract"}) {
+  for (const char* t : {"tcp4", "tcp6", "unix", "abstract", "zmq_tcp", "zmq_ipc"}) {
     for (const char* c : {"cereal", "protobuf"}) out.push_back({t, c});
   }
   return out;

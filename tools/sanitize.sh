@@ -6,12 +6,16 @@ cd "$(dirname "$0")/.."
 tools/install-deps.sh
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-export TSAN_OPTIONS=halt_on_error=1
+export TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tools/tsan.supp"
 for san in address,undefined thread; do
   dir=build-${san%%,*}
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRINE_SANITIZE="$san" \
     -DBRINE_BUILD_BENCH=OFF -DBRINE_WERROR=OFF >/dev/null
   cmake --build "$dir" -j "$(nproc)"
-  # The install and compile-fail tests check the build, not run time: skip them here.
-  ctest --test-dir "$dir" -j 2 --output-on-failure --timeout 300 -E '^(install|compile)\.'
+  # The install and compile-fail tests check the build, not run time: skip them here. Under
+  # TSan, also the single-threaded codec tests: protobuf's map code in its headers changes under
+  # TSan and no longer matches the (uninstrumented) libprotobuf, which crashes in maps.
+  skip='^(install|compile)\.'
+  [ "$san" = thread ] && skip="$skip|Codec"
+  ctest --test-dir "$dir" -j 2 --output-on-failure --timeout 300 -E "$skip"
 done

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <unistd.h>
+
 namespace calc {
 namespace {
 
@@ -27,21 +29,36 @@ pb::Number pb_number(double v) {
 }  // namespace
 
 void register_calculator(brine::Server& server) {
-  server.handle(kAdd, [](const AddRequest& r) { return Number{r.a + r.b}; });
-  server.handle(kDivide,
-                [](const DivideRequest& r) { return Number{divide(r.numerator, r.denominator)}; });
-  server.handle(kSum, [](const SumRequest& r) {
-    return Number{std::accumulate(r.values.begin(), r.values.end(), 0.0)};
-  });
+  const brine::HandlerOptions idempotent{.idempotent = true};
+  server.handle(
+      kAdd, [](const AddRequest& r) { return Number{r.a + r.b}; }, idempotent);
+  server.handle(
+      kDivide, [](const DivideRequest& r) { return Number{divide(r.numerator, r.denominator)}; },
+      idempotent);
+  server.handle(
+      kSum,
+      [](const SumRequest& r) {
+        return Number{std::accumulate(r.values.begin(), r.values.end(), 0.0)};
+      },
+      idempotent);
+  server.handle(
+      kPid, [](const Number&) { return Number{double(::getpid())}; }, idempotent);
   server.handle(kWait, [](const WaitRequest& r) { return Number{wait_ms(r.milliseconds)}; });
 
-  server.handle(pb::kAdd, [](const pb::AddRequest& r) { return pb_number(r.a() + r.b()); });
-  server.handle(pb::kDivide, [](const pb::DivideRequest& r) {
-    return pb_number(divide(r.numerator(), r.denominator()));
-  });
-  server.handle(pb::kSum, [](const pb::SumRequest& r) {
-    return pb_number(std::accumulate(r.values().begin(), r.values().end(), 0.0));
-  });
+  server.handle(
+      pb::kAdd, [](const pb::AddRequest& r) { return pb_number(r.a() + r.b()); }, idempotent);
+  server.handle(
+      pb::kDivide,
+      [](const pb::DivideRequest& r) { return pb_number(divide(r.numerator(), r.denominator())); },
+      idempotent);
+  server.handle(
+      pb::kSum,
+      [](const pb::SumRequest& r) {
+        return pb_number(std::accumulate(r.values().begin(), r.values().end(), 0.0));
+      },
+      idempotent);
+  server.handle(
+      pb::kPid, [](const pb::Number&) { return pb_number(double(::getpid())); }, idempotent);
   server.handle(pb::kWait,
                 [](const pb::WaitRequest& r) { return pb_number(wait_ms(r.milliseconds())); });
 }

@@ -60,6 +60,8 @@ inline constexpr brine::Method<AddRequest, Number> kAdd{"add"};
 inline constexpr brine::Method<DivideRequest, Number> kDivide{"divide"};
 inline constexpr brine::Method<SumRequest, Number> kSum{"sum"};
 inline constexpr brine::Method<WaitRequest, Number> kWait{"wait"};
+// Answers the server's process id: shows which worker behind a broker answered.
+inline constexpr brine::Method<Number, Number> kPid{"pid"};
 
 // --- protobuf family -------------------------------------------------------------------------
 namespace pb {
@@ -72,10 +74,12 @@ inline constexpr brine::Method<AddRequest, Number> kAdd{"add"};
 inline constexpr brine::Method<DivideRequest, Number> kDivide{"divide"};
 inline constexpr brine::Method<SumRequest, Number> kSum{"sum"};
 inline constexpr brine::Method<WaitRequest, Number> kWait{"wait"};
+inline constexpr brine::Method<Number, Number> kPid{"pid"};
 }  // namespace pb
 
-// Registers add, divide (throws std::domain_error on a zero denominator), sum and wait (sleeps,
-// then answers the milliseconds waited) for both codecs.
+// Registers add, divide (throws std::domain_error on a zero denominator), sum, pid (all
+// idempotent) and wait (sleeps, then answers the milliseconds waited; not idempotent) for both
+// codecs.
 void register_calculator(brine::Server& server);
 
 }  // namespace calc

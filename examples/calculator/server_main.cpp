@@ -1,7 +1,9 @@
-// calculator_server --listen URI [--listen URI ...] [--codec NAME ...] [--workers N]
+// calculator_server --listen URI [--listen URI ...] [--connect URI ...] [--codec NAME ...]
+//                   [--workers N]
 //
-// Prints "listening <uri>" (with the real port) per endpoint once it accepts calls, then serves
-// until SIGINT or SIGTERM.
+// Prints "listening <uri>" (with the real port) per --listen endpoint once it accepts calls, and
+// "connected <uri>" per --connect (a brine-broker's backend: the server works for the broker),
+// then serves until SIGINT or SIGTERM.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -17,8 +19,8 @@ namespace {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "calculator_server: %s\n"
-               "usage: calculator_server --listen URI [--listen URI ...] [--codec NAME ...] "
-               "[--workers N]\n",
+               "usage: calculator_server [--listen URI ...] [--connect BROKER_BACKEND_URI ...] "
+               "[--codec NAME ...] [--workers N]\n",
                why);
   std::exit(2);
 }
@@ -27,6 +29,7 @@ namespace {
 
 int main(int argc, char** argv) {
   std::vector<std::string> uris;
+  std::vector<std::string> brokers;
   brine::ServerOptions options;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -34,6 +37,8 @@ int main(int argc, char** argv) {
     const std::string value = argv[++i];
     if (arg == "--listen") {
       uris.push_back(value);
+    } else if (arg == "--connect") {
+      brokers.push_back(value);
     } else if (arg == "--codec") {
       options.codecs.push_back(value);
     } else if (arg == "--workers") {
@@ -42,7 +47,7 @@ int main(int argc, char** argv) {
       usage(("unknown option " + arg).c_str());
     }
   }
-  if (uris.empty()) usage("at least one --listen URI is needed");
+  if (uris.empty() && brokers.empty()) usage("a --listen or --connect URI is needed");
 
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t stop_signals;
@@ -56,8 +61,10 @@ int main(int argc, char** argv) {
     calc::register_calculator(server);
     std::vector<std::string> bound;
     for (const auto& uri : uris) bound.push_back(server.listen(uri));
+    for (const auto& uri : brokers) server.connect(uri);
     server.start();
     for (const auto& uri : bound) std::printf("listening %s\n", uri.c_str());
+    for (const auto& uri : brokers) std::printf("connected %s\n", uri.c_str());
     std::fflush(stdout);
     int sig = 0;
     sigwait(&stop_signals, &sig);

@@ -48,6 +48,12 @@ struct ServerOptions {
   DecodeLimits decode_limits{};
 };
 
+struct HandlerOptions {
+  // Safe to run twice: a broker may send the call again to another worker when the first one
+  // died while running it. (Non-idempotent calls then fail with UNAVAILABLE instead.)
+  bool idempotent = false;
+};
+
 namespace detail {
 
 // A registered handler, type-erased. invoke() decodes the request, runs the user's callable and
@@ -108,22 +114,28 @@ class Server {
   // Registers `f` for `method`, for every codec its request and response types support.
   // Throws std::logic_error if (method, codec) already has a handler or the server was started.
   template <class F>
-  Server& handle(std::string_view method, F f) {
+  Server& handle(std::string_view method, F f, HandlerOptions options = {}) {
     using traits = detail::callable_traits<F>;
-    return handle_typed<typename traits::request, typename traits::response>(method, std::move(f));
+    return handle_typed<typename traits::request, typename traits::response>(method, std::move(f),
+                                                                             options);
   }
 
   template <class Req, class Resp, class F>
-  Server& handle(const Method<Req, Resp>& m, F f) {
+  Server& handle(const Method<Req, Resp>& m, F f, HandlerOptions options = {}) {
     static_assert(std::is_invocable_r_v<Resp, F&, const Req&>,
                   "handler does not match the Method's request/response types");
-    return handle_typed<Req, Resp>(m.name, std::move(f));
+    return handle_typed<Req, Resp>(m.name, std::move(f), options);
   }
 
   // Starts listening on `uri` and returns it with the real port (tcp://127.0.0.1:0 ->
   // tcp://127.0.0.1:41234). Connections are accepted once the server is started. Throws
   // std::invalid_argument for a bad URI, std::system_error when the address cannot be bound.
+  // URIs: tcp://host:port, tcp://[v6]:port, unix:///path, unix://@name, zmq+tcp://host:port,
+  // zmq+ipc:///path, zmq+inproc://name.
   std::string listen(std::string_view uri);
+  // Serves as a worker of a brine-broker: connects to the broker's backend (a zmq+ URI), says
+  // which methods are idempotent, and sends heartbeats. Reconnects by itself. Returns `uri`.
+  std::string connect(std::string_view uri);
   // The URIs listened on so far, with real ports.
   std::vector<std::string> endpoints() const;
 
@@ -139,19 +151,20 @@ class Server {
 
  private:
   template <class Req, class Resp, class F>
-  Server& handle_typed(std::string_view method, F f) {
+  Server& handle_typed(std::string_view method, F f, HandlerOptions options) {
     static_assert(Serializable<Req>, "no codec header included handles the request type");
     static_assert(Serializable<Resp>, "no codec header included handles the response type");
     std::vector<CodecId> codecs;
     for (CodecId c : known_codecs()) {
       if (Serialization<Req>::supports(c) && Serialization<Resp>::supports(c)) codecs.push_back(c);
     }
-    add_handler(method, codecs, std::make_shared<detail::TypedHandler<Req, Resp, F>>(std::move(f)));
+    add_handler(method, codecs, std::make_shared<detail::TypedHandler<Req, Resp, F>>(std::move(f)),
+                options);
     return *this;
   }
 
   void add_handler(std::string_view method, const std::vector<CodecId>& codecs,
-                   std::shared_ptr<detail::HandlerBase> handler);
+                   std::shared_ptr<detail::HandlerBase> handler, HandlerOptions options);
 
   std::unique_ptr<detail::ServerCore> core_;
 };

@@ -13,6 +13,9 @@ std::string listen_uri(const std::string& transport) {
   if (transport == "tcp6") return "tcp://[::1]:0";
   if (transport == "unix") return "unix:///tmp/brine-test-" + unique + ".sock";
   if (transport == "abstract") return "unix://@brine-test-" + unique;
+  if (transport == "zmq_tcp") return "zmq+tcp://127.0.0.1:0";
+  if (transport == "zmq_ipc") return "zmq+ipc:///tmp/brine-test-" + unique + ".ipc";
+  if (transport == "zmq_inproc") return "zmq+inproc://brine-test-" + unique;
   throw std::invalid_argument("unknown test transport " + transport);
 }
 

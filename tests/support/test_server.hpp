@@ -10,7 +10,7 @@
 
 namespace brine_test {
 
-// URIs on loopback only: tcp4, tcp6, unix path, unix abstract.
+// URIs on loopback only: tcp4, tcp6, unix (path), abstract, zmq_tcp, zmq_ipc, zmq_inproc.
 std::string listen_uri(const std::string& transport);
 
 struct TestServer {

@@ -7,7 +7,8 @@
 //                            payload), 16 <= length <= max_frame_size
 //   4      2    magic        0x62 0x72 ("br")
 //   6      1    version      1
-//   7      1    kind         1 request, 2 reply, 3 error, 4 oneway
+//   7      1    kind         1 request, 2 reply, 3 error, 4 oneway, 5 worker_ready,
+//                            6 heartbeat
 //   8      1    codec        codec id (1 cereal, 2 protobuf); 0 in error frames
 //   9      1    flags        0 (reserved; receivers reject non-zero)
 //   10     2    method_len   u16 big-endian, bytes of method name (0 in replies and errors)
@@ -37,7 +38,14 @@ inline constexpr std::uint8_t kVersion = 1;
 inline constexpr std::size_t kMaxMethodLength = 0xFFFF;
 inline constexpr std::size_t kDefaultMaxFrameSize = 16u * 1024 * 1024;
 
-enum class FrameKind : std::uint8_t { request = 1, reply = 2, error = 3, oneway = 4 };
+enum class FrameKind : std::uint8_t {
+  request = 1,
+  reply = 2,
+  error = 3,
+  oneway = 4,
+  worker_ready = 5,  // worker -> broker (ZeroMQ only): payload lists the idempotent methods
+  heartbeat = 6,     // worker -> broker (ZeroMQ only): empty
+};
 
 struct FrameView {
   FrameKind kind;
@@ -91,6 +99,11 @@ class FrameParser {
   std::size_t end_ = 0;    // one past the last received byte
   Status error_;
 };
+
+// Checks a whole frame that arrived as one message (ZeroMQ): the length field must match the
+// message size. On success fills *out (views into `message`).
+Status frame_from_message(std::span<const std::byte> message, std::size_t max_frame_size,
+                          FrameView* out);
 
 // Checks the fixed header at `p` (kFixedSize bytes). `length` is the prefix value. Returns OK or
 // the protocol error.

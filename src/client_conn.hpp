@@ -1,0 +1,187 @@
+// The client side of one connection, whatever carries it (internal).
+//
+// ClientConn owns the table of calls pending on the connection and the rules for completing
+// them exactly once (reply, error frame, timeout, connection loss, close). A transport derives
+// from it and provides start() (begin receiving; call deliver() per frame), write() and
+// close_transport().
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "brine/client.hpp"
+#include "brine_asio.hpp"
+#include "transport/transport.hpp"
+
+namespace brine::detail {
+
+using transport::Deadline;
+
+// A mutex whose lock gives up at a deadline. (std::timed_mutex would do, but ThreadSanitizer
+// cannot see its try_lock_until and reports every unlock as an error, hiding real reports.)
+class DeadlineMutex {
+ public:
+  bool try_lock_until(Deadline deadline) {
+    std::unique_lock lk(mu_);
+    if (!cv_.wait_until(lk, deadline, [&] { return !held_; })) return false;
+    held_ = true;
+    return true;
+  }
+  void unlock() {
+    {
+      std::lock_guard lk(mu_);
+      held_ = false;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false;
+};
+
+class ClientConn {
+ public:
+  // `timers` runs the deadline timers of asynchronous calls (the client's I/O thread).
+  explicit ClientConn(asio::any_io_executor timers) : timers_(std::move(timers)) {}
+  virtual ~ClientConn() = default;
+  ClientConn(const ClientConn&) = delete;
+  ClientConn& operator=(const ClientConn&) = delete;
+
+  // Begins receiving. `self` is this connection.
+  virtual void start(std::shared_ptr<ClientConn> self) = 0;
+  // Sends one finished frame (or queues it to be sent, for message transports).
+  virtual transport::WriteResult write(Buffer&& frame, Deadline deadline) = 0;
+
+  // Registers a call. False if the connection is already dead (the call was not registered).
+  bool add(std::uint64_t id, PendingCall* call) {
+    std::lock_guard lk(mu_);
+    if (dead_) return false;
+    pending_.emplace(id, Entry{call, nullptr});
+    return true;
+  }
+
+  bool pending(std::uint64_t id) const {
+    std::lock_guard lk(mu_);
+    return pending_.count(id) != 0;
+  }
+
+  // Arms the deadline timer of an asynchronous call. On the timers' executor only.
+  void arm_timer(std::uint64_t id, Deadline deadline, const std::shared_ptr<ClientConn>& self) {
+    std::lock_guard lk(mu_);
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;  // already completed
+    auto timer = std::make_shared<asio::steady_timer>(timers_, deadline);
+    timer->async_wait([weak = std::weak_ptr<ClientConn>(self), id](std::error_code ec) {
+      if (ec) return;
+      if (auto conn = weak.lock()) conn->expire(id);
+    });
+    it->second.timer = std::move(timer);
+  }
+
+  // Removes a pending call; nullptr if it already completed.
+  PendingCall* take(std::uint64_t id, bool on_timer_thread) {
+    std::shared_ptr<asio::steady_timer> timer;
+    PendingCall* call = nullptr;
+    {
+      std::lock_guard lk(mu_);
+      auto it = pending_.find(id);
+      if (it == pending_.end()) return nullptr;
+      call = it->second.call;
+      timer = std::move(it->second.timer);
+      pending_.erase(it);
+    }
+    if (timer) cancel_timer(std::move(timer), on_timer_thread);
+    return call;
+  }
+
+  void expire(std::uint64_t id) {
+    if (PendingCall* call = take(id, true)) {
+      call->complete({StatusCode::deadline_exceeded, "no reply before the deadline"}, {});
+    }
+  }
+
+  // Marks the connection dead, closes the transport and fails every pending call with `status`.
+  void fail(const Status& status, bool on_timer_thread) {
+    std::unordered_map<std::uint64_t, Entry> pending;
+    {
+      std::lock_guard lk(mu_);
+      if (dead_) return;
+      dead_ = true;
+      death_ = status;
+      pending.swap(pending_);
+    }
+    close_transport();
+    for (auto& [id, entry] : pending) {
+      if (entry.timer) cancel_timer(std::move(entry.timer), on_timer_thread);
+      entry.call->complete(status, {});
+    }
+  }
+
+  bool dead() const {
+    std::lock_guard lk(mu_);
+    return dead_;
+  }
+  Status death() const {
+    std::lock_guard lk(mu_);
+    return death_;
+  }
+
+ protected:
+  // Stops the transport; called once, by fail().
+  virtual void close_transport() = 0;
+
+  // Completes the call a received frame answers. False when the connection must close (the
+  // connection has then been failed).
+  bool deliver(const FrameView& f, bool on_timer_thread) {
+    if (f.kind == FrameKind::reply) {
+      if (PendingCall* call = take(f.call_id, on_timer_thread)) call->complete({}, f.payload);
+      return true;
+    }
+    if (f.kind == FrameKind::error) {
+      Status s = parse_error_payload(f.payload);
+      if (f.call_id == 0) {  // about the connection, not a call
+        fail(s, on_timer_thread);
+        return false;
+      }
+      if (PendingCall* call = take(f.call_id, on_timer_thread)) call->complete(std::move(s), {});
+      return true;
+    }
+    fail({StatusCode::internal, "the server sent a frame of a kind only clients send"},
+         on_timer_thread);
+    return false;
+  }
+
+ private:
+  struct Entry {
+    PendingCall* call;
+    std::shared_ptr<asio::steady_timer> timer;
+  };
+
+  void cancel_timer(std::shared_ptr<asio::steady_timer> timer, bool on_timer_thread) {
+    if (on_timer_thread) {
+      timer->cancel();
+    } else {
+      asio::post(timers_, [t = std::move(timer)] { t->cancel(); });
+    }
+  }
+
+  asio::any_io_executor timers_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::uint64_t, Entry> pending_;
+  bool dead_ = false;
+  Status death_;
+};
+
+// A connection over ZeroMQ (src/transport/zmq). Throws std::invalid_argument for a bad URI.
+// Returns nullptr with `error` set when the socket cannot be set up.
+std::shared_ptr<ClientConn> make_zmq_client_conn(asio::io_context& timers, std::string_view uri,
+                                                 const ClientOptions& options, Status& error);
+bool is_zmq_uri(std::string_view uri) noexcept;
+// Throws std::invalid_argument for a malformed zmq+ URI.
+void check_zmq_uri(std::string_view uri);
+
+}  // namespace brine::detail
