@@ -1,0 +1,182 @@
+// brine-broker with calculator_server workers, all as separate processes on loopback.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "families.hpp"
+#include "process.hpp"
+
+namespace {
+
+using brine::Client;
+using brine::StatusCode;
+using namespace brine_test;
+using namespace std::chrono_literals;
+
+long rss_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+class Broker : public testing::Test {
+ protected:
+  void SetUp() override {
+    broker_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+        BRINE_BROKER, "--frontend", "zmq+tcp://127.0.0.1:0", "--backend", "zmq+tcp://127.0.0.1:0"});
+    frontend_ = expect_line("frontend ");
+    backend_ = expect_line("backend ");
+  }
+
+  // Reads broker lines until one starts with `prefix`; returns the rest of it.
+  std::string expect_line(const std::string& prefix) {
+    for (;;) {
+      const auto line = broker_->read_line(10s);
+      if (!line) {
+        ADD_FAILURE() << "the broker never printed '" << prefix << "'";
+        return {};
+      }
+      if (line->rfind(prefix, 0) == 0) return line->substr(prefix.size());
+    }
+  }
+
+  void start_workers(int n) {
+    for (int i = 0; i < n; ++i) {
+      workers_.push_back(std::make_unique<ChildProcess>(
+          std::vector<std::string>{BRINE_CALCULATOR_SERVER, "--connect", backend_}));
+      ASSERT_TRUE(workers_.back()->read_line(10s)) << "worker did not start";
+      expect_line("worker joined ");
+    }
+  }
+
+  std::unique_ptr<ChildProcess> broker_;
+  std::string frontend_;
+  std::string backend_;
+  std::vector<std::unique_ptr<ChildProcess>> workers_;
+  long rss_after_first_ = 0;
+};
+
+TEST_F(Broker, SpreadsCallsOverWorkersEachAnsweredOnce) {
+  start_workers(3);
+  Client client(frontend_, {.codec = "cereal", .timeout = 10s});
+  for (int round = 0; round < 2; ++round) {
+    std::mutex mu;
+    std::map<long, int> by_pid;
+    std::atomic<int> answered{0};
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 375; ++i) {
+          if (i % 2 == 0) {
+            const auto pid = client.try_call(calc::kPid, {0});
+            if (!pid.ok()) {
+              ++wrong;
+              continue;
+            }
+            std::lock_guard lk(mu);
+            ++by_pid[long(pid->value)];
+          } else {
+            const auto sum = client.try_call(calc::kAdd, {double(t), double(i)});
+            if (!sum.ok() || sum->value != t + i) {
+              ++wrong;
+              continue;
+            }
+          }
+          ++answered;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(answered.load(), 3000);
+    EXPECT_EQ(wrong.load(), 0);
+    ASSERT_EQ(by_pid.size(), 3u) << "every worker serves a share";
+    for (const auto& [pid, n] : by_pid) EXPECT_GT(n, 150) << "worker " << pid;
+    if (round == 0) {
+      rss_after_first_ = rss_kib(broker_->pid());
+    } else {
+      // The broker keeps no per-call state: another 3000 calls do not grow it.
+      EXPECT_LT(rss_kib(broker_->pid()) - rss_after_first_, 2048) << "KiB";
+    }
+  }
+}
+
+TEST_F(Broker, KilledWorkerLosesNoCallSilently) {
+  start_workers(3);
+  Client client(frontend_, {.codec = "protobuf", .timeout = 15s});
+  std::atomic<int> done{0};
+  std::atomic<int> ok_after_kill{0};
+  std::atomic<bool> killed{false};
+  std::mutex mu;
+  std::map<StatusCode, int> idempotent_outcomes;
+  std::map<StatusCode, int> other_outcomes;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < (t < 6 ? 375 : 40); ++i) {
+        StatusCode code;
+        if (t < 6) {  // idempotent: sent again to another worker if its worker dies
+          const auto r = client.try_call(calc::pb::kAdd, ProtobufFamily::add(t, i));
+          code = r.code();
+          if (r.ok() && r->value() != t + i) code = StatusCode::internal;
+        } else {  // not idempotent, and slow: some are running when the worker dies
+          code = client.try_call(calc::pb::kWait, ProtobufFamily::wait(25)).code();
+        }
+        std::lock_guard lk(mu);
+        ++(t < 6 ? idempotent_outcomes : other_outcomes)[code];
+        if (killed && code == StatusCode::ok) ++ok_after_kill;
+        ++done;
+      }
+    });
+  }
+  while (done < 600) std::this_thread::yield();
+  workers_[1]->kill(SIGKILL);
+  killed = true;
+  for (auto& th : threads) th.join();
+  const std::string lost = expect_line("worker lost ");
+  std::printf("broker: worker lost %s\n", lost.c_str());
+  // Every call ended with an answer or a status: none vanished, none hung.
+  EXPECT_EQ(done.load(), 6 * 375 + 2 * 40);
+  // Idempotent calls all succeeded (retried where needed); the others succeeded or were told
+  // UNAVAILABLE.
+  EXPECT_EQ(idempotent_outcomes[StatusCode::ok], 6 * 375);
+  EXPECT_EQ(other_outcomes[StatusCode::ok] + other_outcomes[StatusCode::unavailable], 2 * 40);
+  // The surviving workers carried on.
+  EXPECT_GT(ok_after_kill.load(), 100);
+}
+
+TEST_F(Broker, NoWorkerIsUnavailable) {
+  Client client(frontend_, {.codec = "cereal", .timeout = 5s});
+  const auto r = client.try_call(calc::kAdd, {1, 2});
+  EXPECT_EQ(r.code(), StatusCode::unavailable) << r.status().to_string();
+}
+
+TEST_F(Broker, WorkerJoiningLaterGetsCalls) {
+  start_workers(1);
+  Client client(frontend_, {.codec = "cereal", .timeout = 5s});
+  const long first = long(client.call(calc::kPid, {0}).value);
+  start_workers(1);
+  std::set<long> pids;
+  for (int i = 0; i < 50; ++i) {
+    // Two in flight at a time, so that least-outstanding routing uses both workers.
+    auto a = client.call_async(calc::kPid, {0});
+    auto b = client.call_async(calc::kPid, {0});
+    pids.insert(long(a.get().value));
+    pids.insert(long(b.get().value));
+  }
+  EXPECT_EQ(pids.size(), 2u);
+  EXPECT_TRUE(pids.count(first));
+}
+
+}  // namespace
