@@ -2,7 +2,8 @@
 //
 // For tcp and unix: the p50 round trip of a raw blocking 64-byte ping-pong (the baseline), then
 // of a small typed call (add) with each codec, handlers inline (workers=0) and on a pool
-// (workers=4). The server runs in this process on its own threads, as the baseline's does.
+// (workers=4); then the same call over ZeroMQ (zmq+tcp / zmq+ipc) and through a brine-broker
+// process to a worker. Servers run in this process on their own threads, as the baseline's does.
 // Prints the median over repeats of each repeat's p50, the ratio and the added microseconds.
 //   bench/call_latency [calls_per_repeat] [repeats]
 #include <netinet/in.h>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "calculator.hpp"
+#include "process.hpp"
 
 namespace {
 
@@ -105,14 +107,7 @@ double raw_p50(bool tcp, int n) {
   return p50;
 }
 
-double brine_p50(bool tcp, const std::string& codec, std::size_t workers, int n) {
-  brine::ServerOptions options;
-  options.workers = workers;
-  brine::Server server(options);
-  calc::register_calculator(server);
-  const std::string uri = server.listen(
-      tcp ? "tcp://127.0.0.1:0" : "unix://@brine-call-bench-" + std::to_string(::getpid()));
-  server.start();
+double call_p50(const std::string& uri, const std::string& codec, int n) {
   brine::Client client(uri, {.codec = codec});
   if (codec == "cereal") {
     return time_p50(n, [&] { client.call(calc::kAdd, {1, 2}); });
@@ -121,6 +116,44 @@ double brine_p50(bool tcp, const std::string& codec, std::size_t workers, int n)
   req.set_a(1);
   req.set_b(2);
   return time_p50(n, [&] { client.call(calc::pb::kAdd, req); });
+}
+
+double brine_p50(const std::string& listen, const std::string& codec, std::size_t workers, int n) {
+  brine::ServerOptions options;
+  options.workers = workers;
+  brine::Server server(options);
+  calc::register_calculator(server);
+  const std::string uri = server.listen(listen);
+  server.start();
+  return call_p50(uri, codec, n);
+}
+
+// A brine-broker process between the client and an in-process worker.
+double broker_p50(bool tcp, int n) {
+  const std::string sock = "/tmp/brine-bench-" + std::to_string(::getpid());
+  brine_test::ChildProcess broker(
+      {BRINE_BROKER, "--frontend", tcp ? "zmq+tcp://127.0.0.1:0" : "zmq+ipc://" + sock + ".front",
+       "--backend", tcp ? "zmq+tcp://127.0.0.1:0" : "zmq+ipc://" + sock + ".back"});
+  std::string frontend;
+  std::string backend;
+  while (frontend.empty() || backend.empty()) {
+    const auto line = broker.read_line(std::chrono::seconds(10));
+    if (!line) throw std::runtime_error("brine-broker did not start");
+    if (line->rfind("frontend ", 0) == 0) frontend = line->substr(9);
+    if (line->rfind("backend ", 0) == 0) backend = line->substr(8);
+  }
+  brine::ServerOptions options;
+  options.workers = 0;
+  brine::Server worker(options);
+  calc::register_calculator(worker);
+  worker.connect(backend);
+  worker.start();
+  for (;;) {  // the worker is routed to once the broker says it joined
+    const auto line = broker.read_line(std::chrono::seconds(10));
+    if (!line) throw std::runtime_error("the worker never joined");
+    if (line->rfind("worker joined", 0) == 0) break;
+  }
+  return call_p50(frontend, "cereal", n);
 }
 
 }  // namespace
@@ -132,15 +165,23 @@ int main(int argc, char** argv) {
     std::string name;
     std::function<double(bool)> run;
   };
+  const std::string abstract = "unix://@brine-call-bench-" + std::to_string(::getpid());
+  const std::string ipc = "zmq+ipc:///tmp/brine-call-bench-" + std::to_string(::getpid());
   std::vector<Variant> variants = {
       {"raw socket ping-pong", [&](bool tcp) { return raw_p50(tcp, n); }}};
   for (const char* codec : {"cereal", "protobuf"}) {
     for (std::size_t workers : {std::size_t(0), std::size_t(4)}) {
-      variants.push_back(
-          {std::string("brine ") + codec + " workers=" + std::to_string(workers),
-           [&, codec, workers](bool tcp) { return brine_p50(tcp, codec, workers, n); }});
+      variants.push_back({std::string("brine ") + codec + " workers=" + std::to_string(workers),
+                          [&, codec, workers](bool tcp) {
+                            return brine_p50(tcp ? "tcp://127.0.0.1:0" : abstract, codec, workers,
+                                             n);
+                          }});
     }
   }
+  variants.push_back({"zmq cereal workers=0", [&](bool tcp) {
+                        return brine_p50(tcp ? "zmq+tcp://127.0.0.1:0" : ipc, "cereal", 0, n);
+                      }});
+  variants.push_back({"broker cereal", [&](bool tcp) { return broker_p50(tcp, n); }});
   std::printf("# %d calls x %d repeats; median of per-repeat p50\n", n, repeats);
   std::printf("%-6s %-28s %9s %7s %9s\n", "socket", "variant", "p50_us", "ratio", "added_us");
   for (bool tcp : {true, false}) {

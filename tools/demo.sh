@@ -8,12 +8,13 @@ client=$build/examples/calculator_client
 sock=$(mktemp -u /tmp/brine-demo-XXXXXX.sock)
 
 coproc SERVER { exec "$server" --listen tcp://127.0.0.1:0 --listen "tcp://[::1]:0" \
-  --listen "unix://$sock" --listen "unix://@brine-demo-$$"; }
+  --listen "unix://$sock" --listen "unix://@brine-demo-$$" \
+  --listen zmq+tcp://127.0.0.1:0 --listen "zmq+ipc://$sock.zmq"; }
 server_pid=$SERVER_PID
 trap 'kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true' EXIT
 
 uris=()
-while [ ${#uris[@]} -lt 4 ]; do
+while [ ${#uris[@]} -lt 6 ]; do
   if ! IFS= read -r -t 10 line <&"${SERVER[0]}"; then
     echo "demo: the server did not report its endpoints" >&2
     exit 1
