@@ -162,6 +162,15 @@ TEST_F(Broker, NoWorkerIsUnavailable) {
   EXPECT_EQ(r.code(), StatusCode::unavailable) << r.status().to_string();
 }
 
+TEST_F(Broker, OneCallAtATimeStillGoesRoundAllWorkers) {
+  start_workers(3);
+  Client client(frontend_, {.codec = "cereal", .timeout = 5s});
+  std::map<long, int> by_pid;
+  for (int i = 0; i < 30; ++i) ++by_pid[long(client.call(calc::kPid, {0}).value)];
+  ASSERT_EQ(by_pid.size(), 3u);
+  for (const auto& [pid, n] : by_pid) EXPECT_EQ(n, 10) << "worker " << pid;
+}
+
 TEST_F(Broker, WorkerJoiningLaterGetsCalls) {
   start_workers(1);
   Client client(frontend_, {.codec = "cereal", .timeout = 5s});

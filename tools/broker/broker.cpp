@@ -77,6 +77,7 @@ struct Worker {
   // (client identity, call id) -> routing entry
   std::map<std::pair<std::string, std::uint64_t>, Inflight> inflight;
   std::uint64_t served = 0;
+  std::uint64_t last_routed = 0;  // sequence number of the last call routed to it
 };
 
 class Broker {
@@ -145,12 +146,15 @@ class Broker {
     to_client(client, frame);
   }
 
-  // The ready worker with the fewest calls outstanding; nullptr if none.
-  std::pair<const std::string, Worker>* least_loaded(const std::string* except = nullptr) {
+  // The ready worker with the fewest calls outstanding, and among those the one routed to least
+  // recently (so that one call at a time still goes round all workers); nullptr if none.
+  std::pair<const std::string, Worker>* least_loaded() {
     std::pair<const std::string, Worker>* best = nullptr;
     for (auto& entry : workers_) {
-      if (except != nullptr && entry.first == *except) continue;
-      if (best == nullptr || entry.second.inflight.size() < best->second.inflight.size()) {
+      const Worker& w = entry.second;
+      if (best == nullptr || w.inflight.size() < best->second.inflight.size() ||
+          (w.inflight.size() == best->second.inflight.size() &&
+           w.last_routed < best->second.last_routed)) {
         best = &entry;
       }
     }
@@ -160,6 +164,7 @@ class Broker {
   // Sends a request frame to a worker and records where its reply must go.
   void route(std::pair<const std::string, Worker>& worker, zmq::message_t client,
              zmq::message_t frame, const FrameView& f) {
+    worker.second.last_routed = ++routed_;
     Inflight entry{copy_of(client), std::nullopt};
     const bool idempotent = worker.second.idempotent.count(f.method) != 0;
     if (idempotent) entry.request = copy_of(frame);
@@ -288,6 +293,7 @@ class Broker {
   zmq::socket_t frontend_;
   zmq::socket_t backend_;
   std::unordered_map<std::string, Worker> workers_;
+  std::uint64_t routed_ = 0;
 };
 
 [[noreturn]] void usage(const char* why) {
