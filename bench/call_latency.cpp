@@ -24,6 +24,7 @@
 
 #include "calculator.hpp"
 #include "process.hpp"
+#include "raw_echo.hpp"
 
 namespace {
 
@@ -32,11 +33,6 @@ using Clock = std::chrono::steady_clock;
 double p50_of(std::vector<double>& us) {
   std::nth_element(us.begin(), us.begin() + long(us.size() / 2), us.end());
   return us[us.size() / 2];
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 // Times n calls of f after 200 warm-up calls; returns the p50 in microseconds.
@@ -52,59 +48,9 @@ double time_p50(int n, const std::function<void()>& f) {
   return p50_of(us);
 }
 
-bool read_exact(int fd, char* p, std::size_t n) {
-  while (n > 0) {
-    const ssize_t r = ::recv(fd, p, n, 0);
-    if (r <= 0) return false;
-    p += r;
-    n -= std::size_t(r);
-  }
-  return true;
-}
-
 // The baseline: a blocking echo thread and a blocking client, 64 bytes each way.
 double raw_p50(bool tcp, int n) {
-  const int family = tcp ? AF_INET : AF_UNIX;
-  const int lfd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-  if (tcp) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&addr);
-    a->sin_family = AF_INET;
-    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    len = sizeof *a;
-  } else {
-    auto* a = reinterpret_cast<sockaddr_un*>(&addr);
-    a->sun_family = AF_UNIX;
-    const std::string name = "@brine-raw-bench-" + std::to_string(::getpid());
-    std::memcpy(a->sun_path, name.data(), name.size());
-    a->sun_path[0] = '\0';
-    len = socklen_t(offsetof(sockaddr_un, sun_path) + name.size());
-  }
-  ::bind(lfd, reinterpret_cast<sockaddr*>(&addr), len);
-  ::listen(lfd, 4);
-  len = sizeof addr;
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int one = 1;
-  std::thread server([&] {
-    const int fd = ::accept(lfd, nullptr, nullptr);
-    if (tcp) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    char buf[64];
-    while (read_exact(fd, buf, sizeof buf)) ::send(fd, buf, sizeof buf, MSG_NOSIGNAL);
-    ::close(fd);
-  });
-  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len);
-  if (tcp) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  char msg[64] = {};
-  const double p50 = time_p50(n, [&] {
-    ::send(fd, msg, sizeof msg, MSG_NOSIGNAL);
-    read_exact(fd, msg, sizeof msg);
-  });
-  ::close(fd);
-  server.join();
-  ::close(lfd);
-  return p50;
+  return bench::echo_p50(tcp, bench::serve_blocking, n);
 }
 
 double call_p50(const std::string& uri, const std::string& codec, int n) {
@@ -189,9 +135,9 @@ int main(int argc, char** argv) {
     for (int r = 0; r < repeats; ++r) {
       for (std::size_t v = 0; v < variants.size(); ++v) p50s[v].push_back(variants[v].run(tcp));
     }
-    const double base = median(p50s[0]);
+    const double base = bench::median(p50s[0]);
     for (std::size_t v = 0; v < variants.size(); ++v) {
-      const double m = median(p50s[v]);
+      const double m = bench::median(p50s[v]);
       std::printf("%-6s %-28s %9.2f %7.3f %9.2f\n", tcp ? "tcp" : "unix", variants[v].name.c_str(),
                   m, m / base, m - base);
     }

@@ -25,68 +25,12 @@
 #include <thread>
 #include <vector>
 
+#include "raw_echo.hpp"
+
 namespace {
 
-constexpr std::size_t kMsg = 64;
-
-struct Listener {
-  int fd;
-  sockaddr_storage addr;
-  socklen_t len;
-  int family;
-};
-
-Listener listen_on(bool tcp) {
-  Listener l{};
-  if (tcp) {
-    l.family = AF_INET;
-    l.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(l.fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  } else {
-    l.family = AF_UNIX;
-    l.fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    const std::string name = "@brine-io-bench-" + std::to_string(::getpid());
-    std::memcpy(a.sun_path, name.data(), name.size());
-    a.sun_path[0] = '\0';
-    ::bind(l.fd, reinterpret_cast<sockaddr*>(&a),
-           socklen_t(offsetof(sockaddr_un, sun_path) + name.size()));
-  }
-  ::listen(l.fd, 16);
-  l.len = sizeof l.addr;
-  ::getsockname(l.fd, reinterpret_cast<sockaddr*>(&l.addr), &l.len);
-  return l;
-}
-
-void nodelay(int fd, int family) {
-  if (family == AF_INET) {
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-}
-
-bool read_exact(int fd, char* p, std::size_t n) {
-  while (n > 0) {
-    const ssize_t r = ::recv(fd, p, n, 0);
-    if (r <= 0) return false;
-    p += r;
-    n -= std::size_t(r);
-  }
-  return true;
-}
-
-// --- servers: each accepts one connection and echoes until EOF ---------------------------------
-void serve_blocking(int listen_fd, int family) {
-  const int fd = ::accept(listen_fd, nullptr, nullptr);
-  nodelay(fd, family);
-  char buf[kMsg];
-  while (read_exact(fd, buf, kMsg)) ::send(fd, buf, kMsg, MSG_NOSIGNAL);
-  ::close(fd);
-}
+using bench::kMsg;
+using bench::nodelay;
 
 void serve_epoll(int listen_fd, int family) {
   const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK);
@@ -143,40 +87,6 @@ void serve_asio(int listen_fd, int family) {
   io.run();
 }
 
-// --- the client: p50 of n round trips ----------------------------------------------------------
-double client_p50(const Listener& l, int n) {
-  const int fd = ::socket(l.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ::connect(fd, reinterpret_cast<const sockaddr*>(&l.addr), l.len);
-  nodelay(fd, l.family);
-  char msg[kMsg] = {};
-  std::vector<double> us;
-  us.reserve(std::size_t(n));
-  for (int i = 0; i < n + 200; ++i) {  // the first 200 warm up
-    const auto t0 = std::chrono::steady_clock::now();
-    ::send(fd, msg, kMsg, MSG_NOSIGNAL);
-    read_exact(fd, msg, kMsg);
-    const auto t1 = std::chrono::steady_clock::now();
-    if (i >= 200) us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
-  }
-  ::close(fd);
-  std::nth_element(us.begin(), us.begin() + long(us.size() / 2), us.end());
-  return us[us.size() / 2];
-}
-
-double run_once(bool tcp, void (*serve)(int, int), int n) {
-  Listener l = listen_on(tcp);
-  std::thread server(serve, l.fd, l.family);
-  const double p50 = client_p50(l, n);
-  server.join();
-  ::close(l.fd);
-  return p50;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -186,7 +96,8 @@ int main(int argc, char** argv) {
     const char* name;
     void (*serve)(int, int);
   };
-  const Core cores[] = {{"blocking", serve_blocking}, {"epoll", serve_epoll}, {"asio", serve_asio}};
+  const Core cores[] = {
+      {"blocking", bench::serve_blocking}, {"epoll", serve_epoll}, {"asio", serve_asio}};
   std::printf("# %d round trips x %d repeats, 64-byte echo; median of per-repeat p50\n", n,
               repeats);
   std::printf("%-6s %-9s %10s %8s\n", "socket", "server", "p50_us", "ratio");
@@ -195,12 +106,12 @@ int main(int argc, char** argv) {
     std::vector<std::vector<double>> p50s(std::size(cores));
     for (int r = 0; r < repeats; ++r) {
       for (std::size_t c = 0; c < std::size(cores); ++c) {
-        p50s[c].push_back(run_once(tcp, cores[c].serve, n));
+        p50s[c].push_back(bench::echo_p50(tcp, cores[c].serve, n));
       }
     }
-    const double base = median(p50s[0]);
+    const double base = bench::median(p50s[0]);
     for (std::size_t c = 0; c < std::size(cores); ++c) {
-      const double m = median(p50s[c]);
+      const double m = bench::median(p50s[c]);
       std::printf("%-6s %-9s %10.2f %8.3f\n", tcp ? "tcp" : "unix", cores[c].name, m, m / base);
     }
   }
