@@ -240,22 +240,22 @@ class ClientCore {
     }
   }
 
-  void call_sync(Buffer&& frame, PendingCall& inner, CallOptions opts) {
+  void call_sync(Buffer&& frame, std::string_view method, PendingCall& inner, CallOptions opts) {
     const Deadline deadline = deadline_for(opts);
     Waiter waiter(inner);
     std::uint64_t id = 0;
     auto conn = prepare(frame, waiter, deadline, id);
     if (!conn) return;
-    const std::string method = method_of(frame);
     send(conn, std::move(frame), id, deadline);
     std::unique_lock lk(waiter.mu);
     if (!waiter.cv.wait_until(lk, deadline, [&] { return waiter.done; })) {
       lk.unlock();
       if (PendingCall* call = conn->take(id, false)) {
         const auto ms = (opts.timeout.count() > 0 ? opts.timeout : options_.timeout).count();
-        call->complete({StatusCode::deadline_exceeded,
-                        "no reply to '" + method + "' within " + std::to_string(ms) + " ms"},
-                       {});
+        call->complete(
+            {StatusCode::deadline_exceeded,
+             "no reply to '" + std::string(method) + "' within " + std::to_string(ms) + " ms"},
+            {});
       }
       lk.lock();
       waiter.cv.wait(lk, [&] { return waiter.done; });  // completion is under way
@@ -314,11 +314,6 @@ class ClientCore {
     bool done = false;
   };
 
-  static std::string method_of(const Buffer& frame) {
-    const std::size_t len = load_be16(frame.data() + 10);
-    return {reinterpret_cast<const char*>(frame.data() + kFixedSize), len};
-  }
-
   std::string uri_;
   ClientOptions options_;
   transport::ParsedUri parsed_{nullptr, {}};
@@ -358,8 +353,9 @@ const ClientOptions& Client::options() const noexcept {
   return core_->options();
 }
 
-void Client::call_sync(Buffer&& frame, detail::PendingCall& pending, CallOptions opts) {
-  core_->call_sync(std::move(frame), pending, opts);
+void Client::call_sync(Buffer&& frame, std::string_view method, detail::PendingCall& pending,
+                       CallOptions opts) {
+  core_->call_sync(std::move(frame), method, pending, opts);
 }
 void Client::call_async_raw(Buffer&& frame, detail::PendingCall* pending, CallOptions opts) {
   core_->call_async(std::move(frame), pending, opts);

@@ -53,10 +53,6 @@ class Buffer {
     if (n != 0) std::memcpy(extend(n), src, n);
   }
 
-  // Shrinks to n bytes (n <= size()).
-  void truncate(std::size_t n) noexcept {
-    if (n < size_) size_ = n;
-  }
   void clear() noexcept { size_ = 0; }
 
   void swap(Buffer& other) noexcept {

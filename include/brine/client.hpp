@@ -118,6 +118,7 @@ class Client {
   // Parses the URI (tcp://host:port, tcp://[v6]:port, unix:///path, unix://@abstract) and
   // checks the options; does not connect. Throws std::invalid_argument on a bad URI or codec.
   explicit Client(std::string_view uri, ClientOptions options = {});
+  // Closes (see close()). A moved-from Client may only be destroyed or assigned to.
   ~Client();
   Client(Client&&) noexcept;
   Client& operator=(Client&&) noexcept;
@@ -145,7 +146,7 @@ class Client {
       return s;
     }
     detail::SyncCall<Resp> pending(codec(), options().decode_limits);
-    call_sync(std::move(frame), pending, opts);
+    call_sync(std::move(frame), method, pending, opts);
     return std::move(pending).take();
   }
 
@@ -243,7 +244,8 @@ class Client {
     return {};
   }
 
-  void call_sync(Buffer&& frame, detail::PendingCall& pending, CallOptions opts);
+  void call_sync(Buffer&& frame, std::string_view method, detail::PendingCall& pending,
+                 CallOptions opts);
   void call_async_raw(Buffer&& frame, detail::PendingCall* pending, CallOptions opts);
   Status send_oneway(Buffer&& frame, CallOptions opts);
 

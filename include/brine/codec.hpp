@@ -48,8 +48,6 @@ enum class CodecId : std::uint8_t {
   protobuf = 2,  // Protocol Buffers binary encoding of one message
 };
 
-inline constexpr std::size_t kMaxCodecId = 255;
-
 // "cereal", "protobuf"; "codec#N" for ids this build does not know.
 std::string_view codec_name(CodecId id) noexcept;
 std::string codec_display(std::uint8_t wire_id);

@@ -104,7 +104,7 @@ class ServerCore;
 class Server {
  public:
   explicit Server(ServerOptions options = {});
-  // Stops the server (see stop()).
+  // Stops the server (see stop()). A moved-from Server may only be destroyed or assigned to.
   ~Server();
   Server(Server&&) noexcept;
   Server& operator=(Server&&) noexcept;
