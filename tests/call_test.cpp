@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "families.hpp"
+#include "params.hpp"
 #include "test_server.hpp"
 
 namespace {
@@ -21,12 +22,6 @@ using brine::StatusCode;
 using namespace brine_test;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-struct Param {
-  std::string transport;
-  std::string codec;
-  friend void PrintTo(const Param& p, std::ostream* os) { *os << p.transport << "/" << p.codec; }
-};
 
 class Calls : public testing::TestWithParam<Param> {
  protected:
@@ -388,18 +383,10 @@ TEST_P(Calls, RepliesArriveOutOfOrder) {
   });
 }
 
-std::vector<Param> all_params() {
-  std::vector<Param> out;
-  for (const char* t : {"tcp4", "tcp6", "unix", "abstract", "zmq_tcp", "zmq_ipc", "zmq_inproc"}) {
-    for (const char* c : {"cereal", "protobuf"}) out.push_back({t, c});
-  }
-  return out;
-}
-
-INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, Calls, testing::ValuesIn(all_params()),
-                         [](const auto& param_info) {
-                           return param_info.param.transport + "_" + param_info.param.codec;
-                         });
+INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, Calls,
+                         testing::ValuesIn(grid({"tcp4", "tcp6", "unix", "abstract", "zmq_tcp",
+                                                 "zmq_ipc", "zmq_inproc"})),
+                         ParamName());
 
 // Handlers inline on the I/O thread (workers = 0).
 TEST(InlineHandlers, ServeManyThreads) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "families.hpp"
+#include "params.hpp"
 #include "process.hpp"
 #include "test_server.hpp"
 
@@ -19,12 +20,6 @@ using brine::RpcError;
 using brine::StatusCode;
 using namespace brine_test;
 using namespace std::chrono_literals;
-
-struct Param {
-  std::string transport;
-  std::string codec;
-  friend void PrintTo(const Param& p, std::ostream* os) { *os << p.transport << "/" << p.codec; }
-};
 
 class CrossProcess : public testing::TestWithParam<Param> {
  protected:
@@ -119,18 +114,10 @@ TEST_P(CrossProcess, GracefulStopOnSigterm) {
   EXPECT_EQ(WEXITSTATUS(*status), 0);
 }
 
-std::vector<Param> params() {
-  std::vector<Param> out;
-  for (const char* t : {"tcp4", "tcp6", "unix", "abstract", "zmq_tcp", "zmq_ipc"}) {
-    for (const char* c : {"cereal", "protobuf"}) out.push_back({t, c});
-  }
-  return out;
-}
-
-INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, CrossProcess, testing::ValuesIn(params()),
-                         [](const auto& param_info) {
-                           return param_info.param.transport + "_" + param_info.param.codec;
-                         });
+INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, CrossProcess,
+                         testing::ValuesIn(grid({"tcp4", "tcp6", "unix", "abstract", "zmq_tcp",
+                                                 "zmq_ipc"})),
+                         ParamName());
 
 TEST(CrossProcessServer, ListensOnManyEndpointsAndRestrictsCodecs) {
   auto server = start_calculator_server(
