@@ -1,6 +1,10 @@
 #include "brine/status.hpp"
 
+#include <cxxabi.h>
+
 #include <array>
+#include <cstdlib>
+#include <memory>
 #include <utility>
 
 #include "brine/codec.hpp"
@@ -65,7 +69,7 @@ RpcError::RpcError(StatusCode code, std::string message, std::string type)
     : RpcError(Status{code, std::move(message), std::move(type)}) {}
 
 namespace {
-constexpr std::array<CodecId, 2> kKnown = {CodecId::cereal, CodecId::protobuf};
+constexpr std::array<CodecId, 3> kKnown = {CodecId::cereal, CodecId::protobuf, CodecId::json};
 }
 
 std::string_view codec_name(CodecId id) noexcept {
@@ -74,6 +78,8 @@ std::string_view codec_name(CodecId id) noexcept {
       return "cereal";
     case CodecId::protobuf:
       return "protobuf";
+    case CodecId::json:
+      return "json";
   }
   return "unknown";
 }
@@ -95,5 +101,19 @@ std::optional<CodecId> codec_from_name(std::string_view name) noexcept {
 std::span<const CodecId> known_codecs() noexcept {
   return kKnown;
 }
+
+std::string type_name(const std::type_info& type) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> out(
+      abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
+  return status == 0 && out ? std::string(out.get()) : std::string(type.name());
+}
+
+namespace detail {
+void throw_unsupported_codec(CodecId id, const std::type_info& type) {
+  throw RpcError(StatusCode::unimplemented, "type " + type_name(type) + " cannot use codec '" +
+                                                std::string(codec_name(id)) + "'");
+}
+}  // namespace detail
 
 }  // namespace brine

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake make pkg-config
-  libasio-dev libcereal-dev libprotobuf-dev protobuf-compiler
+  libasio-dev libcereal-dev rapidjson-dev libprotobuf-dev protobuf-compiler libtomlplusplus-dev
   libzmq3-dev cppzmq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format python3

@@ -1,32 +1,34 @@
 // Codecs: how a typed value becomes the payload of a frame and back.
 //
-// A codec is chosen by name at run time ("cereal", "protobuf"); its one-byte id travels in every
-// frame (docs/wire-format.md, "Codec ids"). Which codecs a C++ type can use is decided at compile
-// time by the codec headers the program includes:
+// A codec is chosen by name at run time ("cereal", "protobuf", "json"); its one-byte id travels
+// in every frame (docs/wire-format.md, "Codec ids"). Which codecs a C++ type can use is decided
+// at compile time by the codec headers the program includes:
 //
-//   #include <brine/codecs/cereal.hpp>    // types with cereal serialize()/save()/load()
-//   #include <brine/codecs/protobuf.hpp>  // types derived from google::protobuf::MessageLite
+//   #include <brine/codecs/cereal.hpp>    // cereal: types with serialize()/save()/load()
+//   #include <brine/codecs/json.hpp>      // json: the same types, through cereal's JSON archive
+//   #include <brine/codecs/protobuf.hpp>  // protobuf: types derived from MessageLite; and json
+//                                         //   for types derived from Message (protobuf's mapping)
 //
-// Each of those headers specialises brine::Serialization<T> for the types it handles. Using a
-// type in a call without a header that handles it is a compile error (incomplete type).
+// Each codec header specialises CodecTraits<codec, T> for the types it handles; Serialization<T>
+// dispatches on the codec id at run time. Using a type that no included header handles is a
+// compile error. (A program may also specialise Serialization<T> itself, for all codecs at once.)
 //
-// THE CODEC CONTRACT (every Serialization<T> specialisation keeps it):
+// THE CODEC CONTRACT (every CodecTraits specialisation, and Serialization<T>, keeps it):
 //
-//   static bool supports(CodecId id) noexcept;
-//       Whether T can be written in codec `id`. Constant for a given T.
-//
-//   static void encode(CodecId id, const T& value, Buffer& out);
+//   encode(const T& value, Buffer& out)
 //       Appends the encoded value to `out` (which already holds the frame header: never touch
-//       bytes before out.size() at entry). Precondition: supports(id). Throws RpcError
-//       (RESOURCE_EXHAUSTED) if the encoding cannot fit in a frame, or RpcError (INTERNAL) if the
-//       value cannot be encoded. On throw, `out` may hold a partial payload; the caller discards
-//       it.
+//       bytes before out.size() at entry). Throws RpcError (RESOURCE_EXHAUSTED) if the encoding
+//       cannot fit in a frame, or RpcError (INTERNAL) if the value cannot be encoded. On throw,
+//       `out` may hold a partial payload; the caller discards it.
 //
-//   static T decode(CodecId id, std::span<const std::byte> in, const DecodeLimits& limits);
+//   T decode(std::span<const std::byte> in, const DecodeLimits& limits)
 //       Decodes exactly `in` (borrowed: valid only during the call; the result owns copies of
 //       whatever it keeps). `in` is hostile: any byte sequence must either decode or throw
 //       RpcError(INVALID_ARGUMENT), never crash, hang, or allocate more than a small multiple of
-//       in.size(). Trailing bytes after a complete value are an error. Precondition: supports(id).
+//       in.size(). Trailing bytes after a complete value are an error.
+//
+// Serialization<T> adds `static bool supports(CodecId)` and takes the codec id as the first
+// argument of encode/decode; for a codec T cannot use they throw RpcError(UNIMPLEMENTED).
 #pragma once
 
 #include <concepts>
@@ -36,6 +38,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
 
 #include "brine/buffer.hpp"
 #include "brine/status.hpp"
@@ -46,9 +51,10 @@ namespace brine {
 enum class CodecId : std::uint8_t {
   cereal = 1,    // cereal portable binary archive (little-endian, 64-bit sizes)
   protobuf = 2,  // Protocol Buffers binary encoding of one message
+  json = 3,      // UTF-8 JSON text (cereal's JSON archive, or protobuf's JSON mapping)
 };
 
-// "cereal", "protobuf"; "codec#N" for ids this build does not know.
+// "cereal", "protobuf", "json"; "codec#N" for ids this build does not know.
 std::string_view codec_name(CodecId id) noexcept;
 std::string codec_display(std::uint8_t wire_id);
 // The id for a name; nullopt for an unknown name.
@@ -62,17 +68,99 @@ struct DecodeLimits {
   std::uint32_t max_depth = 100;
 };
 
-// Specialised by the codec headers. The primary template is deliberately left undefined.
-template <class T, class Enable = void>
-struct Serialization;
+// Specialised (partially, with constraints) by the codec headers: CodecTraits<codec, T> exists
+// when that codec can carry T. The primary template is deliberately left undefined.
+template <CodecId C, class T>
+struct CodecTraits;
 
-// A type some included codec header can carry.
-template <class T>
-concept Serializable = requires(CodecId id, const T& v, Buffer& out, std::span<const std::byte> in,
+// Whether codec C can carry T in this translation unit.
+template <CodecId C, class T>
+concept CodecCarries = requires(const T& v, Buffer& out, std::span<const std::byte> in,
                                 const DecodeLimits& limits) {
-  { Serialization<T>::supports(id) } -> std::same_as<bool>;
-  Serialization<T>::encode(id, v, out);
-  { Serialization<T>::decode(id, in, limits) } -> std::same_as<T>;
+  CodecTraits<C, T>::encode(v, out);
+  { CodecTraits<C, T>::decode(in, limits) } -> std::same_as<T>;
 };
+
+namespace detail {
+
+[[noreturn]] void throw_unsupported_codec(CodecId id, const std::type_info& type);
+
+// Calls f(std::integral_constant<CodecId, c>{}) for the codec `id`; throws UNIMPLEMENTED for an
+// id this build does not know.
+template <class F>
+decltype(auto) visit_codec(CodecId id, F&& f) {
+  switch (id) {
+    case CodecId::cereal:
+      return f(std::integral_constant<CodecId, CodecId::cereal>{});
+    case CodecId::protobuf:
+      return f(std::integral_constant<CodecId, CodecId::protobuf>{});
+    case CodecId::json:
+      return f(std::integral_constant<CodecId, CodecId::json>{});
+  }
+  throw RpcError(StatusCode::unimplemented,
+                 "unknown codec id " + std::to_string(static_cast<unsigned>(id)));
+}
+
+// Values of several types encoded one after another: the arguments of a remote object's method
+// (and, empty, the reply of a void method). Each codec header says how it lays them out
+// (docs/wire-format.md, "Argument lists").
+template <class... Ts>
+struct ArgPack {
+  std::tuple<Ts...> values;
+};
+
+// The reply of a method that returns a remote reference: the new object's name.
+struct ObjectName {
+  std::string name;
+};
+
+}  // namespace detail
+
+// Dispatches to CodecTraits by the codec id. Specialise it directly only for a type that
+// handles every codec itself.
+template <class T, class Enable = void>
+struct Serialization {
+  using dispatching = void;  // marks this generic version (absent from user specialisations)
+
+  static bool supports(CodecId id) noexcept {
+    switch (id) {
+      case CodecId::cereal:
+        return CodecCarries<CodecId::cereal, T>;
+      case CodecId::protobuf:
+        return CodecCarries<CodecId::protobuf, T>;
+      case CodecId::json:
+        return CodecCarries<CodecId::json, T>;
+    }
+    return false;
+  }
+
+  static void encode(CodecId id, const T& value, Buffer& out) {
+    detail::visit_codec(id, [&](auto c) {
+      if constexpr (CodecCarries<c.value, T>) {
+        CodecTraits<c.value, T>::encode(value, out);
+      } else {
+        detail::throw_unsupported_codec(id, typeid(T));
+      }
+    });
+  }
+
+  static T decode(CodecId id, std::span<const std::byte> in, const DecodeLimits& limits) {
+    return detail::visit_codec(id, [&](auto c) -> T {
+      if constexpr (CodecCarries<c.value, T>) {
+        return CodecTraits<c.value, T>::decode(in, limits);
+      } else {
+        detail::throw_unsupported_codec(id, typeid(T));
+      }
+    });
+  }
+};
+
+// A type some included codec header can carry (or that specialises Serialization itself).
+template <class T>
+concept Serializable = CodecCarries<CodecId::cereal, T> || CodecCarries<CodecId::protobuf, T> ||
+    CodecCarries<CodecId::json, T> || !requires { typename Serialization<T>::dispatching; };
+
+// The demangled name of a C++ type, for messages.
+std::string type_name(const std::type_info& type);
 
 }  // namespace brine

@@ -27,6 +27,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <tuple>
 
 #include <cereal/cereal.hpp>
 #include <cereal/types/array.hpp>
@@ -241,28 +242,63 @@ CEREAL_SETUP_ARCHIVE_TRAITS(brine::cereal_codec::InputArchive, brine::cereal_cod
 
 namespace brine {
 
+namespace cereal_codec {
+template <class... Ts>
+void encode_all(Buffer& out, const Ts&... values) {
+  OutputArchive ar(out);
+  if constexpr (sizeof...(Ts) > 0) ar(values...);
+}
+
+template <class... Ts>
+void decode_all(std::span<const std::byte> in, const DecodeLimits& limits, Ts&... values) {
+  try {
+    InputArchive ar(in, limits);
+    if constexpr (sizeof...(Ts) > 0) ar(values...);
+    if (ar.remaining() != 0) {
+      InputArchive::fail(std::to_string(ar.remaining()) + " trailing bytes");
+    }
+  } catch (const ::cereal::Exception& e) {
+    throw RpcError(StatusCode::invalid_argument, std::string("cereal payload: ") + e.what());
+  }
+}
+}  // namespace cereal_codec
+
 template <class T>
 requires cereal_codec::Carried<T>
-struct Serialization<T> {
-  static bool supports(CodecId id) noexcept { return id == CodecId::cereal; }
-
-  static void encode(CodecId, const T& value, Buffer& out) {
-    cereal_codec::OutputArchive ar(out);
-    ar(value);
-  }
-
-  static T decode(CodecId, std::span<const std::byte> in, const DecodeLimits& limits) {
+struct CodecTraits<CodecId::cereal, T> {
+  static void encode(const T& value, Buffer& out) { cereal_codec::encode_all(out, value); }
+  static T decode(std::span<const std::byte> in, const DecodeLimits& limits) {
     T value{};
-    try {
-      cereal_codec::InputArchive ar(in, limits);
-      ar(value);
-      if (ar.remaining() != 0) {
-        cereal_codec::InputArchive::fail(std::to_string(ar.remaining()) + " trailing bytes");
-      }
-    } catch (const ::cereal::Exception& e) {
-      throw RpcError(StatusCode::invalid_argument, std::string("cereal payload: ") + e.what());
-    }
+    cereal_codec::decode_all(in, limits, value);
     return value;
+  }
+};
+
+// Argument lists: one archive, the values one after another (so a list of one value is
+// byte-identical to that value alone).
+template <class... Ts>
+requires(cereal_codec::Carried<Ts>&&...)
+struct CodecTraits<CodecId::cereal, detail::ArgPack<Ts...>> {
+  static void encode(const detail::ArgPack<Ts...>& pack, Buffer& out) {
+    std::apply([&](const Ts&... v) { cereal_codec::encode_all(out, v...); }, pack.values);
+  }
+  static detail::ArgPack<Ts...> decode(std::span<const std::byte> in, const DecodeLimits& limits) {
+    detail::ArgPack<Ts...> pack;
+    std::apply([&](Ts&... v) { cereal_codec::decode_all(in, limits, v...); }, pack.values);
+    return pack;
+  }
+};
+
+// A remote reference: the object's name as a string.
+template <>
+struct CodecTraits<CodecId::cereal, detail::ObjectName> {
+  static void encode(const detail::ObjectName& ref, Buffer& out) {
+    cereal_codec::encode_all(out, ref.name);
+  }
+  static detail::ObjectName decode(std::span<const std::byte> in, const DecodeLimits& limits) {
+    detail::ObjectName ref;
+    cereal_codec::decode_all(in, limits, ref.name);
+    return ref;
   }
 };
 

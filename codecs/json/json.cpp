@@ -1,0 +1,115 @@
+// The JSON text checks. Included first so that rapidjson sees cereal's configuration (its
+// assertions throw) in this file as in every other.
+#include "brine/codecs/json.hpp"
+
+#include <cstring>
+
+#include <rapidjson/document.h>
+#include <rapidjson/encodedstream.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace brine::json_codec {
+namespace {
+
+constexpr unsigned kReadFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag;
+constexpr unsigned kCheckFlags =
+    kReadFlags | rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+
+[[noreturn]] void fail(const std::string& why) {
+  throw RpcError(StatusCode::invalid_argument, "json payload: " + why);
+}
+
+// Accepts every value; refuses to go deeper than the limit.
+class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthGuard> {
+ public:
+  explicit DepthGuard(std::uint32_t max_depth) : max_depth_(max_depth) {}
+  bool Default() { return true; }
+  bool StartObject() { return enter(); }
+  bool StartArray() { return enter(); }
+  bool EndObject(rapidjson::SizeType) { return leave(); }
+  bool EndArray(rapidjson::SizeType) { return leave(); }
+  bool too_deep() const { return too_deep_; }
+
+ private:
+  bool enter() {
+    if (++depth_ > max_depth_) too_deep_ = true;
+    return !too_deep_;
+  }
+  bool leave() {
+    --depth_;
+    return true;
+  }
+  std::uint32_t depth_ = 0;
+  std::uint32_t max_depth_;
+  bool too_deep_ = false;
+};
+
+}  // namespace
+
+void check(std::span<const std::byte> in, const DecodeLimits& limits) {
+  const char* text = reinterpret_cast<const char*>(in.data());
+  // rapidjson's streams end at a NUL byte; JSON text never holds a raw one.
+  if (in.empty()) fail("empty");
+  if (std::memchr(text, 0, in.size()) != nullptr) fail("NUL byte in the text");
+  rapidjson::MemoryStream ms(text, in.size());
+  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
+  DepthGuard guard(limits.max_depth);
+  rapidjson::Reader reader;
+  const rapidjson::ParseResult r = reader.Parse<kCheckFlags>(is, guard);
+  if (guard.too_deep()) fail("nesting deeper than " + std::to_string(limits.max_depth));
+  if (r.IsError()) {
+    fail(std::string(rapidjson::GetParseError_En(r.Code())) + " at offset " +
+         std::to_string(r.Offset()));
+  }
+}
+
+std::vector<std::string> split_array(std::span<const std::byte> in, const DecodeLimits& limits) {
+  check(in, limits);
+  rapidjson::Document doc;
+  doc.Parse<kReadFlags>(reinterpret_cast<const char*>(in.data()), in.size());
+  if (doc.HasParseError()) fail("does not parse");  // check() said it would: defensive
+  if (!doc.IsArray()) fail("expected an array of arguments");
+  std::vector<std::string> items;
+  items.reserve(doc.Size());
+  for (const auto& v : doc.GetArray()) {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>, rapidjson::UTF8<>,
+                      rapidjson::CrtAllocator, rapidjson::kWriteNanAndInfFlag>
+        w(sb);
+    v.Accept(w);
+    items.emplace_back(sb.GetString(), sb.GetSize());
+  }
+  return items;
+}
+
+void append_unwrapped(const std::string& cereal_json, Buffer& out) {
+  rapidjson::Document doc;
+  doc.Parse<kReadFlags>(cereal_json.data(), cereal_json.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("value0")) {
+    throw RpcError(StatusCode::internal, "json: unexpected output from cereal's JSON archive");
+  }
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>, rapidjson::UTF8<>,
+                    rapidjson::CrtAllocator,
+                    rapidjson::kWriteValidateEncodingFlag | rapidjson::kWriteNanAndInfFlag>
+      w(sb);
+  if (!doc["value0"].Accept(w)) {
+    throw RpcError(StatusCode::internal, "json: the value holds a string that is not UTF-8");
+  }
+  out.append(sb.GetString(), sb.GetSize());
+}
+
+std::string wrap(std::span<const std::byte> in) {
+  std::string s;
+  s.reserve(in.size() + 12);
+  s.append("{\"value0\":");
+  s.append(reinterpret_cast<const char*>(in.data()), in.size());
+  s.push_back('}');
+  return s;
+}
+
+}  // namespace brine::json_codec
