@@ -103,7 +103,10 @@ class ClientCore {
     codec_ = *codec;
     if (options_.max_frame_size < 1024) throw std::invalid_argument("max_frame_size < 1024");
     if (options_.timeout.count() <= 0) throw std::invalid_argument("timeout must be positive");
-    thread_ = std::thread([this] { io_.run(); });
+    thread_ = std::thread([this] {
+      on_client_thread = true;
+      io_.run();
+    });
   }
 
   ~ClientCore() {
@@ -115,6 +118,29 @@ class ClientCore {
 
   const std::string& uri() const { return uri_; }
   const ClientOptions& options() const { return options_; }
+
+  // Frees a remote reference on the server, on the connection that made it (a new connection
+  // has nothing to free: the server freed it with the old one). Never connects, never throws.
+  void release(const std::string& object) noexcept {
+    try {
+      std::shared_ptr<ClientConn> conn;
+      {
+        std::lock_guard lk(conn_mu_);
+        if (!conn_ || conn_->dead()) return;
+        conn = conn_;
+      }
+      Buffer frame;
+      begin_frame(frame, FrameKind::oneway, std::uint8_t(codec_), object, kReleaseMethod);
+      (void)finish_frame(frame, options_.max_frame_size);
+      set_call_id(frame, next_id_.fetch_add(1, std::memory_order_relaxed));
+      const auto result = conn->write(std::move(frame), deadline_for({}));
+      if (result.outcome == transport::WriteOutcome::timed_out_partial) {
+        conn->fail({StatusCode::unavailable, "connection closed: partial write"}, false);
+      }
+    } catch (...) {
+      // Out of memory: the server frees the object with the connection instead.
+    }
+  }
   CodecId codec() const { return codec_; }
 
   Deadline deadline_for(CallOptions opts) const {
@@ -330,8 +356,44 @@ class ClientCore {
 
 }  // namespace detail
 
+namespace detail {
+
+void core_call_sync(ClientCore& core, Buffer&& frame, std::string_view method, PendingCall& pending,
+                    CallOptions opts) {
+  core.call_sync(std::move(frame), method, pending, opts);
+}
+void core_call_async(ClientCore& core, Buffer&& frame, PendingCall* pending, CallOptions opts) {
+  core.call_async(std::move(frame), pending, opts);
+}
+Status core_send_oneway(ClientCore& core, Buffer&& frame, CallOptions opts) {
+  return core.send_oneway(std::move(frame), opts);
+}
+CodecId core_codec(const ClientCore& core) noexcept {
+  return core.codec();
+}
+const DecodeLimits& core_limits(const ClientCore& core) noexcept {
+  return core.options().decode_limits;
+}
+void core_release(ClientCore& core, const std::string& object) noexcept {
+  core.release(object);
+}
+
+}  // namespace detail
+
+namespace {
+// The last owner of a core may be a callback running on one of the core's own threads (a Remote
+// captured in it): that thread cannot join itself, so another one finishes the job.
+void delete_core(detail::ClientCore* core) {
+  if (detail::on_client_thread) {
+    std::thread([core] { delete core; }).detach();
+  } else {
+    delete core;
+  }
+}
+}  // namespace
+
 Client::Client(std::string_view uri, ClientOptions options)
-    : core_(std::make_unique<detail::ClientCore>(uri, std::move(options))) {}
+    : core_(new detail::ClientCore(uri, std::move(options)), delete_core) {}
 Client::~Client() = default;
 Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&&) noexcept = default;
@@ -351,17 +413,6 @@ const std::string& Client::uri() const noexcept {
 }
 const ClientOptions& Client::options() const noexcept {
   return core_->options();
-}
-
-void Client::call_sync(Buffer&& frame, std::string_view method, detail::PendingCall& pending,
-                       CallOptions opts) {
-  core_->call_sync(std::move(frame), method, pending, opts);
-}
-void Client::call_async_raw(Buffer&& frame, detail::PendingCall* pending, CallOptions opts) {
-  core_->call_async(std::move(frame), pending, opts);
-}
-Status Client::send_oneway(Buffer&& frame, CallOptions opts) {
-  return core_->send_oneway(std::move(frame), opts);
 }
 
 }  // namespace brine

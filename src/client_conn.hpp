@@ -19,6 +19,10 @@ namespace brine::detail {
 
 using transport::Deadline;
 
+// True on the threads a client owns (its I/O thread, a ZeroMQ connection's thread). A client
+// core must not be destroyed on them: its destructor joins them.
+inline thread_local bool on_client_thread = false;
+
 // A mutex whose lock gives up at a deadline. (std::timed_mutex would do, but ThreadSanitizer
 // cannot see its try_lock_until and reports every unlock as an error, hiding real reports.)
 class DeadlineMutex {

@@ -6,13 +6,15 @@
 
 namespace brine::detail {
 
-void begin_frame(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_view method) {
+void begin_frame(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_view object,
+                 std::string_view method) {
   out.clear();
-  if (method.size() > kMaxMethodLength) {
+  const std::size_t length = object.empty() ? method.size() : object.size() + 1 + method.size();
+  if (length > kMaxMethodLength) {
     throw RpcError(StatusCode::invalid_argument,
-                   "method name of " + std::to_string(method.size()) + " bytes exceeds 65535");
+                   "method name of " + std::to_string(length) + " bytes exceeds 65535");
   }
-  std::byte* p = out.extend(kFixedSize + method.size());
+  std::byte* p = out.extend(kFixedSize + length);
   store_be32(p, 0);
   p[4] = std::byte{kMagic0};
   p[5] = std::byte{kMagic1};
@@ -20,9 +22,19 @@ void begin_frame(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_vi
   p[7] = std::byte(kind);
   p[8] = std::byte(codec);
   p[9] = std::byte{0};
-  store_be16(p + 10, std::uint16_t(method.size()));
+  store_be16(p + 10, std::uint16_t(length));
   store_be64(p + 12, 0);
-  if (!method.empty()) std::memcpy(p + kFixedSize, method.data(), method.size());
+  p += kFixedSize;
+  if (!object.empty()) {
+    std::memcpy(p, object.data(), object.size());
+    p[object.size()] = std::byte{'.'};
+    p += object.size() + 1;
+  }
+  if (!method.empty()) std::memcpy(p, method.data(), method.size());
+}
+
+void begin_frame(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_view method) {
+  begin_frame(out, kind, codec, {}, method);
 }
 
 void set_call_id(Buffer& frame, std::uint64_t call_id) noexcept {

@@ -3,11 +3,10 @@
 // Each connection reads into its FrameParser and dispatches every complete frame. Replies go
 // through a per-connection queue; all queued replies leave in one gather write (writev), and a
 // reply produced on the I/O thread is written before the read handler returns.
-#include <cxxabi.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -30,13 +29,6 @@ namespace {
 
 constexpr std::size_t kCodecSlots = 8;  // codec ids handled: 0..7
 static_assert(std::size_t(CodecId::protobuf) < kCodecSlots);
-
-std::string demangle(const char* name) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(name, nullptr, nullptr, &status),
-                                             std::free);
-  return status == 0 && out ? std::string(out.get()) : std::string(name);
-}
 
 struct StringHash {
   using is_transparent = void;
@@ -65,24 +57,55 @@ class ServerCore final : public FrameDispatcher {
   }
   ~ServerCore() override { shutdown(); }
 
-  void add_handler(std::string_view method, const std::vector<CodecId>& codecs,
-                   std::shared_ptr<HandlerBase> handler, HandlerOptions handler_options) {
+  void add_handler(std::string_view method, std::shared_ptr<HandlerBase> handler,
+                   HandlerOptions handler_options) {
     std::lock_guard lk(mu_);
-    if (handler_options.idempotent) idempotent_.emplace_back(method);
     if (started_) throw std::logic_error("handle() after start()");
+    std::vector<CodecId> codecs = std::move(handler_options.codecs);
     if (codecs.empty()) {
-      throw std::logic_error("method '" + std::string(method) +
-                             "': no codec can carry both its request and response types");
+      for (CodecId c : known_codecs()) {
+        if (handler->supports(c)) codecs.push_back(c);
+      }
+    }
+    if (codecs.empty()) {
+      throw std::logic_error("method '" + std::string(method) + "' (" + handler->signature() +
+                             "): no codec can carry both its request and response types");
     }
     auto& slots = handlers_[std::string(method)];
     for (CodecId c : codecs) {
+      if (std::size_t(c) >= kCodecSlots || !handler->supports(c)) {
+        throw std::logic_error("method '" + std::string(method) + "' (" + handler->signature() +
+                               ") cannot use codec '" + std::string(codec_name(c)) + "'");
+      }
       auto& slot = slots[std::size_t(c)];
       if (slot) {
         throw std::logic_error("method '" + std::string(method) + "' already has a handler for " +
-                               std::string(codec_name(c)));
+                               std::string(codec_name(c)) +
+                               " (HandlerOptions::codecs says which codecs a handler serves)");
       }
       slot = handler;
     }
+    if (handler_options.idempotent) idempotent_.emplace_back(method);
+  }
+
+  void add_object(std::string_view name, std::shared_ptr<void> object,
+                  const InterfaceTable& table) {
+    const bool well_formed = !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+    });
+    if (!well_formed) {
+      throw std::logic_error("object name '" + std::string(name) +
+                             "': use letters, digits, '_' and '-'");
+    }
+    std::lock_guard lk(mu_);
+    if (started_) throw std::logic_error("expose() after start()");
+    if (!objects_.emplace(std::string(name), ExposedObject{std::move(object), &table}).second) {
+      throw std::logic_error("an object named '" + std::string(name) + "' is already exposed");
+    }
+  }
+
+  std::string next_object_name() {
+    return "@" + std::to_string(next_object_.fetch_add(1, std::memory_order_relaxed));
   }
 
   std::string listen(std::string_view uri);
@@ -109,6 +132,7 @@ class ServerCore final : public FrameDispatcher {
   void start() {
     std::lock_guard lk(mu_);
     if (started_ || stop_requested_) return;
+    check_codecs();
     started_ = true;
     if (options_.workers > 0) pool_.emplace(options_.workers);
     for (auto& l : listeners_) accept_more(*l);
@@ -141,14 +165,55 @@ class ServerCore final : public FrameDispatcher {
 
   void shutdown();
 
+  // With codecs configured, every method must serve each of them.
+  void check_codecs() const {
+    if (options_.codecs.empty()) return;
+    for (const std::string& codec_text : options_.codecs) {
+      const CodecId c = *codec_from_name(codec_text);
+      for (const auto& [name, slots] : handlers_) {
+        if (slots[std::size_t(c)]) continue;
+        std::string types;
+        for (const auto& h : slots) {
+          if (h) types += (types.empty() ? "" : "; ") + h->signature();
+        }
+        throw std::invalid_argument("method '" + name + "' cannot use the configured codec '" +
+                                    codec_text + "': its handlers take " + types);
+      }
+      std::vector<const InterfaceTable*> seen;
+      for (const auto& [name, object] : objects_) check_interface(name, *object.table, c, seen);
+    }
+  }
+  void check_interface(const std::string& object, const InterfaceTable& table, CodecId c,
+                       std::vector<const InterfaceTable*>& seen) const {
+    if (std::find(seen.begin(), seen.end(), &table) != seen.end()) return;
+    seen.push_back(&table);
+    for (const auto& [method, h] : table.methods) {
+      if (!h->supports(c)) {
+        throw std::invalid_argument("method '" + object + "." + std::string(method) + "' (" +
+                                    h->signature() + ") cannot use the configured codec '" +
+                                    std::string(codec_name(c)) + "'");
+      }
+      if (const InterfaceTable* next = h->result_interface()) {
+        check_interface(object + "." + std::string(method) + "()", *next, c, seen);
+      }
+    }
+  }
+
   // Runs a request/oneway frame: inline, or on the pool with a copy of the payload.
   void dispatch(const std::shared_ptr<ReplySink>& sink, const FrameView& f) override;
+  // What a frame calls: a handler, or a method of an object (which `self` keeps alive).
+  struct Target {
+    std::shared_ptr<void> self;
+    HandlerBase* handler = nullptr;
+  };
+  Status resolve_object(ReplySink& sink, std::string_view method, CodecId codec, Target& target);
   void execute(ReplySink& sink, FrameKind kind, CodecId codec, std::uint64_t call_id,
-               HandlerBase& handler, std::span<const std::byte> payload);
+               const Target& target, std::span<const std::byte> payload);
   void register_conn(const std::shared_ptr<ServerConn>& conn);
   void unregister_conn(ServerConn* conn);
 
   const ServerOptions& options() const override { return options_; }
+  std::chrono::milliseconds peer_timeout() const override { return options_.heartbeat_timeout; }
   asio::io_context& io() { return io_; }
 
  private:
@@ -168,6 +233,8 @@ class ServerCore final : public FrameDispatcher {
   std::unordered_map<std::string, std::array<std::shared_ptr<HandlerBase>, kCodecSlots>, StringHash,
                      std::equal_to<>>
       handlers_;
+  std::unordered_map<std::string, ExposedObject, StringHash, std::equal_to<>> objects_;
+  std::atomic<std::uint64_t> next_object_{1};
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   std::optional<asio::thread_pool> pool_;
@@ -190,6 +257,8 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
       : core_(core), socket_(std::move(socket)), parser_(core.options().max_frame_size) {}
 
   void start() { read_more(); }
+
+  Session* session() override { return &session_; }
 
   // Queues a complete frame; safe from any thread.
   void send(Buffer&& frame) override {
@@ -229,6 +298,7 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
     socket_.shutdown(asio::socket_base::shutdown_both, ignored);
     socket_.close(ignored);
     if (linger_) linger_->cancel();
+    session_.close();  // the connection's remote references end with it
     core_.unregister_conn(this);
   }
 
@@ -306,6 +376,7 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
   bool closing_ = false;
   std::atomic<bool> closed_{false};
   std::optional<asio::steady_timer> linger_;
+  Session session_;
 };
 
 std::string ServerCore::listen(std::string_view uri) {
@@ -413,50 +484,118 @@ void ServerCore::dispatch(const std::shared_ptr<ReplySink>& conn, const FrameVie
     }
     return;
   }
-  const auto it = handlers_.find(f.method);
-  if (it == handlers_.end()) {
-    if (!oneway) {
-      reply_error(*conn, f.call_id,
-                  {StatusCode::not_found, "no method '" + std::string(f.method) + "'"});
-    }
-    return;
-  }
-  HandlerBase* handler = f.codec < kCodecSlots ? it->second[f.codec].get() : nullptr;
-  if (handler == nullptr) {
-    if (!oneway) {
-      reply_error(*conn, f.call_id,
-                  {StatusCode::unimplemented, "method '" + std::string(f.method) +
-                                                  "' does not accept codec '" +
-                                                  codec_display(f.codec) + "'"});
-    }
-    return;
-  }
   const auto codec = CodecId(f.codec);
+  Target target;
+  if (const auto it = handlers_.find(f.method); it != handlers_.end()) {
+    target.handler = f.codec < kCodecSlots ? it->second[f.codec].get() : nullptr;
+    if (target.handler == nullptr) {
+      if (!oneway) {
+        reply_error(*conn, f.call_id,
+                    {StatusCode::unimplemented, "method '" + std::string(f.method) +
+                                                    "' does not accept codec '" +
+                                                    codec_display(f.codec) + "'"});
+      }
+      return;
+    }
+  } else if (Status s = resolve_object(*conn, f.method, codec, target); !s.ok()) {
+    if (!oneway) reply_error(*conn, f.call_id, std::move(s));
+    return;
+  } else if (target.handler == nullptr) {
+    return;  // a reference released
+  }
   if (!pool_) {
-    execute(*conn, f.kind, codec, f.call_id, *handler, f.payload);
+    execute(*conn, f.kind, codec, f.call_id, target, f.payload);
     return;
   }
   Buffer payload(f.payload.size());
   payload.append(f.payload.data(), f.payload.size());
-  asio::post(*pool_, [this, conn, kind = f.kind, codec, id = f.call_id, handler,
+  asio::post(*pool_, [this, conn, kind = f.kind, codec, id = f.call_id, target = std::move(target),
                       payload = std::move(payload)] {
-    execute(*conn, kind, codec, id, *handler, payload.bytes());
+    execute(*conn, kind, codec, id, target, payload.bytes());
   });
 }
 
+Status ServerCore::resolve_object(ReplySink& sink, std::string_view method, CodecId codec,
+                                  Target& target) {
+  const auto dot = method.rfind('.');
+  if (dot == std::string_view::npos) {
+    return {StatusCode::not_found, "no method '" + std::string(method) + "'"};
+  }
+  const std::string_view name = method.substr(0, dot);
+  const std::string_view member = method.substr(dot + 1);
+  ExposedObject object;
+  if (!name.empty() && name.front() == '@') {
+    Session* session = sink.session();
+    if (member == kReleaseMethod) {
+      if (session != nullptr) session->release(name);
+      return {};
+    }
+    auto found = session != nullptr ? session->find(name) : std::nullopt;
+    if (!found) {
+      return {StatusCode::not_found,
+              "no object '" + std::string(name) +
+                  "' on this connection (a remote reference ends with the connection that made "
+                  "it, or when released)"};
+    }
+    object = std::move(*found);
+  } else if (const auto it = objects_.find(name); it != objects_.end()) {
+    object = it->second;
+  } else {
+    return {StatusCode::not_found,
+            "no method '" + std::string(method) + "' and no object '" + std::string(name) + "'"};
+  }
+  HandlerBase* handler = object.table->find(member);
+  if (handler == nullptr) {
+    return {StatusCode::not_found, "object '" + std::string(name) + "' (" +
+                                       std::string(object.table->name) + ") has no method '" +
+                                       std::string(member) + "'"};
+  }
+  if (!handler->supports(codec)) {
+    return {StatusCode::unimplemented, "method '" + std::string(method) + "' (" +
+                                           handler->signature() + ") cannot use codec '" +
+                                           std::string(codec_name(codec)) + "'"};
+  }
+  target = {std::move(object.self), handler};
+  return {};
+}
+
+namespace {
+// Keeps the objects a factory returns in the calling connection's session.
+class ConnContext final : public CallContext {
+ public:
+  ConnContext(ServerCore& core, ReplySink& sink) : core_(core), sink_(sink) {}
+  std::string keep(std::shared_ptr<void> object, const InterfaceTable& table) override {
+    Session* session = sink_.session();
+    if (session == nullptr) {
+      throw RpcError(StatusCode::unimplemented,
+                     "remote references need a direct connection to the server (this call came "
+                     "through a broker)");
+    }
+    std::string name = core_.next_object_name();
+    session->keep(name, ExposedObject{std::move(object), &table});
+    return name;
+  }
+
+ private:
+  ServerCore& core_;
+  ReplySink& sink_;
+};
+}  // namespace
+
 void ServerCore::execute(ReplySink& conn, FrameKind kind, CodecId codec, std::uint64_t call_id,
-                         HandlerBase& handler, std::span<const std::byte> payload) {
+                         const Target& target, std::span<const std::byte> payload) {
   Buffer out;
   begin_frame(out, FrameKind::reply, std::uint8_t(codec), {});
   set_call_id(out, call_id);
   Status failure;
   try {
-    handler.invoke(codec, payload, options_.decode_limits, out);
+    ConnContext ctx(*this, conn);
+    target.handler->invoke(target.self.get(), codec, payload, options_.decode_limits, out, ctx);
   } catch (const RpcError& e) {
     failure = e.status();
     if (failure.ok()) failure.code = StatusCode::unknown;
   } catch (const std::exception& e) {
-    failure = {StatusCode::internal, e.what(), demangle(typeid(e).name())};
+    failure = {StatusCode::internal, e.what(), type_name(typeid(e))};
   } catch (...) {
     failure = {StatusCode::unknown, "the handler threw something that is not a std::exception"};
   }
@@ -514,9 +653,13 @@ Server::~Server() = default;
 Server::Server(Server&&) noexcept = default;
 Server& Server::operator=(Server&&) noexcept = default;
 
-void Server::add_handler(std::string_view method, const std::vector<CodecId>& codecs,
-                         std::shared_ptr<detail::HandlerBase> handler, HandlerOptions options) {
-  core_->add_handler(method, codecs, std::move(handler), options);
+void Server::add_handler(std::string_view method, std::shared_ptr<detail::HandlerBase> handler,
+                         HandlerOptions options) {
+  core_->add_handler(method, std::move(handler), std::move(options));
+}
+void Server::add_object(std::string_view name, std::shared_ptr<void> object,
+                        const detail::InterfaceTable& table) {
+  core_->add_object(name, std::move(object), table);
 }
 std::string Server::listen(std::string_view uri) {
   return core_->listen(uri);

@@ -1,9 +1,13 @@
 // What the server core offers to the transports that feed it (internal).
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "brine/buffer.hpp"
@@ -12,12 +16,67 @@
 
 namespace brine::detail {
 
+// An object served to remote callers: the implementation and its interface's methods.
+struct ExposedObject {
+  std::shared_ptr<void> self;
+  const InterfaceTable* table = nullptr;
+};
+
+// The objects one connection (one peer) holds through remote references, by name. Thread-safe.
+// close() frees them all; objects kept after close() are freed at once.
+class Session {
+ public:
+  Session() = default;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session() { close(); }
+
+  // Keeps `object` under `name`; false (object dropped) after close().
+  bool keep(const std::string& name, ExposedObject object) {
+    std::lock_guard lk(mu_);
+    if (closed_) return false;
+    objects_.emplace(name, std::move(object));
+    return true;
+  }
+  std::optional<ExposedObject> find(std::string_view name) const {
+    std::lock_guard lk(mu_);
+    const auto it = objects_.find(std::string(name));
+    if (it == objects_.end()) return std::nullopt;
+    return it->second;
+  }
+  void release(std::string_view name) {
+    ExposedObject dropped;  // destroyed after the lock is released
+    std::lock_guard lk(mu_);
+    const auto it = objects_.find(std::string(name));
+    if (it == objects_.end()) return;
+    dropped = std::move(it->second);
+    objects_.erase(it);
+  }
+  void close() {
+    std::unordered_map<std::string, ExposedObject> dropped;
+    std::lock_guard lk(mu_);
+    closed_ = true;
+    dropped.swap(objects_);
+  }
+  std::size_t size() const {
+    std::lock_guard lk(mu_);
+    return objects_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, ExposedObject> objects_;
+  bool closed_ = false;
+};
+
 // Where the replies to one peer's requests go. send() is safe from any thread; frames sent after
 // the peer is gone are dropped.
 class ReplySink {
  public:
   virtual ~ReplySink() = default;
   virtual void send(Buffer&& frame) = 0;
+  // The peer's objects; null where remote references are not possible (a broker's worker).
+  virtual Session* session() { return nullptr; }
 };
 
 // Runs request and oneway frames (inline or on the pool) and sends their replies to `sink`.
@@ -27,6 +86,8 @@ class FrameDispatcher {
   virtual ~FrameDispatcher() = default;
   virtual void dispatch(const std::shared_ptr<ReplySink>& sink, const FrameView& f) = 0;
   virtual const ServerOptions& options() const = 0;
+  // The longest a ZeroMQ peer holding remote references may stay silent before they are freed.
+  virtual std::chrono::milliseconds peer_timeout() const = 0;
   // Names of the methods registered as idempotent.
   virtual std::vector<std::string> idempotent_methods() const = 0;
 };

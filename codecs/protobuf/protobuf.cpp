@@ -57,16 +57,16 @@ void decode_json(std::span<const std::byte> in, const DecodeLimits& limits,
                  google::protobuf::Message& message) {
   json_codec::check(in, limits);  // one value, bounded depth: before protobuf's parser sees it
   const auto status = google::protobuf::util::JsonStringToMessage(
-      google::protobuf::StringPiece(reinterpret_cast<const char*>(in.data()), in.size()),
-      &message, google::protobuf::util::JsonParseOptions{});
+      google::protobuf::StringPiece(reinterpret_cast<const char*>(in.data()), in.size()), &message,
+      google::protobuf::util::JsonParseOptions{});
   if (!status.ok()) {
     throw RpcError(StatusCode::invalid_argument, "json payload does not parse as " +
                                                      message.GetTypeName() + ": " +
                                                      std::string(status.message()));
   }
   if (!message.IsInitialized()) {
-    throw RpcError(StatusCode::invalid_argument, "json payload lacks required fields: " +
-                                                     message.InitializationErrorString());
+    throw RpcError(StatusCode::invalid_argument,
+                   "json payload lacks required fields: " + message.InitializationErrorString());
   }
 }
 

@@ -30,6 +30,10 @@ pb::Number pb_number(double v) {
 
 void register_calculator(brine::Server& server) {
   const brine::HandlerOptions idempotent{.idempotent = true};
+  // The messages could serve json too (protobuf's JSON mapping); the structs do that here.
+  const brine::HandlerOptions pb_idempotent{.idempotent = true,
+                                            .codecs = {brine::CodecId::protobuf}};
+  const brine::HandlerOptions pb_only{.codecs = {brine::CodecId::protobuf}};
   server.handle(
       kAdd, [](const AddRequest& r) { return Number{r.a + r.b}; }, idempotent);
   server.handle(
@@ -46,21 +50,22 @@ void register_calculator(brine::Server& server) {
   server.handle(kWait, [](const WaitRequest& r) { return Number{wait_ms(r.milliseconds)}; });
 
   server.handle(
-      pb::kAdd, [](const pb::AddRequest& r) { return pb_number(r.a() + r.b()); }, idempotent);
+      pb::kAdd, [](const pb::AddRequest& r) { return pb_number(r.a() + r.b()); }, pb_idempotent);
   server.handle(
       pb::kDivide,
       [](const pb::DivideRequest& r) { return pb_number(divide(r.numerator(), r.denominator())); },
-      idempotent);
+      pb_idempotent);
   server.handle(
       pb::kSum,
       [](const pb::SumRequest& r) {
         return pb_number(std::accumulate(r.values().begin(), r.values().end(), 0.0));
       },
-      idempotent);
+      pb_idempotent);
   server.handle(
-      pb::kPid, [](const pb::Number&) { return pb_number(double(::getpid())); }, idempotent);
-  server.handle(pb::kWait,
-                [](const pb::WaitRequest& r) { return pb_number(wait_ms(r.milliseconds())); });
+      pb::kPid, [](const pb::Number&) { return pb_number(double(::getpid())); }, pb_idempotent);
+  server.handle(
+      pb::kWait, [](const pb::WaitRequest& r) { return pb_number(wait_ms(r.milliseconds())); },
+      pb_only);
 }
 
 }  // namespace calc

@@ -1,9 +1,11 @@
-// The calculator service, twice: plain C++ structs for the cereal codec, and the messages of
-// proto/calculator.proto for the protobuf codec. Same method names, same behaviour.
+// The calculator service, twice: plain C++ structs for the cereal and json codecs, and the
+// messages of proto/calculator.proto for the protobuf codec. Same method names, same behaviour,
+// and the same JSON (the struct members are named like the .proto fields).
 #pragma once
 
 #include <brine/brine.hpp>
 #include <brine/codecs/cereal.hpp>
+#include <brine/codecs/json.hpp>
 #include <brine/codecs/protobuf.hpp>
 #include <cstdint>
 #include <vector>
@@ -18,7 +20,7 @@ struct AddRequest {
   double b = 0;
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(a, b);
+    ar(CEREAL_NVP(a), CEREAL_NVP(b));
   }
 };
 
@@ -27,7 +29,7 @@ struct DivideRequest {
   double denominator = 0;
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(numerator, denominator);
+    ar(CEREAL_NVP(numerator), CEREAL_NVP(denominator));
   }
 };
 
@@ -35,7 +37,7 @@ struct SumRequest {
   std::vector<double> values;
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(values);
+    ar(CEREAL_NVP(values));
   }
 };
 
@@ -43,7 +45,7 @@ struct WaitRequest {
   std::uint32_t milliseconds = 0;
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(milliseconds);
+    ar(CEREAL_NVP(milliseconds));
   }
 };
 
@@ -51,7 +53,7 @@ struct Number {
   double value = 0;
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(value);
+    ar(CEREAL_NVP(value));
   }
 };
 
@@ -78,8 +80,8 @@ inline constexpr brine::Method<Number, Number> kPid{"pid"};
 }  // namespace pb
 
 // Registers add, divide (throws std::domain_error on a zero denominator), sum, pid (all
-// idempotent) and wait (sleeps, then answers the milliseconds waited; not idempotent) for both
-// codecs.
+// idempotent) and wait (sleeps, then answers the milliseconds waited; not idempotent): the
+// structs serve cereal and json, the protobuf messages serve protobuf.
 void register_calculator(brine::Server& server);
 
 }  // namespace calc

@@ -5,6 +5,7 @@
 //   brine::Result<AddReply> res = client.try_call<AddReply>("add", req);  // never throws
 //   std::future<AddReply> f = client.call_async<AddReply>("add", req);    // get() may throw
 //   client.notify("log", LogLine{...});                                   // oneway, no reply
+//   auto calc = client.remote<Calculator>("calc");  int s = calc.add(2, 3);   // remote object
 //
 // Thread-safety: every member function may be called from many threads at once; calls share one
 // connection and are matched to replies by call id, so replies may arrive in any order.
@@ -30,6 +31,7 @@
 #include "brine/buffer.hpp"
 #include "brine/codec.hpp"
 #include "brine/detail/frame.hpp"
+#include "brine/interface.hpp"
 #include "brine/method.hpp"
 #include "brine/result.hpp"
 #include "brine/status.hpp"
@@ -45,6 +47,10 @@ struct ClientOptions {
   // Largest frame sent or accepted (bytes after the length prefix). Minimum 1024.
   std::size_t max_frame_size = detail::kDefaultMaxFrameSize;
   DecodeLimits decode_limits{};
+  // ZeroMQ: heartbeats every interval; a server silent for the timeout counts as gone (pending
+  // calls fail with UNAVAILABLE).
+  std::chrono::milliseconds heartbeat_interval{1000};
+  std::chrono::milliseconds heartbeat_timeout{3000};
 };
 
 struct CallOptions {
@@ -111,7 +117,228 @@ class CallbackCall final : public PendingCall {
   F f_;
 };
 
+// Entry points into the client core (src/client.cpp), shared by Client and Remote.
+void core_call_sync(ClientCore& core, Buffer&& frame, std::string_view method, PendingCall& pending,
+                    CallOptions opts);
+void core_call_async(ClientCore& core, Buffer&& frame, PendingCall* pending, CallOptions opts);
+Status core_send_oneway(ClientCore& core, Buffer&& frame, CallOptions opts);
+CodecId core_codec(const ClientCore& core) noexcept;
+const DecodeLimits& core_limits(const ClientCore& core) noexcept;
+// Sends "<object>.~release" if the connection that made the reference is still up.
+void core_release(ClientCore& core, const std::string& object) noexcept;
+
+template <class Resp, class Req>
+Status encode_request(CodecId c, Buffer& frame, FrameKind kind, std::string_view object,
+                      std::string_view method, const Req& request) {
+  static_assert(Serializable<Req>, "no codec header included handles this request type");
+  bool ok = Serialization<Req>::supports(c);
+  if constexpr (!std::is_void_v<Resp>) {
+    static_assert(Serializable<Resp>, "no codec header included handles this response type");
+    ok = ok && Serialization<Resp>::supports(c);
+  }
+  if (!ok) {
+    return Status{StatusCode::unimplemented,
+                  "the request or response type of '" +
+                      (object.empty() ? std::string() : std::string(object) + ".") +
+                      std::string(method) + "' cannot use codec '" + std::string(codec_name(c)) +
+                      "'"};
+  }
+  try {
+    begin_frame(frame, kind, std::uint8_t(c), object, method);
+    Serialization<Req>::encode(c, request, frame);
+  } catch (const RpcError& e) {
+    return e.status();
+  } catch (const std::exception& e) {
+    return Status{StatusCode::internal, std::string("request does not encode: ") + e.what()};
+  }
+  return {};
+}
+
+template <class Resp, class Req>
+Result<Resp> try_call(ClientCore& core, std::string_view object, std::string_view method,
+                      const Req& request, CallOptions opts) {
+  Buffer frame;
+  const CodecId c = core_codec(core);
+  if (Status s = encode_request<Resp>(c, frame, FrameKind::request, object, method, request);
+      !s.ok()) {
+    return s;
+  }
+  SyncCall<Resp> pending(c, core_limits(core));
+  core_call_sync(core, std::move(frame), method, pending, opts);
+  return std::move(pending).take();
+}
+
+template <class Resp, class Req, class F>
+void call_async(ClientCore& core, std::string_view object, std::string_view method,
+                const Req& request, F&& f, CallOptions opts) {
+  using Call = CallbackCall<Resp, std::decay_t<F>>;
+  Buffer frame;
+  const CodecId c = core_codec(core);
+  if (Status s = encode_request<Resp>(c, frame, FrameKind::request, object, method, request);
+      !s.ok()) {
+    f(Result<Resp>(std::move(s)));
+    return;
+  }
+  core_call_async(core, std::move(frame), new Call(c, core_limits(core), std::forward<F>(f)), opts);
+}
+
+// Sets `promise` from `r`, through `convert` (Wire -> T).
+template <class T, class Wire, class Convert>
+void fulfil(std::promise<T>& promise, Result<Wire>&& r, Convert&& convert) {
+  if (!r.ok()) {
+    promise.set_exception(std::make_exception_ptr(RpcError(r.status())));
+    return;
+  }
+  try {
+    if constexpr (std::is_void_v<T>) {
+      convert(std::move(r).value());
+      promise.set_value();
+    } else {
+      promise.set_value(convert(std::move(r).value()));
+    }
+  } catch (...) {
+    promise.set_exception(std::current_exception());
+  }
+}
+
 }  // namespace detail
+
+// --- remote objects ---------------------------------------------------------------------------
+
+template <class I>
+class Remote;
+
+namespace detail {
+
+// What every copy of one Remote shares: the client core and the object's name. For an object a
+// factory made, dropping the last copy tells the server to free it.
+struct RemoteHandle {
+  RemoteHandle(std::shared_ptr<ClientCore> c, std::string name, bool owns)
+      : core(std::move(c)), object(std::move(name)), owned(owns) {}
+  RemoteHandle(const RemoteHandle&) = delete;
+  RemoteHandle& operator=(const RemoteHandle&) = delete;
+  ~RemoteHandle() {
+    if (owned) core_release(*core, object);
+  }
+  std::shared_ptr<ClientCore> core;
+  std::string object;
+  bool owned;
+};
+
+template <class R>
+struct remote_result {
+  using type = std::remove_cvref_t<R>;
+};
+template <>
+struct remote_result<void> {
+  using type = void;
+};
+template <class U>
+struct remote_result<Ref<U>> {
+  using type = Remote<U>;
+};
+// What a proxy method returns for an interface method returning R.
+template <class R>
+using remote_result_t = typename remote_result<R>::type;
+
+enum class CallStyle { throwing, result, future };
+
+// The proxy's machinery; BRINE_INTERFACE's proxy<Base> adds the named methods on top.
+template <class I, CallStyle Style>
+class RemoteBase {
+ public:
+  RemoteBase(std::shared_ptr<const RemoteHandle> handle, CallOptions opts = {})
+      : handle_(std::move(handle)), opts_(opts) {}
+
+  // The object's name on the server ("calc", or "@17" for one a factory made).
+  const std::string& object_name() const noexcept { return handle_->object; }
+
+ protected:
+  template <auto M, class... A>
+  auto brine_invoke(std::string_view method, A&&... a) const {
+    using traits = member_traits<decltype(M)>;
+    using R = typename traits::result;
+    using Args = typename traits::args;
+    using Wire = wire_result_t<R>;
+    using Out = remote_result_t<R>;
+    static_assert(std::is_invocable_v<decltype(M), I&, A&&...>,
+                  "the arguments do not match the interface method's parameters");
+    const Args args{decltype(Args::values)(std::forward<A>(a)...)};
+    auto convert = [handle = handle_, opts = opts_](Wire&& w) -> Out {
+      if constexpr (std::is_void_v<Out>) {
+        (void)w;
+      } else if constexpr (is_ref<R>::value) {
+        return Out(std::make_shared<const RemoteHandle>(handle->core, std::move(w.name), true),
+                   opts);
+      } else {
+        return std::move(w);
+      }
+    };
+    ClientCore& core = *handle_->core;
+    if constexpr (Style == CallStyle::future) {
+      auto promise = std::make_shared<std::promise<Out>>();
+      std::future<Out> future = promise->get_future();
+      detail::call_async<Wire>(
+          core, handle_->object, method, args,
+          [promise, convert](Result<Wire> r) { fulfil(*promise, std::move(r), convert); }, opts_);
+      return future;
+    } else {
+      Result<Wire> r = detail::try_call<Wire>(core, handle_->object, method, args, opts_);
+      if constexpr (Style == CallStyle::throwing) {
+        return convert(std::move(r).value_or_throw());
+      } else if constexpr (std::is_void_v<Out>) {
+        return Result<void>(r.status());
+      } else {
+        if (!r.ok()) return Result<Out>(r.status());
+        return Result<Out>(convert(std::move(r).value()));
+      }
+    }
+  }
+
+  std::shared_ptr<const RemoteHandle> handle_;
+  CallOptions opts_;
+};
+
+template <class I, CallStyle Style>
+using proxy_t = typename interface_traits<I>::template proxy<RemoteBase<I, Style>>;
+
+}  // namespace detail
+
+// A proxy for a remote object: the methods BRINE_INTERFACE lists for I, with the same
+// parameters (checked at compile time) and results, except that a method returning Ref<U>
+// returns Remote<U>. Each call throws RpcError on failure; an exception thrown by the object's
+// method arrives as RpcError with its message and remote_type().
+//
+//   brine::Remote<Calculator> calc = client.remote<Calculator>("calc");
+//   int s = calc.add(2, 3);
+//   brine::Result<int> r = calc.try_call().add(2, 3);     // never throws
+//   std::future<int> f = calc.async().add(2, 3);           // get() may throw
+//   calc.with({.timeout = 100ms}).add(2, 3);               // per-call options
+//
+// Copies share one reference. Thread-safe like Client. (An interface method named try_call,
+// async, with or object_name is hidden by these; call it through try_call().)
+template <class I>
+class Remote final : public detail::proxy_t<I, detail::CallStyle::throwing> {
+  using Base = detail::proxy_t<I, detail::CallStyle::throwing>;
+
+ public:
+  using interface = I;
+
+  explicit Remote(std::shared_ptr<const detail::RemoteHandle> handle, CallOptions opts = {})
+      : Base(std::move(handle), opts) {}
+
+  // The same object, its methods returning Result<T> (Result<void> for void) instead of
+  // throwing.
+  detail::proxy_t<I, detail::CallStyle::result> try_call() const {
+    return detail::proxy_t<I, detail::CallStyle::result>(this->handle_, this->opts_);
+  }
+  // The same object, its methods returning std::future<T>.
+  detail::proxy_t<I, detail::CallStyle::future> async() const {
+    return detail::proxy_t<I, detail::CallStyle::future>(this->handle_, this->opts_);
+  }
+  // The same object with other call options (a timeout, say).
+  Remote with(CallOptions opts) const { return Remote(this->handle_, opts); }
+};
 
 class Client {
  public:
@@ -140,14 +367,7 @@ class Client {
 
   template <class Resp, class Req>
   Result<Resp> try_call(std::string_view method, const Req& request, CallOptions opts = {}) {
-    Buffer frame;
-    if (Status s = encode_request<Resp, Req>(frame, detail::FrameKind::request, method, request);
-        !s.ok()) {
-      return s;
-    }
-    detail::SyncCall<Resp> pending(codec(), options().decode_limits);
-    call_sync(std::move(frame), method, pending, opts);
-    return std::move(pending).take();
+    return detail::try_call<Resp>(*core_, {}, method, request, opts);
   }
 
   template <class Resp, class Req>
@@ -159,15 +379,7 @@ class Client {
   template <class Resp, class Req, class F>
   requires std::invocable<F&, Result<Resp>>
   void call_async(std::string_view method, const Req& request, F&& f, CallOptions opts = {}) {
-    using Call = detail::CallbackCall<Resp, std::decay_t<F>>;
-    Buffer frame;
-    if (Status s = encode_request<Resp, Req>(frame, detail::FrameKind::request, method, request);
-        !s.ok()) {
-      f(Result<Resp>(std::move(s)));
-      return;
-    }
-    call_async_raw(std::move(frame), new Call(codec(), options().decode_limits, std::forward<F>(f)),
-                   opts);
+    detail::call_async<Resp>(*core_, {}, method, request, std::forward<F>(f), opts);
   }
 
   // The future's get() returns the reply or throws RpcError.
@@ -178,11 +390,7 @@ class Client {
     call_async<Resp>(
         method, request,
         [promise](Result<Resp> r) {
-          if (r.ok()) {
-            promise->set_value(std::move(r).value());
-          } else {
-            promise->set_exception(std::make_exception_ptr(RpcError(r.status())));
-          }
+          detail::fulfil(*promise, std::move(r), [](Resp&& v) { return std::move(v); });
         },
         opts);
     return future;
@@ -193,11 +401,22 @@ class Client {
   template <class Req>
   Status notify(std::string_view method, const Req& request, CallOptions opts = {}) {
     Buffer frame;
-    if (Status s = encode_request<void, Req>(frame, detail::FrameKind::oneway, method, request);
+    if (Status s = detail::encode_request<void>(codec(), frame, detail::FrameKind::oneway, {},
+                                                method, request);
         !s.ok()) {
       return s;
     }
-    return send_oneway(std::move(frame), opts);
+    return detail::core_send_oneway(*core_, std::move(frame), opts);
+  }
+
+  // --- remote objects ------------------------------------------------------------------------
+  // A proxy for the object the server exposes as `name`, with the methods BRINE_INTERFACE lists
+  // for I. Does not connect or check that the object exists: a call to a missing object or
+  // method fails with NOT_FOUND. The proxy shares this client's connection and keeps it alive.
+  template <class I>
+  Remote<I> remote(std::string_view name) const {
+    static_assert(RemoteInterface<I>, "declare the interface with BRINE_INTERFACE");
+    return Remote<I>(std::make_shared<const detail::RemoteHandle>(core_, std::string(name), false));
   }
 
   // --- the same, with a Method descriptor (types checked at compile time) ----------------------
@@ -218,38 +437,7 @@ class Client {
   }
 
  private:
-  template <class Resp, class Req>
-  Status encode_request(Buffer& frame, detail::FrameKind kind, std::string_view method,
-                        const Req& request) {
-    static_assert(Serializable<Req>, "no codec header included handles this request type");
-    const CodecId c = codec();
-    bool ok = Serialization<Req>::supports(c);
-    if constexpr (!std::is_void_v<Resp>) {
-      static_assert(Serializable<Resp>, "no codec header included handles this response type");
-      ok = ok && Serialization<Resp>::supports(c);
-    }
-    if (!ok) {
-      return Status{StatusCode::unimplemented, "the request or response type of '" +
-                                                   std::string(method) + "' cannot use codec '" +
-                                                   std::string(codec_name(c)) + "'"};
-    }
-    try {
-      detail::begin_frame(frame, kind, std::uint8_t(c), method);
-      Serialization<Req>::encode(c, request, frame);
-    } catch (const RpcError& e) {
-      return e.status();
-    } catch (const std::exception& e) {
-      return Status{StatusCode::internal, std::string("request does not encode: ") + e.what()};
-    }
-    return {};
-  }
-
-  void call_sync(Buffer&& frame, std::string_view method, detail::PendingCall& pending,
-                 CallOptions opts);
-  void call_async_raw(Buffer&& frame, detail::PendingCall* pending, CallOptions opts);
-  Status send_oneway(Buffer&& frame, CallOptions opts);
-
-  std::unique_ptr<detail::ClientCore> core_;
+  std::shared_ptr<detail::ClientCore> core_;
 };
 
 }  // namespace brine

@@ -158,7 +158,9 @@ struct Serialization {
 // A type some included codec header can carry (or that specialises Serialization itself).
 template <class T>
 concept Serializable = CodecCarries<CodecId::cereal, T> || CodecCarries<CodecId::protobuf, T> ||
-    CodecCarries<CodecId::json, T> || !requires { typename Serialization<T>::dispatching; };
+    CodecCarries<CodecId::json, T> || !requires {
+  typename Serialization<T>::dispatching;
+};
 
 // The demangled name of a C++ type, for messages.
 std::string type_name(const std::type_info& type);

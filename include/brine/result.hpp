@@ -40,4 +40,23 @@ class Result {
   std::variant<T, Status> v_;
 };
 
+// The outcome of a call without a value: OK or the failure.
+template <>
+class Result<void> {
+ public:
+  Result() = default;
+  Result(Status status) : status_(std::move(status)) {}  // NOLINT: implicit by design
+
+  bool ok() const noexcept { return status_.ok(); }
+  explicit operator bool() const noexcept { return ok(); }
+  Status status() const { return status_; }
+  StatusCode code() const noexcept { return status_.code; }
+  void value_or_throw() && {
+    if (!ok()) throw RpcError(std::move(status_));
+  }
+
+ private:
+  Status status_;
+};
+
 }  // namespace brine

@@ -5,6 +5,9 @@
 //   std::string uri = server.listen("tcp://127.0.0.1:0");   // the real port is in `uri`
 //   server.start();        // returns; or run() to block until stop()
 //
+// Remote objects: expose<I>("calc", impl) serves an implementation of an interface declared with
+// BRINE_INTERFACE (brine/interface.hpp); clients call it through Client::remote<I>("calc").
+//
 // Handlers: a callable taking one request (by value or const&) and returning the response. The
 // codecs a handler serves follow from its types (a protobuf message type serves "protobuf", a
 // cereal-serialisable struct serves "cereal"), so one server can serve the same method name in
@@ -17,10 +20,12 @@
 // start(); listen() and stop() may be called at any time, from any thread.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -30,6 +35,7 @@
 #include "brine/buffer.hpp"
 #include "brine/codec.hpp"
 #include "brine/detail/frame.hpp"
+#include "brine/interface.hpp"
 #include "brine/method.hpp"
 #include "brine/status.hpp"
 
@@ -44,26 +50,130 @@ struct ServerOptions {
   std::size_t max_frame_size = detail::kDefaultMaxFrameSize;
   // Codec names served; empty serves every codec this build knows. A request in another codec
   // gets UNIMPLEMENTED naming the codec.
-  std::vector<std::string> codecs;
+  std::vector<std::string> codecs{};
   DecodeLimits decode_limits{};
+  // ZeroMQ: heartbeats sent to a silent peer every interval; a peer silent for the timeout is
+  // dropped (and, on a ROUTER, the remote references it held are freed).
+  std::chrono::milliseconds heartbeat_interval{1000};
+  std::chrono::milliseconds heartbeat_timeout{3000};
 };
 
 struct HandlerOptions {
   // Safe to run twice: a broker may send the call again to another worker when the first one
   // died while running it. (Non-idempotent calls then fail with UNAVAILABLE instead.)
   bool idempotent = false;
+  // The codecs this handler serves; empty: every codec its types can use. Two handlers of one
+  // method may not serve the same codec (a cereal struct and a protobuf message can both use
+  // "json": give one of them the codecs it should serve).
+  std::vector<CodecId> codecs{};
 };
 
 namespace detail {
 
-// A registered handler, type-erased. invoke() decodes the request, runs the user's callable and
-// appends the encoded response to `out`; it throws whatever decoding or the callable throws.
+struct InterfaceTable;
+
+// What a running method may ask of the connection it was called on.
+class CallContext {
+ public:
+  // Keeps `object` (an implementation of the interface `table` describes) for this connection
+  // and returns its new name. Throws RpcError(UNIMPLEMENTED) where objects cannot be kept (a
+  // broker's worker).
+  virtual std::string keep(std::shared_ptr<void> object, const InterfaceTable& table) = 0;
+
+ protected:
+  ~CallContext() = default;
+};
+
+// A registered handler or interface method, type-erased. invoke() decodes the request, runs the
+// user's code and appends the encoded response to `out`; it throws whatever decoding or the
+// user's code throws. `self` is the object for an interface method, null for a handler.
 class HandlerBase {
  public:
   virtual ~HandlerBase() = default;
-  virtual void invoke(CodecId codec, std::span<const std::byte> request, const DecodeLimits& limits,
-                      Buffer& out) = 0;
+  virtual void invoke(void* self, CodecId codec, std::span<const std::byte> request,
+                      const DecodeLimits& limits, Buffer& out, CallContext& ctx) = 0;
+  virtual bool supports(CodecId codec) const noexcept = 0;
+  // The C++ types involved, for messages: "calc::AddRequest -> calc::Number".
+  virtual std::string signature() const = 0;
+  // For a factory method: the interface of the objects it returns.
+  virtual const InterfaceTable* result_interface() const noexcept { return nullptr; }
 };
+
+// The remote methods of one interface, by name.
+struct InterfaceTable {
+  std::string_view name;
+  std::vector<std::pair<std::string_view, std::unique_ptr<HandlerBase>>> methods;
+
+  HandlerBase* find(std::string_view method) const noexcept {
+    for (const auto& [n, h] : methods) {
+      if (n == method) return h.get();
+    }
+    return nullptr;
+  }
+};
+
+template <class I>
+const InterfaceTable& interface_table();
+
+template <class I, auto M>
+class InterfaceMethod final : public HandlerBase {
+  using traits = member_traits<decltype(M)>;
+  using R = typename traits::result;
+  using Args = typename traits::args;
+  using Wire = wire_result_t<R>;
+  static_assert(traits::params_ok,
+                "remote methods take values or const references (no out-parameters)");
+
+ public:
+  void invoke(void* self, CodecId codec, std::span<const std::byte> request,
+              const DecodeLimits& limits, Buffer& out, CallContext& ctx) override {
+    Args args = Serialization<Args>::decode(codec, request, limits);
+    I& object = *static_cast<I*>(self);
+    auto call = [&]() -> R {
+      return std::apply([&](auto&... a) -> R { return (object.*M)(std::move(a)...); }, args.values);
+    };
+    if constexpr (std::is_void_v<R>) {
+      call();
+      Serialization<Wire>::encode(codec, Wire{}, out);
+    } else if constexpr (is_ref<R>::value) {
+      using U = typename is_ref<R>::interface;
+      R ref = call();
+      if (!ref.get()) throw RpcError(StatusCode::internal, "the factory returned a null Ref");
+      Serialization<Wire>::encode(
+          codec, Wire{ctx.keep(std::shared_ptr<void>(ref.get()), interface_table<U>())}, out);
+    } else {
+      Serialization<Wire>::encode(codec, call(), out);
+    }
+  }
+  bool supports(CodecId codec) const noexcept override {
+    return Serialization<Args>::supports(codec) && Serialization<Wire>::supports(codec);
+  }
+  std::string signature() const override { return type_name(typeid(decltype(M))); }
+  const InterfaceTable* result_interface() const noexcept override {
+    if constexpr (is_ref<R>::value) {
+      return &interface_table<typename is_ref<R>::interface>();
+    } else {
+      return nullptr;
+    }
+  }
+};
+
+// One table per interface type, built on first use and never changed: a constant.
+template <class I>
+const InterfaceTable& interface_table() {
+  static_assert(RemoteInterface<I>, "declare the interface with BRINE_INTERFACE");
+  static const InterfaceTable table = [] {
+    InterfaceTable t;
+    t.name = interface_traits<I>::name;
+    interface_traits<I>::for_each_method([&]<auto M>(std::string_view name) {
+      static_assert(std::is_same_v<typename member_traits<decltype(M)>::object, I>,
+                    "BRINE_INTERFACE lists a method inherited from another class");
+      t.methods.emplace_back(name, std::make_unique<InterfaceMethod<I, M>>());
+    });
+    return t;
+  }();
+  return table;
+}
 
 template <class F>
 struct callable_traits : callable_traits<decltype(&std::remove_cvref_t<F>::operator())> {};
@@ -87,10 +197,16 @@ template <class Req, class Resp, class F>
 class TypedHandler final : public HandlerBase {
  public:
   explicit TypedHandler(F f) : f_(std::move(f)) {}
-  void invoke(CodecId codec, std::span<const std::byte> request, const DecodeLimits& limits,
-              Buffer& out) override {
+  void invoke(void*, CodecId codec, std::span<const std::byte> request, const DecodeLimits& limits,
+              Buffer& out, CallContext&) override {
     const Req req = Serialization<Req>::decode(codec, request, limits);
     Serialization<Resp>::encode(codec, f_(req), out);
+  }
+  bool supports(CodecId codec) const noexcept override {
+    return Serialization<Req>::supports(codec) && Serialization<Resp>::supports(codec);
+  }
+  std::string signature() const override {
+    return type_name(typeid(Req)) + " -> " + type_name(typeid(Resp));
   }
 
  private:
@@ -127,6 +243,24 @@ class Server {
     return handle_typed<Req, Resp>(m.name, std::move(f), options);
   }
 
+  // Serves `object` under `name` (letters, digits, '_' and '-'): calls "name.method" run the
+  // methods that BRINE_INTERFACE lists for I, for every codec their types can use. The server
+  // shares ownership of `object`. Throws std::logic_error if the name is taken or malformed, or
+  // the server was started. Methods run concurrently on the workers: the object must be
+  // thread-safe when workers > 1.
+  template <class I>
+  Server& expose(std::string_view name, std::shared_ptr<I> object) {
+    static_assert(RemoteInterface<I>, "declare the interface with BRINE_INTERFACE");
+    if (!object) throw std::invalid_argument("expose(): null object");
+    add_object(name, std::shared_ptr<void>(std::move(object)), detail::interface_table<I>());
+    return *this;
+  }
+  // The same, borrowing `object`: it must outlive the server.
+  template <class I>
+  Server& expose(std::string_view name, I& object) {
+    return expose(name, std::shared_ptr<I>(std::shared_ptr<void>(), &object));
+  }
+
   // Starts listening on `uri` and returns it with the real port (tcp://127.0.0.1:0 ->
   // tcp://127.0.0.1:41234). Connections are accepted once the server is started. Throws
   // std::invalid_argument for a bad URI, std::system_error when the address cannot be bound.
@@ -139,7 +273,10 @@ class Server {
   // The URIs listened on so far, with real ports.
   std::vector<std::string> endpoints() const;
 
-  // Starts the I/O threads and workers; returns at once. Idempotent.
+  // Starts the I/O threads and workers; returns at once. Idempotent. When ServerOptions::codecs
+  // names codecs, every method and every exposed object's method must serve each of them:
+  // otherwise start() throws std::invalid_argument naming the method, its types and the codec
+  // (so a misconfigured server refuses to start instead of failing its first call).
   void start();
   // start(), then blocks until stop() is called (from another thread or a handler).
   void run();
@@ -154,17 +291,15 @@ class Server {
   Server& handle_typed(std::string_view method, F f, HandlerOptions options) {
     static_assert(Serializable<Req>, "no codec header included handles the request type");
     static_assert(Serializable<Resp>, "no codec header included handles the response type");
-    std::vector<CodecId> codecs;
-    for (CodecId c : known_codecs()) {
-      if (Serialization<Req>::supports(c) && Serialization<Resp>::supports(c)) codecs.push_back(c);
-    }
-    add_handler(method, codecs, std::make_shared<detail::TypedHandler<Req, Resp, F>>(std::move(f)),
-                options);
+    add_handler(method, std::make_shared<detail::TypedHandler<Req, Resp, F>>(std::move(f)),
+                std::move(options));
     return *this;
   }
 
-  void add_handler(std::string_view method, const std::vector<CodecId>& codecs,
-                   std::shared_ptr<detail::HandlerBase> handler, HandlerOptions options);
+  void add_handler(std::string_view method, std::shared_ptr<detail::HandlerBase> handler,
+                   HandlerOptions options);
+  void add_object(std::string_view name, std::shared_ptr<void> object,
+                  const detail::InterfaceTable& table);
 
   std::unique_ptr<detail::ServerCore> core_;
 };

@@ -1,9 +1,11 @@
 // The two type families (cereal structs, protobuf messages) behind one static interface, so a
-// test body is written once and run for both codecs.
+// test body is written once and run for every codec: the structs serve cereal and json, the
+// messages protobuf.
 #pragma once
 
 #include <brine/brine.hpp>
 #include <brine/codecs/cereal.hpp>
+#include <brine/codecs/json.hpp>
 #include <brine/codecs/protobuf.hpp>
 #include <string>
 #include <utility>
@@ -83,10 +85,10 @@ struct Raw {
 // Calls f.template operator()<Family>() for the family of the codec named `codec`.
 template <class F>
 void with_family(const std::string& codec, F&& f) {
-  if (codec == "cereal") {
-    f.template operator()<CerealFamily>();
-  } else {
+  if (codec == "protobuf") {
     f.template operator()<ProtobufFamily>();
+  } else {
+    f.template operator()<CerealFamily>();  // cereal and json
   }
 }
 

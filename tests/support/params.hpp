@@ -18,7 +18,7 @@ struct Param {
 inline std::vector<Param> grid(std::initializer_list<const char*> transports) {
   std::vector<Param> out;
   for (const char* t : transports) {
-    for (const char* c : {"cereal", "protobuf"}) out.push_back({t, c});
+    for (const char* c : {"cereal", "protobuf", "json"}) out.push_back({t, c});
   }
   return out;
 }

@@ -22,33 +22,44 @@ std::string listen_uri(const std::string& transport) {
 namespace {
 
 template <class F>
-void register_family(brine::Server& server, std::shared_ptr<std::atomic<int>> counted) {
+void register_family(brine::Server& server, std::shared_ptr<std::atomic<int>> counted,
+                     const brine::HandlerOptions& options) {
   using Blob = typename F::Blob;
   using Number = typename F::Number;
-  server.handle("echo", [](const Blob& b) { return b; });
+  server.handle(
+      "echo", [](const Blob& b) { return b; }, options);
   // Throws RpcError with the code given in the request.
-  server.handle("fail_with", [](const Number& n) -> Number {
-    throw brine::RpcError(brine::StatusCode(std::uint32_t(F::value(n))), "failed on purpose");
-  });
-  server.handle("throw_int", [](const Number&) -> Number { throw 42; });
-  server.handle("count", [counted](const Number& n) {
-    counted->fetch_add(int(F::value(n)));
-    return n;
-  });
-  server.handle("inflate", [](const Number& n) {
-    return F::blob(std::string(std::size_t(F::value(n)), 'i'));
-  });
+  server.handle(
+      "fail_with",
+      [](const Number& n) -> Number {
+        throw brine::RpcError(brine::StatusCode(std::uint32_t(F::value(n))), "failed on purpose");
+      },
+      options);
+  server.handle(
+      "throw_int", [](const Number&) -> Number { throw 42; }, options);
+  server.handle(
+      "count",
+      [counted](const Number& n) {
+        counted->fetch_add(int(F::value(n)));
+        return n;
+      },
+      options);
+  server.handle(
+      "inflate",
+      [](const Number& n) { return F::blob(std::string(std::size_t(F::value(n)), 'i')); }, options);
   // Answers bytes that no codec decodes as a Number.
-  server.handle("garbage", [](const Number&) { return Raw{"\xFF\xFF\xFF"}; });
-  server.handle("counted", [counted](const Number&) { return F::number(counted->load()); });
+  server.handle(
+      "garbage", [](const Number&) { return Raw{"\xFF\xFF\xFF"}; }, options);
+  server.handle(
+      "counted", [counted](const Number&) { return F::number(counted->load()); }, options);
 }
 
 }  // namespace
 
 TestServer::TestServer(brine::ServerOptions options) : server(std::move(options)) {
   calc::register_calculator(server);
-  register_family<CerealFamily>(server, counted);
-  register_family<ProtobufFamily>(server, counted);
+  register_family<CerealFamily>(server, counted, {});
+  register_family<ProtobufFamily>(server, counted, {.codecs = {brine::CodecId::protobuf}});
   server.start();
 }
 

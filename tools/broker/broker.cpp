@@ -187,6 +187,7 @@ class Broker {
       if (parts.size() != 2) continue;  // [client][frame] only
       FrameView f{};
       brine::Status s = frame_from_message(bytes_of(parts[1]), kMaxFrame, &f);
+      if (s.ok() && f.kind == FrameKind::heartbeat) continue;  // a client's "still here"
       if (s.ok() && f.kind != FrameKind::request && f.kind != FrameKind::oneway) {
         s = {brine::StatusCode::invalid_argument, "clients send only requests"};
       }

@@ -37,6 +37,8 @@ inline constexpr std::uint8_t kMagic1 = 0x72;
 inline constexpr std::uint8_t kVersion = 1;
 inline constexpr std::size_t kMaxMethodLength = 0xFFFF;
 inline constexpr std::size_t kDefaultMaxFrameSize = 16u * 1024 * 1024;
+// Oneway "<object>.~release": the client dropped its last reference to <object>.
+inline constexpr std::string_view kReleaseMethod = "~release";
 
 enum class FrameKind : std::uint8_t {
   request = 1,
@@ -58,6 +60,9 @@ struct FrameView {
 // Starts a frame in `out` (cleared first): prefix and header with length 0 and call id 0, then
 // the method name. The caller appends the payload, then calls finish_frame.
 void begin_frame(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_view method);
+// The same with the method name "<object>.<method>" (just <method> when object is empty).
+void begin_frame(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_view object,
+                 std::string_view method);
 void set_call_id(Buffer& frame, std::uint64_t call_id) noexcept;
 // Writes the length field. Returns false (frame untouched) if the frame exceeds max_frame_size.
 [[nodiscard]] bool finish_frame(Buffer& frame, std::size_t max_frame_size) noexcept;

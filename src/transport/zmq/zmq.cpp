@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 #include <zmq.hpp>
 
 #include "client_conn.hpp"
@@ -23,9 +24,8 @@
 namespace brine::detail {
 namespace {
 
-constexpr int kHeartbeatIvlMs = 1000;      // ZMTP PING every second
-constexpr int kHeartbeatTimeoutMs = 3000;  // no traffic for 3 s: the peer is dead
-constexpr int kWorkerHeartbeatMs = 500;    // worker -> broker liveness (see tools/broker)
+constexpr int kWorkerHeartbeatMs = 500;  // worker -> broker liveness (see tools/broker)
+using Clock = std::chrono::steady_clock;
 
 // The process's ZeroMQ context. inproc:// endpoints only connect sockets of one context, so
 // client and server must share it: this is the one process-wide object in brine. It is never
@@ -68,12 +68,15 @@ std::string brine_uri(const std::string& endpoint) {
   return "zmq+" + endpoint;
 }
 
-void set_common_options(zmq::socket_t& s, std::size_t max_frame_size) {
+// ZMTP heartbeats (PING/PONG inside libzmq) detect a dead peer on both sides.
+void set_common_options(zmq::socket_t& s, std::size_t max_frame_size,
+                        std::chrono::milliseconds heartbeat_interval,
+                        std::chrono::milliseconds heartbeat_timeout) {
   s.set(zmq::sockopt::linger, 0);
   s.set(zmq::sockopt::maxmsgsize, std::int64_t(max_frame_size + kPrefixSize));
-  s.set(zmq::sockopt::heartbeat_ivl, kHeartbeatIvlMs);
-  s.set(zmq::sockopt::heartbeat_timeout, kHeartbeatTimeoutMs);
-  s.set(zmq::sockopt::heartbeat_ttl, kHeartbeatTimeoutMs);
+  s.set(zmq::sockopt::heartbeat_ivl, int(heartbeat_interval.count()));
+  s.set(zmq::sockopt::heartbeat_timeout, int(heartbeat_timeout.count()));
+  s.set(zmq::sockopt::heartbeat_ttl, int(heartbeat_timeout.count()));
   s.set(zmq::sockopt::reconnect_ivl, 100);
 }
 
@@ -159,8 +162,10 @@ class ZmqClientConn final : public ClientConn {
         uri_(std::move(uri)),
         endpoint_(zmq_endpoint(uri_)),
         max_frame_size_(options.max_frame_size),
+        heartbeat_interval_(options.heartbeat_interval),
         socket_(context(), zmq::socket_type::dealer) {
-    set_common_options(socket_, max_frame_size_);
+    set_common_options(socket_, max_frame_size_, options.heartbeat_interval,
+                       options.heartbeat_timeout);
     // Queue nothing on a pipe that is not connected: frames wait in backlog_ instead, where a
     // call that timed out can still be dropped.
     socket_.set(zmq::sockopt::immediate, 1);
@@ -176,7 +181,10 @@ class ZmqClientConn final : public ClientConn {
 
   // The thread holds no reference to the connection, so the connection is never destroyed on it.
   void start(std::shared_ptr<ClientConn>) override {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      on_client_thread = true;
+      run();
+    });
   }
 
   transport::WriteResult write(Buffer&& frame, Deadline) override {
@@ -199,6 +207,7 @@ class ZmqClientConn final : public ClientConn {
     zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {monitor_->socket().handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, wake_.fd(), ZMQ_POLLIN, 0}};
+    auto next_heartbeat = Clock::now();
     while (!stop_) {
       zmq::poll(items, 3, std::chrono::milliseconds(100));
       if (items[2].revents & ZMQ_POLLIN) wake_.drain();
@@ -206,6 +215,10 @@ class ZmqClientConn final : public ClientConn {
       if (stop_) break;
       receive();
       flush();
+      if (connected_ && Clock::now() >= next_heartbeat) {
+        heartbeat();
+        next_heartbeat = Clock::now() + heartbeat_interval_;
+      }
     }
     monitor_.reset();
     socket_.close();
@@ -241,6 +254,16 @@ class ZmqClientConn final : public ClientConn {
     }
   }
 
+  // Tells the server this client is alive even when it makes no calls: a ROUTER frees the remote
+  // references of a peer silent for its heartbeat timeout. Dropped when it cannot go at once.
+  void heartbeat() {
+    Buffer frame;
+    begin_frame(frame, FrameKind::heartbeat, 0, {});
+    (void)finish_frame(frame, 0xFFFFFFFFu);
+    zmq::message_t m = message_of(std::move(frame));
+    (void)socket_.send(m, zmq::send_flags::dontwait);
+  }
+
   void flush() {
     {
       std::lock_guard lk(queue_mu_);
@@ -270,6 +293,7 @@ class ZmqClientConn final : public ClientConn {
   std::string uri_;
   std::string endpoint_;
   std::size_t max_frame_size_;
+  std::chrono::milliseconds heartbeat_interval_;
   zmq::socket_t socket_;
   std::unique_ptr<Monitor> monitor_;
   EventFd wake_;
@@ -289,9 +313,11 @@ class ZmqServerEndpoint final : public MessageEndpoint {
       : dispatcher_(dispatcher),
         worker_(worker),
         max_frame_size_(dispatcher.options().max_frame_size),
+        peer_timeout_(dispatcher.peer_timeout()),
         socket_(context(), worker ? zmq::socket_type::dealer : zmq::socket_type::router) {
     const std::string endpoint = zmq_endpoint(uri);
-    set_common_options(socket_, max_frame_size_);
+    set_common_options(socket_, max_frame_size_, dispatcher.options().heartbeat_interval,
+                       dispatcher.options().heartbeat_timeout);
     // A full pipe must say so (EAGAIN) rather than drop the reply; a peer that is gone says
     // EHOSTUNREACH, and only then is the reply dropped.
     if (!worker) socket_.set(zmq::sockopt::router_mandatory, 1);
@@ -350,11 +376,61 @@ class ZmqServerEndpoint final : public MessageEndpoint {
       for (auto& part : envelope_) copy.emplace_back(part.data(), part.size());
       ep_.send(std::move(copy), std::move(frame));
     }
+    // A ROUTER's peer (one routing id) keeps its objects; a broker's worker sees only the
+    // broker, so it keeps none.
+    Session* session() override {
+      if (ep_.worker_ || envelope_.empty()) return nullptr;
+      if (!session_) session_ = ep_.session_for(routing_id(envelope_.front()));
+      return session_.get();
+    }
 
    private:
     ZmqServerEndpoint& ep_;
     std::vector<zmq::message_t> envelope_;
+    std::shared_ptr<Session> session_;
   };
+
+  static std::string routing_id(const zmq::message_t& m) {
+    return {static_cast<const char*>(m.data()), m.size()};
+  }
+
+  // --- the remote references of each peer; freed when the peer falls silent ------------------
+  struct PeerObjects {
+    std::shared_ptr<Session> session;
+    Clock::time_point last_seen;
+  };
+
+  std::shared_ptr<Session> session_for(const std::string& id) {
+    std::lock_guard lk(sessions_mu_);
+    auto& entry = sessions_[id];
+    if (!entry.session) entry.session = std::make_shared<Session>();
+    entry.last_seen = Clock::now();
+    return entry.session;
+  }
+
+  void touch(const zmq::message_t& id) {
+    std::lock_guard lk(sessions_mu_);
+    if (sessions_.empty()) return;
+    const auto it = sessions_.find(routing_id(id));
+    if (it != sessions_.end()) it->second.last_seen = Clock::now();
+  }
+
+  void expire_silent_peers() {
+    const auto now = Clock::now();
+    std::vector<std::shared_ptr<Session>> expired;
+    {
+      std::lock_guard lk(sessions_mu_);
+      for (auto it = sessions_.begin(); it != sessions_.end();) {
+        if (now - it->second.last_seen > peer_timeout_) {
+          expired.push_back(std::move(it->second.session));
+          it = sessions_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& s : expired) s->close();  // outside the lock: destructors run user code
+  }
 
   void run() {
     std::vector<zmq::pollitem_t> items = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
@@ -380,9 +456,12 @@ class ZmqServerEndpoint final : public MessageEndpoint {
       }
       receive();
       flush();
+      if (!worker_) expire_silent_peers();
     }
     monitor_.reset();
     socket_.close();
+    std::lock_guard lk(sessions_mu_);
+    for (auto& [id, peer] : sessions_) peer.session->close();
   }
 
   // Tells the broker this worker is ready, and which of its methods may be retried elsewhere.
@@ -429,8 +508,10 @@ class ZmqServerEndpoint final : public MessageEndpoint {
   }
 
   void handle(std::vector<zmq::message_t> envelope, const zmq::message_t& msg) {
+    if (!worker_) touch(envelope.front());
     FrameView f{};
     Status s = frame_from_message(bytes_of(msg), max_frame_size_, &f);
+    if (s.ok() && f.kind == FrameKind::heartbeat) return;  // a client's "still here"
     if (s.ok() && f.kind != FrameKind::request && f.kind != FrameKind::oneway) {
       s = {StatusCode::invalid_argument, "clients send only requests"};
     }
@@ -474,6 +555,7 @@ class ZmqServerEndpoint final : public MessageEndpoint {
   FrameDispatcher& dispatcher_;
   bool worker_;
   std::size_t max_frame_size_;
+  std::chrono::milliseconds peer_timeout_;
   zmq::socket_t socket_;
   std::unique_ptr<Monitor> monitor_;
   std::string uri_;
@@ -483,6 +565,8 @@ class ZmqServerEndpoint final : public MessageEndpoint {
   std::mutex queue_mu_;
   std::vector<Outgoing> queue_;
   std::deque<Outgoing> backlog_;  // owned by the thread
+  std::mutex sessions_mu_;
+  std::unordered_map<std::string, PeerObjects> sessions_;
 };
 
 }  // namespace

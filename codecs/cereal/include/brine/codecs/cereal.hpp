@@ -277,8 +277,8 @@ struct CodecTraits<CodecId::cereal, T> {
 // Argument lists: one archive, the values one after another (so a list of one value is
 // byte-identical to that value alone).
 template <class... Ts>
-requires(cereal_codec::Carried<Ts>&&...)
-struct CodecTraits<CodecId::cereal, detail::ArgPack<Ts...>> {
+requires(
+    cereal_codec::Carried<Ts>&&...) struct CodecTraits<CodecId::cereal, detail::ArgPack<Ts...>> {
   static void encode(const detail::ArgPack<Ts...>& pack, Buffer& out) {
     std::apply([&](const Ts&... v) { cereal_codec::encode_all(out, v...); }, pack.values);
   }

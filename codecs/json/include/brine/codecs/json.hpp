@@ -102,8 +102,8 @@ struct CodecTraits<CodecId::json, T> {
 
 // Argument lists: a JSON array, one element per argument, each in its own type's JSON shape.
 template <class... Ts>
-requires(CodecCarries<CodecId::json, Ts>&&...)
-struct CodecTraits<CodecId::json, detail::ArgPack<Ts...>> {
+requires(CodecCarries<CodecId::json, Ts>&&...) struct CodecTraits<CodecId::json,
+                                                                  detail::ArgPack<Ts...>> {
   static void encode(const detail::ArgPack<Ts...>& pack, Buffer& out) {
     out.append("[", 1);
     std::apply(

@@ -1,0 +1,214 @@
+// Remote interfaces: an abstract class declared once, served by Server::expose() and called
+// through Client::remote().
+//
+//   struct Calculator {
+//     virtual ~Calculator() = default;
+//     virtual int add(int a, int b) = 0;
+//     virtual void reset() = 0;
+//     virtual brine::Ref<Session> open(std::string user) = 0;   // a factory: see Ref
+//   };
+//   BRINE_INTERFACE(Calculator, add, reset, open);
+//
+// BRINE_INTERFACE(Type, methods...) goes at namespace scope in the namespace of Type, naming
+// Type unqualified, and lists the methods that are remote (any others stay local). Methods must
+// not be overloaded (a name is one method on the wire), and take at most 8 parameters: values
+// or const references to types the chosen codecs carry. The result is void, such a type, or
+// Ref<U> for an interface U. The interface's name on the wire is not needed: calls name the object
+// and the method ("calc.add"), see docs/wire-format.md, "Remote objects".
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "brine/codec.hpp"
+
+namespace brine {
+
+// What a factory method returns on the server: a new object that the server keeps for the
+// calling connection only. The client receives a Remote<T> for it; the server frees the object
+// when the client drops its last Remote<T> copy, or when the connection ends, whichever comes
+// first. (Not through a broker: a reference names an object in one server process.)
+template <class T>
+class Ref {
+ public:
+  Ref(std::shared_ptr<T> object) : object_(std::move(object)) {}  // NOLINT: implicit by design
+  const std::shared_ptr<T>& get() const noexcept { return object_; }
+
+ private:
+  std::shared_ptr<T> object_;
+};
+
+// Ref<T> holding a new Impl (derived from T) built from `args`.
+template <class T, class Impl = T, class... A>
+Ref<T> make_ref(A&&... args) {
+  return Ref<T>(std::make_shared<Impl>(std::forward<A>(args)...));
+}
+
+namespace detail {
+
+template <class T>
+struct is_ref : std::false_type {};
+template <class T>
+struct is_ref<Ref<T>> : std::true_type {
+  using interface = T;
+};
+
+// A parameter slot a method does not have: the proxy's overload for that arity is disabled.
+template <std::size_t N>
+struct Unused {};
+
+template <std::size_t N, class Tuple, bool = (N < std::tuple_size_v<Tuple>)>
+struct param_at {
+  using type = Unused<N>;
+};
+template <std::size_t N, class Tuple>
+struct param_at<N, Tuple, true> {
+  using type = std::tuple_element_t<N, Tuple>;
+};
+
+template <class M>
+struct member_traits;
+template <class C, class R, class... A>
+struct member_traits<R (C::*)(A...)> {
+  using object = C;
+  using result = R;
+  using args = ArgPack<std::remove_cvref_t<A>...>;
+  static constexpr std::size_t arity = sizeof...(A);
+  template <std::size_t N>
+  using param = typename param_at<N, std::tuple<A...>>::type;
+  static constexpr bool params_ok =
+      ((!std::is_lvalue_reference_v<A> || std::is_const_v<std::remove_reference_t<A>>)&&...);
+};
+template <class C, class R, class... A>
+struct member_traits<R (C::*)(A...) const> : member_traits<R (C::*)(A...)> {};
+template <class C, class R, class... A>
+struct member_traits<R (C::*)(A...) noexcept> : member_traits<R (C::*)(A...)> {};
+template <class C, class R, class... A>
+struct member_traits<R (C::*)(A...) const noexcept> : member_traits<R (C::*)(A...)> {};
+
+// What a reply carries for a method result R: R itself, an object name for Ref<U>, nothing for
+// void.
+template <class R>
+using wire_result_t =
+    std::conditional_t<std::is_void_v<R>, ArgPack<>,
+                       std::conditional_t<is_ref<R>::value, ObjectName, std::remove_cvref_t<R>>>;
+
+template <auto M>
+inline constexpr std::size_t arity_v = member_traits<decltype(M)>::arity;
+template <auto M, std::size_t N>
+using param_t = typename member_traits<decltype(M)>::template param<N>;
+
+}  // namespace detail
+
+// The BRINE_INTERFACE description of I, found by argument-dependent lookup.
+template <class I>
+using interface_traits = decltype(brine_interface_of(static_cast<I*>(nullptr)));
+
+template <class I>
+concept RemoteInterface = requires {
+  typename interface_traits<I>;
+};
+
+}  // namespace brine
+
+// --- the macro ----------------------------------------------------------------------------------
+#define BRINE_DETAIL_PARENS ()
+#define BRINE_DETAIL_EXPAND(...) \
+  BRINE_DETAIL_EXPAND3(          \
+      BRINE_DETAIL_EXPAND3(BRINE_DETAIL_EXPAND3(BRINE_DETAIL_EXPAND3(__VA_ARGS__))))
+#define BRINE_DETAIL_EXPAND3(...) \
+  BRINE_DETAIL_EXPAND2(           \
+      BRINE_DETAIL_EXPAND2(BRINE_DETAIL_EXPAND2(BRINE_DETAIL_EXPAND2(__VA_ARGS__))))
+#define BRINE_DETAIL_EXPAND2(...) \
+  BRINE_DETAIL_EXPAND1(           \
+      BRINE_DETAIL_EXPAND1(BRINE_DETAIL_EXPAND1(BRINE_DETAIL_EXPAND1(__VA_ARGS__))))
+#define BRINE_DETAIL_EXPAND1(...) __VA_ARGS__
+// Up to 64 methods per interface.
+#define BRINE_DETAIL_FOR_EACH(macro, type, ...) \
+  __VA_OPT__(BRINE_DETAIL_EXPAND(BRINE_DETAIL_FOR_EACH_HELPER(macro, type, __VA_ARGS__)))
+#define BRINE_DETAIL_FOR_EACH_HELPER(macro, type, first, ...) \
+  macro(type, first)                                          \
+      __VA_OPT__(BRINE_DETAIL_FOR_EACH_AGAIN BRINE_DETAIL_PARENS(macro, type, __VA_ARGS__))
+#define BRINE_DETAIL_FOR_EACH_AGAIN() BRINE_DETAIL_FOR_EACH_HELPER
+
+#define BRINE_DETAIL_VISIT(type, m) f.template operator()<&type::m>(std::string_view(#m));
+// Each proxy method takes exactly the interface method's parameter types (so braced
+// initialisers and conversions work as in a local call): one overload per possible arity, all
+// but the method's own disabled. Up to 8 parameters.
+#define BRINE_DETAIL_P(type, m, n) ::brine::detail::param_t<&type::m, n>
+#define BRINE_DETAIL_F(type, m, n, a) std::forward<BRINE_DETAIL_P(type, m, n)>(a)
+#define BRINE_DETAIL_ARITY(type, m, n) requires(::brine::detail::arity_v<&type::m> == n)
+#define BRINE_DETAIL_CALL(type, m, ...) \
+  { return this->template brine_invoke<&type::m>(#m __VA_OPT__(, ) __VA_ARGS__); }
+#define BRINE_DETAIL_PROXY(type, m)                                                                \
+  decltype(auto) m() const BRINE_DETAIL_ARITY(type, m, 0) BRINE_DETAIL_CALL(type,                  \
+                                                                            m) decltype(auto)      \
+  m(BRINE_DETAIL_P(type, m, 0) a0) const BRINE_DETAIL_ARITY(type, m, 1) BRINE_DETAIL_CALL(         \
+      type, m, BRINE_DETAIL_F(type, m, 0, a0)) decltype(auto)                                      \
+  m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1) const BRINE_DETAIL_ARITY(        \
+      type, m, 2) BRINE_DETAIL_CALL(type, m, BRINE_DETAIL_F(type, m, 0, a0),                       \
+                                    BRINE_DETAIL_F(type, m, 1, a1)) decltype(auto)                 \
+  m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1, BRINE_DETAIL_P(type, m, 2) a2)   \
+      const BRINE_DETAIL_ARITY(type, m, 3) BRINE_DETAIL_CALL(                                      \
+          type, m, BRINE_DETAIL_F(type, m, 0, a0), BRINE_DETAIL_F(type, m, 1, a1),                 \
+          BRINE_DETAIL_F(type, m, 2, a2)) decltype(auto)                                           \
+      m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,                              \
+        BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3)                              \
+          const BRINE_DETAIL_ARITY(type, m, 4) BRINE_DETAIL_CALL(                                  \
+              type, m, BRINE_DETAIL_F(type, m, 0, a0), BRINE_DETAIL_F(type, m, 1, a1),             \
+              BRINE_DETAIL_F(type, m, 2, a2), BRINE_DETAIL_F(type, m, 3, a3)) decltype(auto)       \
+          m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,                          \
+            BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3,                          \
+            BRINE_DETAIL_P(type, m, 4) a4) const BRINE_DETAIL_ARITY(type, m, 5)                    \
+              BRINE_DETAIL_CALL(type, m, BRINE_DETAIL_F(type, m, 0, a0),                           \
+                                BRINE_DETAIL_F(type, m, 1, a1), BRINE_DETAIL_F(type, m, 2, a2),    \
+                                BRINE_DETAIL_F(type, m, 3, a3),                                    \
+                                BRINE_DETAIL_F(type, m, 4, a4)) decltype(auto)                     \
+              m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,                      \
+                BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3,                      \
+                BRINE_DETAIL_P(type, m, 4) a4, BRINE_DETAIL_P(type, m, 5) a5)                      \
+                  const BRINE_DETAIL_ARITY(type, m, 6) BRINE_DETAIL_CALL(                          \
+                      type, m, BRINE_DETAIL_F(type, m, 0, a0), BRINE_DETAIL_F(type, m, 1, a1),     \
+                      BRINE_DETAIL_F(type, m, 2, a2), BRINE_DETAIL_F(type, m, 3, a3),              \
+                      BRINE_DETAIL_F(type, m, 4, a4),                                              \
+                      BRINE_DETAIL_F(type, m, 5, a5)) decltype(auto)                               \
+                  m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,                  \
+                    BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3,                  \
+                    BRINE_DETAIL_P(type, m, 4) a4, BRINE_DETAIL_P(type, m, 5) a5,                  \
+                    BRINE_DETAIL_P(type, m, 6) a6) const BRINE_DETAIL_ARITY(type, m, 7)            \
+                      BRINE_DETAIL_CALL(                                                           \
+                          type, m, BRINE_DETAIL_F(type, m, 0, a0), BRINE_DETAIL_F(type, m, 1, a1), \
+                          BRINE_DETAIL_F(type, m, 2, a2), BRINE_DETAIL_F(type, m, 3, a3),          \
+                          BRINE_DETAIL_F(type, m, 4, a4), BRINE_DETAIL_F(type, m, 5, a5),          \
+                          BRINE_DETAIL_F(type, m, 6, a6)) decltype(auto)                           \
+                      m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,              \
+                        BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3,              \
+                        BRINE_DETAIL_P(type, m, 4) a4, BRINE_DETAIL_P(type, m, 5) a5,              \
+                        BRINE_DETAIL_P(type, m, 6) a6, BRINE_DETAIL_P(type, m, 7) a7)              \
+                          const BRINE_DETAIL_ARITY(type, m, 8) BRINE_DETAIL_CALL(                  \
+                              type, m, BRINE_DETAIL_F(type, m, 0, a0),                             \
+                              BRINE_DETAIL_F(type, m, 1, a1), BRINE_DETAIL_F(type, m, 2, a2),      \
+                              BRINE_DETAIL_F(type, m, 3, a3), BRINE_DETAIL_F(type, m, 4, a4),      \
+                              BRINE_DETAIL_F(type, m, 5, a5), BRINE_DETAIL_F(type, m, 6, a6),      \
+                              BRINE_DETAIL_F(type, m, 7, a7))
+
+#define BRINE_INTERFACE(Type, ...)                                  \
+  struct brine_interface_##Type {                                   \
+    static_assert(std::has_virtual_destructor_v<Type>,              \
+                  "a remote interface needs a virtual destructor"); \
+    using type = Type;                                              \
+    static constexpr std::string_view name = #Type;                 \
+    template <class F>                                              \
+    static constexpr void for_each_method(F&& f) {                  \
+      BRINE_DETAIL_FOR_EACH(BRINE_DETAIL_VISIT, Type, __VA_ARGS__)  \
+    }                                                               \
+    template <class Base>                                           \
+    struct proxy : Base {                                           \
+      using Base::Base;                                             \
+      BRINE_DETAIL_FOR_EACH(BRINE_DETAIL_PROXY, Type, __VA_ARGS__)  \
+    };                                                              \
+  };                                                                \
+  [[maybe_unused]] brine_interface_##Type brine_interface_of(Type*)
