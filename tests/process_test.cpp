@@ -4,7 +4,10 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -131,5 +134,59 @@ TEST(CrossProcessServer, ListensOnManyEndpointsAndRestrictsCodecs) {
     EXPECT_EQ(proto.try_call(calc::pb::kAdd, r).code(), StatusCode::unimplemented);
   }
 }
+
+// --- codec and transport chosen by configuration alone ------------------------------------------
+// The same two binaries, once per (transport, codec): only the generated files differ.
+class ConfigSwap : public testing::TestWithParam<Param> {
+ protected:
+  std::string write_file(const std::string& role, const std::string& text) {
+    static int counter = 0;
+    const std::string path = "/tmp/brine-swap-" + std::to_string(::getpid()) + "-" +
+                             std::to_string(counter++) + "-" + role + ".toml";
+    std::ofstream(path) << text;
+    files_.push_back(path);
+    return path;
+  }
+  void TearDown() override {
+    for (const auto& f : files_) ::unlink(f.c_str());
+  }
+  std::vector<std::string> files_;
+};
+
+TEST_P(ConfigSwap, SameBinariesDrivenByGeneratedConfigFiles) {
+  const std::string codec = GetParam().codec;
+  const std::string server_file =
+      write_file("server", "codec = \"" + codec + "\"\n[server]\nlisten = \"" +
+                               listen_uri(GetParam().transport) + "\"\nworkers = 2\n");
+  ChildProcess server({BRINE_CALCULATOR_SERVER, "--config", server_file});
+  const auto ready = server.read_line(10s);
+  ASSERT_TRUE(ready && ready->rfind("listening ", 0) == 0) << ready.value_or("(nothing)");
+  const std::string uri = ready->substr(10);
+
+  const std::string client_file =
+      write_file("client", "codec = \"" + codec + "\"\n[client]\nconnect = \"" + uri +
+                               "\"\ntimeout_ms = 5000\n");
+  ChildProcess client({BRINE_CALCULATOR_CLIENT, "--config", client_file, "--calls", "20"});
+  std::string out;
+  while (auto line = client.read_line(20s)) out += *line + "\n";
+  const auto status = client.wait(10s);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << out;
+  const std::string tag = "[" + uri + " " + codec + "] ";
+  EXPECT_NE(out.find(tag + "add(2, 3) = 5"), std::string::npos) << out;
+  EXPECT_NE(out.find(tag + "sum(1..10) = 55"), std::string::npos) << out;
+  EXPECT_NE(out.find("division by zero [std::domain_error]"), std::string::npos) << out;
+  EXPECT_NE(out.find(tag + "round trip over 20 add calls"), std::string::npos) << out;
+
+  // The configuration, not the binary, decided what the server serves.
+  const std::string other = codec == "cereal" ? "json" : "cereal";
+  Client stranger(uri, {.codec = other});
+  EXPECT_EQ(stranger.try_call(calc::kAdd, {1, 2}).code(), StatusCode::unimplemented);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, ConfigSwap,
+                         testing::ValuesIn(grid({"tcp4", "tcp6", "unix", "abstract", "zmq_tcp",
+                                                 "zmq_ipc"})),
+                         ParamName());
 
 }  // namespace

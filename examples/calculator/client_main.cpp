@@ -1,7 +1,9 @@
-// calculator_client --connect URI [--codec NAME] [--calls N]
+// calculator_client [--config FILE] [--connect URI] [--codec NAME] [--calls N]
 //
 // Calls add, divide, sum and a divide by zero, printing each call and its answer, then times
-// N small calls (add) and prints the round-trip p50 and p99.
+// N small calls (add) and prints the round-trip p50 and p99. Settings come from the [client]
+// part of the configuration file and BRINE_* environment variables (brine/config.hpp); the
+// flags override them.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,7 +19,8 @@ namespace {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "calculator_client: %s\n"
-               "usage: calculator_client --connect URI [--codec cereal|protobuf] [--calls N]\n",
+               "usage: calculator_client [--config FILE] [--connect URI] "
+               "[--codec cereal|protobuf|json] [--calls N]\n",
                why);
   std::exit(2);
 }
@@ -58,8 +61,8 @@ struct ProtobufCalls {
 template <class Calls>
 void demo(brine::Client& client, int calls) {
   const char* uri = client.uri().c_str();
-  const char* codec =
-      std::string(brine::codec_name(client.codec())) == "cereal" ? "cereal" : "protobuf";
+  const std::string codec_text(brine::codec_name(client.codec()));
+  const char* codec = codec_text.c_str();
   std::printf("[%s %s] add(2, 3) = %g\n", uri, codec, Calls::add(client, 2, 3));
   std::printf("[%s %s] divide(22, 7) = %.6f\n", uri, codec, Calls::divide(client, 22, 7));
   std::printf("[%s %s] sum(1..10) = %g\n", uri, codec,
@@ -87,14 +90,17 @@ void demo(brine::Client& client, int calls) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string config_path;
   std::string uri;
-  std::string codec = "cereal";
+  std::string codec;
   int calls = 2000;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (i + 1 >= argc) usage(("missing value after " + arg).c_str());
     const std::string value = argv[++i];
-    if (arg == "--connect") {
+    if (arg == "--config") {
+      config_path = value;
+    } else if (arg == "--connect") {
       uri = value;
     } else if (arg == "--codec") {
       codec = value;
@@ -104,9 +110,13 @@ int main(int argc, char** argv) {
       usage(("unknown option " + arg).c_str());
     }
   }
-  if (uri.empty()) usage("--connect URI is needed");
   try {
-    brine::Client client(uri, {.codec = codec});
+    brine::ClientConfig config = config_path.empty() ? brine::config_from_environment().client
+                                                     : brine::load_config(config_path).client;
+    if (!uri.empty()) config.connect = uri;
+    if (!codec.empty()) config.options.codec = codec;
+    if (config.connect.empty()) usage("no server: give --connect URI or client.connect");
+    brine::Client client(config.connect, config.options);
     if (client.codec() == brine::CodecId::protobuf) {
       demo<ProtobufCalls>(client, calls);
     } else {

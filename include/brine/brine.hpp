@@ -2,12 +2,15 @@
 //
 // This umbrella header brings the core API. Include the codec headers for the types you send:
 //   #include <brine/codecs/cereal.hpp>
+//   #include <brine/codecs/json.hpp>
 //   #include <brine/codecs/protobuf.hpp>
 #pragma once
 
 #include "brine/buffer.hpp"
 #include "brine/client.hpp"
 #include "brine/codec.hpp"
+#include "brine/config.hpp"
+#include "brine/interface.hpp"
 #include "brine/method.hpp"
 #include "brine/result.hpp"
 #include "brine/server.hpp"

@@ -1,0 +1,72 @@
+// Configuration: servers and clients built from a TOML file, single keys overridden by
+// environment variables. Changing codec, transport or limits needs no rebuild.
+//
+//   # brine.toml
+//   codec = "cereal"                 # the client's codec; the codec the server serves
+//   max_frame_size = 16777216        # also: max_depth, heartbeat_interval_ms,
+//                                    #       heartbeat_timeout_ms
+//   [server]
+//   listen = ["tcp://127.0.0.1:7000", "unix:///tmp/calc.sock"]   # a string or a list
+//   broker = "zmq+tcp://127.0.0.1:5556"   # broker backends to work for (string or list)
+//   codecs = ["cereal", "json"]           # serve these instead of `codec`
+//   workers = 4
+//   io_threads = 1
+//   [client]
+//   connect = "tcp://127.0.0.1:7000"
+//   timeout_ms = 5000
+//
+// The top-level keys apply to both sides; the same key inside [server] or [client] applies to
+// that side only and wins. Unknown keys are errors (a typo must not pass silently).
+//
+// Environment: BRINE_<KEY PATH> overrides one key, the path upper-cased with '.' as '_':
+// BRINE_CODEC=json, BRINE_SERVER_WORKERS=8, BRINE_CLIENT_CONNECT=unix:///tmp/calc.sock,
+// BRINE_SERVER_LISTEN='["tcp://127.0.0.1:0", "unix://@calc"]'. A value is read as a TOML value
+// when it is one, else as a string.
+//
+// Errors: ConfigError, whose message names the file, the line and the key (or the environment
+// variable) and says what was expected.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "brine/client.hpp"
+#include "brine/server.hpp"
+
+namespace brine {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ServerConfig {
+  ServerOptions options;
+  std::vector<std::string> listen;   // URIs to listen on
+  std::vector<std::string> brokers;  // broker backends to work for (Server::connect)
+};
+
+struct ClientConfig {
+  std::string connect;  // the server's (or broker frontend's) URI
+  ClientOptions options;
+};
+
+struct Config {
+  ServerConfig server;
+  ClientConfig client;
+};
+
+// Reads `path`, then applies the BRINE_* environment variables. Throws ConfigError.
+Config load_config(const std::string& path);
+// The same for TOML text; `origin` names it in messages. Environment variables apply too.
+Config parse_config(std::string_view toml, std::string_view origin = "<config>");
+// Only the environment variables, over the defaults (no file).
+Config config_from_environment();
+
+// Listens on every configured URI and works for every configured broker; returns the URIs with
+// their real ports, listen ones first. Throws like Server::listen() and Server::connect().
+std::vector<std::string> open_endpoints(Server& server, const ServerConfig& config);
+
+}  // namespace brine

@@ -1,0 +1,362 @@
+// Configuration from TOML (toml++) and BRINE_* environment variables.
+//
+// Every key is read into one flat map of "path -> value and where it came from" (the file first,
+// then the environment replacing single paths); the options are then filled from the map, the
+// section's own key before the shared top-level one. So every message can name its origin.
+#include "brine/config.hpp"
+
+#include <toml++/toml.h>
+#include <cstdlib>
+#include <map>
+#include <optional>
+
+#include "client_conn.hpp"
+#include "transport/transport.hpp"
+
+namespace brine {
+namespace {
+
+enum class Kind { string, strings, integer };
+
+struct Key {
+  std::string_view path;
+  Kind kind;
+  std::int64_t min = 0;
+  std::int64_t max = 0;
+};
+
+// Keys allowed at the top level and, as overrides, in [server] and [client].
+constexpr Key kShared[] = {
+    {"codec", Kind::string},
+    {"max_frame_size", Kind::integer, 1024, 0xFFFFFFFFll},
+    {"max_depth", Kind::integer, 1, 10000},
+    {"heartbeat_interval_ms", Kind::integer, 1, 3600000},
+    {"heartbeat_timeout_ms", Kind::integer, 1, 3600000},
+};
+constexpr Key kServer[] = {
+    {"listen", Kind::strings},
+    {"broker", Kind::strings},
+    {"codecs", Kind::strings},
+    {"workers", Kind::integer, 0, 1024},
+    {"io_threads", Kind::integer, 1, 64},
+};
+constexpr Key kClient[] = {
+    {"connect", Kind::string},
+    {"timeout_ms", Kind::integer, 1, 86400000},
+};
+
+std::string kind_name(Kind k) {
+  switch (k) {
+    case Kind::string:
+      return "a string";
+    case Kind::strings:
+      return "a string or an array of strings";
+    case Kind::integer:
+      return "an integer";
+  }
+  return "?";
+}
+
+std::string node_type(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::table:
+      return "a table";
+    default:
+      return "a date or time";
+  }
+}
+
+std::string where(const toml::source_region& src, std::string_view origin) {
+  return std::string(origin) + ":" + std::to_string(src.begin.line);
+}
+
+// One value and where it came from ("brine.toml:7", "environment BRINE_CODEC").
+struct Entry {
+  toml::table holder;  // holds the value under the key "v"
+  std::string origin;
+  const toml::node& value() const { return *holder.get("v"); }
+};
+
+class Reader {
+ public:
+  void read_table(const toml::table& root, std::string_view origin) {
+    for (const auto& [key, node] : root) {
+      const std::string name(key.str());
+      if ((name == "server" || name == "client") && node.is_table()) {
+        const auto& section =
+            name == "server" ? std::span<const Key>(kServer) : std::span<const Key>(kClient);
+        for (const auto& [sub, value] : *node.as_table()) {
+          const std::string path = name + "." + std::string(sub.str());
+          const Key* k = find(std::string(sub.str()), section, true);
+          if (k == nullptr) throw unknown(path, where(value.source(), origin), section);
+          put(path, value, where(value.source(), origin));
+        }
+        continue;
+      }
+      if (find(name, {}, false) == nullptr) {
+        throw unknown(name, where(node.source(), origin), {});
+      }
+      put(name, node, where(node.source(), origin));
+    }
+  }
+
+  void read_environment() {
+    auto apply = [&](const std::string& path) {
+      std::string var = "BRINE_";
+      for (char c : path) var += c == '.' ? '_' : char(std::toupper(static_cast<unsigned char>(c)));
+      const char* text = std::getenv(var.c_str());
+      if (text == nullptr) return;
+      const std::string origin = "environment variable " + var;
+      // A TOML value if it is one ("8", "[\"a\", \"b\"]", "\"x\""), else the text as a string.
+      toml::table parsed;
+      try {
+        parsed = toml::parse("v = " + std::string(text));
+      } catch (const toml::parse_error&) {
+        parsed.insert_or_assign("v", std::string(text));
+      }
+      put(path, *parsed.get("v"), origin);
+    };
+    for (const Key& k : kShared) apply(std::string(k.path));
+    for (const char* section : {"server", "client"}) {
+      for (const Key& k : kShared) apply(std::string(section) + "." + std::string(k.path));
+    }
+    for (const Key& k : kServer) apply("server." + std::string(k.path));
+    for (const Key& k : kClient) apply("client." + std::string(k.path));
+  }
+
+  Config build() const {
+    Config c;
+    fill_side("server", c.server.options.max_frame_size, c.server.options.decode_limits,
+              c.server.options.heartbeat_interval, c.server.options.heartbeat_timeout);
+    fill_side("client", c.client.options.max_frame_size, c.client.options.decode_limits,
+              c.client.options.heartbeat_interval, c.client.options.heartbeat_timeout);
+
+    if (auto codec = string("client.codec", "codec")) c.client.options.codec = *codec;
+    if (auto codecs = strings("server.codecs")) {
+      c.server.options.codecs = *codecs;
+    } else if (auto codec = string("server.codec", "codec")) {
+      c.server.options.codecs = {*codec};
+    }
+    if (auto n = integer("server.workers")) c.server.options.workers = std::size_t(*n);
+    if (auto n = integer("server.io_threads")) c.server.options.io_threads = std::size_t(*n);
+    if (auto uris = strings("server.listen")) c.server.listen = *uris;
+    if (auto uris = strings("server.broker")) c.server.brokers = *uris;
+    if (auto uri = string("client.connect")) c.client.connect = *uri;
+    if (auto ms = integer("client.timeout_ms")) {
+      c.client.options.timeout = std::chrono::milliseconds(*ms);
+    }
+    check_uris("server.listen", c.server.listen, false);
+    check_uris("server.broker", c.server.brokers, true);
+    if (!c.client.connect.empty()) check_uris("client.connect", {c.client.connect}, false);
+    if (c.server.options.heartbeat_timeout <= c.server.options.heartbeat_interval ||
+        c.client.options.heartbeat_timeout <= c.client.options.heartbeat_interval) {
+      throw ConfigError("heartbeat_timeout_ms must be longer than heartbeat_interval_ms");
+    }
+    return c;
+  }
+
+ private:
+  static const Key* find(const std::string& name, std::span<const Key> section, bool in_section) {
+    for (const Key& k : kShared) {
+      if (k.path == name) return &k;
+    }
+    if (!in_section) return nullptr;
+    for (const Key& k : section) {
+      if (k.path == name) return &k;
+    }
+    return nullptr;
+  }
+
+  static ConfigError unknown(const std::string& path, const std::string& at,
+                             std::span<const Key> section) {
+    std::string known;
+    for (const Key& k : kShared) known += (known.empty() ? "" : ", ") + std::string(k.path);
+    for (const Key& k : section) known += ", " + std::string(k.path);
+    if (section.empty()) known += ", [server], [client]";
+    return ConfigError(at + ": unknown key '" + path + "' (known here: " + known + ")");
+  }
+
+  void put(const std::string& path, const toml::node& node, std::string origin) {
+    Entry e;
+    node.visit([&](const auto& n) { e.holder.insert_or_assign("v", n); });
+    e.origin = std::move(origin);
+    check_kind(path, e);
+    entries_.insert_or_assign(path, std::move(e));
+  }
+
+  static const Key& key_of(const std::string& path) {
+    const auto dot = path.find('.');
+    const std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
+    const std::string section = dot == std::string::npos ? "" : path.substr(0, dot);
+    const Key* k = find(
+        name, section == "server" ? std::span<const Key>(kServer) : std::span<const Key>(kClient),
+        !section.empty());
+    return *k;  // read_table and read_environment only put known paths
+  }
+
+  // The value's type and range, at the moment it is read, so the message names its origin.
+  static void check_kind(const std::string& path, const Entry& e) {
+    const Key& k = key_of(path);
+    const toml::node& v = e.value();
+    auto bad = [&](const std::string& why) {
+      return ConfigError(e.origin + ": key '" + path + "': " + why);
+    };
+    switch (k.kind) {
+      case Kind::string:
+        if (!v.is_string()) throw bad("expected a string, got " + node_type(v));
+        break;
+      case Kind::strings:
+        if (v.is_string()) break;
+        if (!v.is_array() || !v.as_array()->is_homogeneous(toml::node_type::string)) {
+          throw bad("expected " + kind_name(k.kind) + ", got " + node_type(v));
+        }
+        break;
+      case Kind::integer: {
+        if (!v.is_integer()) throw bad("expected an integer, got " + node_type(v));
+        const std::int64_t n = v.as_integer()->get();
+        if (n < k.min || n > k.max) {
+          throw bad(std::to_string(n) + " is out of range [" + std::to_string(k.min) + ", " +
+                    std::to_string(k.max) + "]");
+        }
+        break;
+      }
+    }
+    if (k.path == "codec" || k.path == "codecs") {
+      std::vector<std::string> names;
+      if (v.is_string()) names.push_back(v.as_string()->get());
+      if (v.is_array()) {
+        for (const auto& item : *v.as_array()) names.push_back(item.as_string()->get());
+      }
+      for (const auto& n : names) {
+        if (!codec_from_name(n)) {
+          std::string known;
+          for (CodecId c : known_codecs())
+            known += (known.empty() ? "" : ", ") + std::string(codec_name(c));
+          throw bad("unknown codec '" + n + "' (known: " + known + ")");
+        }
+      }
+    }
+  }
+
+  const Entry* lookup(const std::string& specific, const std::string& general = {}) const {
+    if (auto it = entries_.find(specific); it != entries_.end()) return &it->second;
+    if (general.empty()) return nullptr;
+    if (auto it = entries_.find(general); it != entries_.end()) return &it->second;
+    return nullptr;
+  }
+
+  std::optional<std::string> string(const std::string& specific,
+                                    const std::string& general = {}) const {
+    const Entry* e = lookup(specific, general);
+    if (e == nullptr) return std::nullopt;
+    return e->value().as_string()->get();
+  }
+  std::optional<std::int64_t> integer(const std::string& specific,
+                                      const std::string& general = {}) const {
+    const Entry* e = lookup(specific, general);
+    if (e == nullptr) return std::nullopt;
+    return e->value().as_integer()->get();
+  }
+  std::optional<std::vector<std::string>> strings(const std::string& path) const {
+    const Entry* e = lookup(path);
+    if (e == nullptr) return std::nullopt;
+    std::vector<std::string> out;
+    if (e->value().is_string()) {
+      out.push_back(e->value().as_string()->get());
+    } else {
+      for (const auto& item : *e->value().as_array()) out.push_back(item.as_string()->get());
+    }
+    return out;
+  }
+
+  void fill_side(const std::string& side, std::size_t& max_frame, DecodeLimits& limits,
+                 std::chrono::milliseconds& hb_interval,
+                 std::chrono::milliseconds& hb_timeout) const {
+    if (auto n = integer(side + ".max_frame_size", "max_frame_size")) max_frame = std::size_t(*n);
+    if (auto n = integer(side + ".max_depth", "max_depth")) limits.max_depth = std::uint32_t(*n);
+    if (auto n = integer(side + ".heartbeat_interval_ms", "heartbeat_interval_ms")) {
+      hb_interval = std::chrono::milliseconds(*n);
+    }
+    if (auto n = integer(side + ".heartbeat_timeout_ms", "heartbeat_timeout_ms")) {
+      hb_timeout = std::chrono::milliseconds(*n);
+    }
+  }
+
+  void check_uris(const std::string& path, const std::vector<std::string>& uris,
+                  bool zmq_only) const {
+    const Entry* e = lookup(path);
+    for (const auto& uri : uris) {
+      try {
+        if (detail::is_zmq_uri(uri)) {
+          detail::check_zmq_uri(uri);
+        } else if (zmq_only) {
+          throw std::invalid_argument("a broker's backend is a zmq+ URI");
+        } else {
+          (void)transport::parse_uri(uri);
+        }
+      } catch (const std::invalid_argument& ex) {
+        throw ConfigError((e != nullptr ? e->origin : std::string("<config>")) + ": key '" + path +
+                          "': " + ex.what());
+      }
+    }
+  }
+
+  std::map<std::string, Entry> entries_;
+};
+
+}  // namespace
+
+Config parse_config(std::string_view text, std::string_view origin) {
+  Reader r;
+  try {
+    const toml::table root = toml::parse(text, origin);
+    r.read_table(root, origin);
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    throw ConfigError(std::string(origin) + ":" + std::to_string(b.line) + ":" +
+                      std::to_string(b.column) + ": " + std::string(e.description()));
+  }
+  r.read_environment();
+  return r.build();
+}
+
+Config load_config(const std::string& path) {
+  toml::table root;
+  Reader r;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    if (b.line == 0) throw ConfigError(path + ": " + std::string(e.description()));
+    throw ConfigError(path + ":" + std::to_string(b.line) + ":" + std::to_string(b.column) + ": " +
+                      std::string(e.description()));
+  }
+  r.read_table(root, path);
+  r.read_environment();
+  return r.build();
+}
+
+Config config_from_environment() {
+  Reader r;
+  r.read_environment();
+  return r.build();
+}
+
+std::vector<std::string> open_endpoints(Server& server, const ServerConfig& config) {
+  std::vector<std::string> out;
+  for (const auto& uri : config.listen) out.push_back(server.listen(uri));
+  for (const auto& uri : config.brokers) out.push_back(server.connect(uri));
+  return out;
+}
+
+}  // namespace brine

@@ -1,0 +1,162 @@
+// Configuration: TOML keys, environment overrides, and errors that name file, line and key.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include <brine/config.hpp>
+
+namespace {
+
+using brine::ConfigError;
+using brine::parse_config;
+using namespace std::chrono_literals;
+
+// Sets an environment variable for one test's scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+// The message of the ConfigError that `f` throws ("" if none).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, EveryKeyReachesItsOption) {
+  const auto c = parse_config(R"(
+codec = "json"
+max_frame_size = 65536
+max_depth = 20
+heartbeat_interval_ms = 250
+heartbeat_timeout_ms = 900
+[server]
+listen = ["tcp://127.0.0.1:0", "unix://@brine-config-test"]
+broker = "zmq+tcp://127.0.0.1:5556"
+workers = 0
+io_threads = 2
+max_frame_size = 2048
+[client]
+connect = "unix:///tmp/x.sock"
+timeout_ms = 1500
+)");
+  EXPECT_EQ(c.server.listen,
+            (std::vector<std::string>{"tcp://127.0.0.1:0", "unix://@brine-config-test"}));
+  EXPECT_EQ(c.server.brokers, (std::vector<std::string>{"zmq+tcp://127.0.0.1:5556"}));
+  EXPECT_EQ(c.server.options.codecs, (std::vector<std::string>{"json"}));
+  EXPECT_EQ(c.server.options.workers, 0u);
+  EXPECT_EQ(c.server.options.io_threads, 2u);
+  EXPECT_EQ(c.server.options.max_frame_size, 2048u);  // the section's own key wins
+  EXPECT_EQ(c.server.options.decode_limits.max_depth, 20u);
+  EXPECT_EQ(c.server.options.heartbeat_interval, 250ms);
+  EXPECT_EQ(c.server.options.heartbeat_timeout, 900ms);
+  EXPECT_EQ(c.client.connect, "unix:///tmp/x.sock");
+  EXPECT_EQ(c.client.options.codec, "json");
+  EXPECT_EQ(c.client.options.timeout, 1500ms);
+  EXPECT_EQ(c.client.options.max_frame_size, 65536u);
+  EXPECT_EQ(c.client.options.heartbeat_timeout, 900ms);
+}
+
+TEST(Config, EmptyFileGivesTheDefaults) {
+  const auto c = parse_config("");
+  const brine::ServerOptions server_defaults;
+  const brine::ClientOptions client_defaults;
+  EXPECT_TRUE(c.server.listen.empty());
+  EXPECT_TRUE(c.server.options.codecs.empty());  // every codec
+  EXPECT_EQ(c.server.options.workers, server_defaults.workers);
+  EXPECT_EQ(c.client.options.codec, client_defaults.codec);
+  EXPECT_EQ(c.client.options.timeout, client_defaults.timeout);
+}
+
+TEST(Config, ServerCodecsListOverridesTheSharedCodec) {
+  const auto c = parse_config("codec = \"protobuf\"\n[server]\ncodecs = [\"cereal\", \"json\"]\n");
+  EXPECT_EQ(c.server.options.codecs, (std::vector<std::string>{"cereal", "json"}));
+  EXPECT_EQ(c.client.options.codec, "protobuf");
+}
+
+TEST(Config, EnvironmentOverridesSingleKeys) {
+  ScopedEnv codec("BRINE_CODEC", "json");
+  ScopedEnv workers("BRINE_SERVER_WORKERS", "8");
+  ScopedEnv listen("BRINE_SERVER_LISTEN", R"(["tcp://[::1]:0", "unix://@b"])");
+  ScopedEnv connect("BRINE_CLIENT_CONNECT", "tcp://127.0.0.1:7000");
+  const auto c = parse_config("codec = \"cereal\"\n[server]\nworkers = 2\n");
+  EXPECT_EQ(c.client.options.codec, "json");
+  EXPECT_EQ(c.server.options.codecs, (std::vector<std::string>{"json"}));
+  EXPECT_EQ(c.server.options.workers, 8u);
+  EXPECT_EQ(c.server.listen, (std::vector<std::string>{"tcp://[::1]:0", "unix://@b"}));
+  EXPECT_EQ(c.client.connect, "tcp://127.0.0.1:7000");
+  // Without any file too.
+  EXPECT_EQ(brine::config_from_environment().client.options.codec, "json");
+}
+
+TEST(Config, SyntaxErrorNamesFileLineAndColumn) {
+  const std::string e =
+      error_of([] { parse_config("codec = \"cereal\"\nworkers = \n", "a.toml"); });
+  EXPECT_EQ(e.rfind("a.toml:2:", 0), 0u) << e;
+}
+
+TEST(Config, UnknownKeyNamesFileLineAndKey) {
+  const std::string e =
+      error_of([] { parse_config("codec = \"cereal\"\n[server]\nwrokers = 3\n", "b.toml"); });
+  EXPECT_EQ(e.rfind("b.toml:3: unknown key 'server.wrokers'", 0), 0u) << e;
+  EXPECT_NE(e.find("workers"), std::string::npos) << e;  // says what is known
+  EXPECT_NE(error_of([] { parse_config("[client]\nlisten = \"tcp://a:1\"\n"); }), "");
+  EXPECT_NE(error_of([] { parse_config("[cleint]\nconnect = \"tcp://a:1\"\n"); }), "");
+}
+
+TEST(Config, WrongTypeOrRangeNamesTheKey) {
+  std::string e = error_of([] { parse_config("[server]\n\nworkers = \"four\"\n", "c.toml"); });
+  EXPECT_EQ(e, "c.toml:3: key 'server.workers': expected an integer, got a string");
+  e = error_of([] { parse_config("max_frame_size = 10\n", "c.toml"); });
+  EXPECT_EQ(e.rfind("c.toml:1: key 'max_frame_size': 10 is out of range", 0), 0u) << e;
+  e = error_of([] { parse_config("[server]\nlisten = [1, 2]\n", "c.toml"); });
+  EXPECT_EQ(e.rfind("c.toml:2: key 'server.listen': expected a string or an array", 0), 0u) << e;
+}
+
+TEST(Config, BadValuesNameTheKey) {
+  std::string e = error_of([] { parse_config("codec = \"pickle\"\n", "d.toml"); });
+  EXPECT_EQ(e.rfind("d.toml:1: key 'codec': unknown codec 'pickle'", 0), 0u) << e;
+  e = error_of([] { parse_config("[client]\nconnect = \"http://x\"\n", "d.toml"); });
+  EXPECT_EQ(e.rfind("d.toml:2: key 'client.connect':", 0), 0u) << e;
+  e = error_of([] { parse_config("[server]\nbroker = \"tcp://127.0.0.1:1\"\n", "d.toml"); });
+  EXPECT_EQ(e.rfind("d.toml:2: key 'server.broker':", 0), 0u) << e;
+  e = error_of([] { parse_config("heartbeat_interval_ms = 500\nheartbeat_timeout_ms = 400\n"); });
+  EXPECT_NE(e.find("heartbeat_timeout_ms"), std::string::npos) << e;
+}
+
+TEST(Config, BadEnvironmentValueNamesTheVariable) {
+  ScopedEnv workers("BRINE_SERVER_WORKERS", "many");
+  const std::string e = error_of([] { parse_config(""); });
+  EXPECT_EQ(e,
+            "environment variable BRINE_SERVER_WORKERS: key 'server.workers': expected an "
+            "integer, got a string");
+}
+
+TEST(Config, LoadsAFileAndNamesAMissingOne) {
+  const std::string path = "/tmp/brine-config-test-" + std::to_string(::getpid()) + ".toml";
+  {
+    std::ofstream f(path);
+    f << "[client]\nconnect = \"unix://@x\"\ntimeout_ms = \"slow\"\n";
+  }
+  const std::string e = error_of([&] { brine::load_config(path); });
+  EXPECT_EQ(e.rfind(path + ":3: key 'client.timeout_ms'", 0), 0u) << e;
+  ::unlink(path.c_str());
+  const std::string missing = error_of([&] { brine::load_config(path); });
+  EXPECT_EQ(missing.rfind(path, 0), 0u) << missing;
+}
+
+}  // namespace
