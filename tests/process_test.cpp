@@ -189,4 +189,24 @@ INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, ConfigSwap,
                                                  "zmq_ipc"})),
                          ParamName());
 
+// --- the remote-objects example: accounts live as long as their client --------------------------
+TEST(BankExample, AccountsCloseWhenTheirClientsLeave) {
+  ChildProcess server(
+      {BRINE_BANK_SERVER, "--listen", "unix://@brine-bank-" + std::to_string(::getpid())});
+  const auto ready = server.read_line(10s);
+  ASSERT_TRUE(ready && ready->rfind("listening ", 0) == 0);
+  const std::string uri = ready->substr(10);
+  for (const char* codec : {"cereal", "json"}) {
+    ChildProcess client({BRINE_BANK_CLIENT, "--connect", uri, "--codec", codec, "--owner", codec});
+    std::string out;
+    while (auto line = client.read_line(20s)) out += *line + "\n";
+    const auto status = client.wait(10s);
+    ASSERT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << out;
+    EXPECT_NE(out.find("withdraw 30.00 -> balance 7000"), std::string::npos) << out;
+    EXPECT_NE(out.find("(bank::InsufficientFunds)"), std::string::npos) << out;
+    EXPECT_EQ(server.read_line(10s), "opened an account for " + std::string(codec) + " (1 open)");
+    EXPECT_EQ(server.read_line(10s), "closed the account of " + std::string(codec) + " (0 open)");
+  }
+}
+
 }  // namespace
