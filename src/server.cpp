@@ -71,20 +71,21 @@ class ServerCore final : public FrameDispatcher {
       throw std::logic_error("method '" + std::string(method) + "' (" + handler->signature() +
                              "): no codec can carry both its request and response types");
     }
-    auto& slots = handlers_[std::string(method)];
+    // Check every codec before taking any: a refused registration changes nothing.
+    const auto existing = handlers_.find(method);
     for (CodecId c : codecs) {
       if (std::size_t(c) >= kCodecSlots || !handler->supports(c)) {
         throw std::logic_error("method '" + std::string(method) + "' (" + handler->signature() +
                                ") cannot use codec '" + std::string(codec_name(c)) + "'");
       }
-      auto& slot = slots[std::size_t(c)];
-      if (slot) {
+      if (existing != handlers_.end() && existing->second[std::size_t(c)]) {
         throw std::logic_error("method '" + std::string(method) + "' already has a handler for " +
                                std::string(codec_name(c)) +
                                " (HandlerOptions::codecs says which codecs a handler serves)");
       }
-      slot = handler;
     }
+    auto& slots = handlers_[std::string(method)];
+    for (CodecId c : codecs) slots[std::size_t(c)] = handler;
     if (handler_options.idempotent) idempotent_.emplace_back(method);
   }
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <brine/codecs/cereal.hpp>
+#include <brine/codecs/json.hpp>
 #include <brine/codecs/protobuf.hpp>
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/types/memory.hpp>  // must not make pointers carriable
@@ -128,6 +129,7 @@ static_assert(!brine::Serializable<int*>);
 // --- the two cases ---
 struct CerealCase {
   static constexpr CodecId codec = CodecId::cereal;
+  static constexpr const char* name = "cereal";
   using Value = Everything;
   using Tree = Node;
   static Value sample() {
@@ -173,6 +175,7 @@ struct CerealCase {
 
 struct ProtobufCase {
   static constexpr CodecId codec = CodecId::protobuf;
+  static constexpr const char* name = "protobuf";
   using Value = brine_test::Everything;
   using Tree = brine_test::Tree;
   static Value sample() {
@@ -214,6 +217,36 @@ struct ProtobufCase {
   using AttackTarget = brine_test::Everything;
 };
 
+// The same values through the json codec: cereal's JSON archive, and protobuf's JSON mapping.
+struct JsonCase : CerealCase {
+  static constexpr CodecId codec = CodecId::json;
+  static constexpr const char* name = "json";
+  // cereal's JSON archive cannot carry NUL inside strings (JsonCodec.NulInStringsIsRefused).
+  static Value sample() {
+    Value v = CerealCase::sample();
+    v.text = "h\x01llo \xC3\xA9";
+    return v;
+  }
+  // Deeper than the limit; the encoder would write it, protobuf's JSON printer would not.
+  static Buffer deep() {
+    Buffer b;
+    const std::string s = std::string(5000, '[') + std::string(5000, ']');
+    b.append(s.data(), s.size());
+    return b;
+  }
+  // 100 bytes of '[': nesting far past the limit, refused before anything is built.
+  static std::vector<std::byte> size_claim_attack() {
+    return std::vector<std::byte>(100, std::byte{'['});
+  }
+};
+
+struct JsonProtobufCase : ProtobufCase {
+  static constexpr CodecId codec = CodecId::json;
+  static constexpr const char* name = "json_protobuf";
+  static Buffer deep() { return JsonCase::deep(); }
+  static std::vector<std::byte> size_claim_attack() { return JsonCase::size_claim_attack(); }
+};
+
 template <class T>
 Buffer encode(CodecId codec, const T& v) {
   Buffer b;
@@ -233,12 +266,12 @@ StatusCode decode_status(CodecId codec, std::span<const std::byte> in, DecodeLim
 
 template <class C>
 class CodecTest : public testing::Test {};
-using Cases = testing::Types<CerealCase, ProtobufCase>;
+using Cases = testing::Types<CerealCase, ProtobufCase, JsonCase, JsonProtobufCase>;
 class CaseNames {
  public:
   template <class T>
   static std::string GetName(int) {
-    return T::codec == CodecId::cereal ? "cereal" : "protobuf";
+    return T::name;
   }
 };
 TYPED_TEST_SUITE(CodecTest, Cases, CaseNames);
@@ -328,7 +361,12 @@ TYPED_TEST(CodecTest, NestingLimit) {
   using Tree = typename C::Tree;
   const Buffer shallow = encode(C::codec, C::nested(20));
   EXPECT_EQ(decode_status<Tree>(C::codec, shallow.bytes()), StatusCode::ok);
-  const Buffer deep = encode(C::codec, C::nested(5000));
+  Buffer deep;
+  if constexpr (requires { C::deep(); }) {
+    deep = C::deep();
+  } else {
+    deep = encode(C::codec, C::nested(5000));
+  }
   EXPECT_EQ(decode_status<Tree>(C::codec, deep.bytes()), StatusCode::invalid_argument);
 }
 
@@ -432,6 +470,95 @@ TEST(ProtobufCodec, MissingRequiredLikeGarbageIsInvalidArgument) {
   const std::vector<std::byte> p = {std::byte{0x08}};  // tag of field 1 without its varint
   EXPECT_EQ(decode_status<brine_test::Everything>(CodecId::protobuf, p),
             StatusCode::invalid_argument);
+}
+
+// --- the json codec's shapes (docs/wire-format.md, "JSON") and its hostile-input checks ---------
+std::string json_of(const Buffer& b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+std::span<const std::byte> bytes(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+TEST(JsonCodec, ShapesAreTheDocumentedOnes) {
+  EXPECT_EQ(json_of(encode(CodecId::json, Inner{"n", {1, 2}})), R"({"name":"n","values":[1,2]})");
+  EXPECT_EQ(json_of(encode(CodecId::json, std::int32_t(-7))), "-7");
+  EXPECT_EQ(json_of(encode(CodecId::json, std::string("\"q\"\n"))), R"("\"q\"\n")");
+  EXPECT_EQ(json_of(encode(CodecId::json, std::vector<double>{0.5, 2})), "[0.5,2.0]");
+  using Args = brine::detail::ArgPack<int, std::string, Inner>;
+  EXPECT_EQ(json_of(encode(CodecId::json, Args{{2, "x", Inner{"i", {}}}})),
+            R"([2,"x",{"name":"i","values":[]}])");
+  EXPECT_EQ(json_of(encode(CodecId::json, brine::detail::ArgPack<>{})), "[]");
+  EXPECT_EQ(json_of(encode(CodecId::json, brine::detail::ObjectName{"@3"})), R"({"object":"@3"})");
+  // A protobuf message in an argument list: its own JSON mapping, with the .proto names.
+  brine_test::Inner m;
+  m.set_name("pb");
+  m.add_values(4);
+  EXPECT_EQ(json_of(encode(CodecId::json, brine::detail::ArgPack<brine_test::Inner>{{m}})),
+            R"([{"name":"pb","values":["4"]}])");  // protobuf's mapping: int64 as a string
+}
+
+TEST(JsonCodec, ReadsWhatOtherLanguagesWrite) {
+  // Members in any order, whitespace, unknown members ignored.
+  const auto inner = brine::Serialization<Inner>::decode(
+      CodecId::json, bytes(" { \"values\" : [3] , \"extra\": null, \"name\": \"x\" } "), {});
+  EXPECT_EQ(inner.name, "x");
+  EXPECT_EQ(inner.values, std::vector<std::int64_t>{3});
+  using Args = brine::detail::ArgPack<int, std::string>;
+  const auto args =
+      brine::Serialization<Args>::decode(CodecId::json, bytes(R"([ 5, "five" ])"), {});
+  EXPECT_EQ(std::get<0>(args.values), 5);
+  EXPECT_EQ(std::get<1>(args.values), "five");
+}
+
+TEST(JsonCodec, MalformedTextIsInvalidArgument) {
+  using Args = brine::detail::ArgPack<int, std::string>;
+  for (const std::string& bad : {
+           std::string(""),                 // empty
+           std::string("[1, \"a\"] x"),     // trailing garbage
+           std::string("[1, \"a\"]\0", 9),  // a NUL after the value
+           std::string("[1, \"\xFF\"]"),    // not UTF-8
+           std::string("[1]"),              // too few arguments
+           std::string("[1, \"a\", 2]"),    // too many
+           std::string("{\"0\": 1}"),       // not an array
+           std::string("[\"1\", \"a\"]"),   // wrong type
+           std::string("[1, \"a\""),        // truncated
+       }) {
+    EXPECT_EQ(decode_status<Args>(CodecId::json, bytes(bad)), StatusCode::invalid_argument) << bad;
+  }
+}
+
+TEST(JsonCodec, NestingLimitIsCheckedBeforeParsing) {
+  // Far deeper than any recursive parser's stack: refused by the iterative check.
+  const std::string deep = std::string(1 << 20, '[') + std::string(1 << 20, ']');
+  EXPECT_EQ(decode_status<std::vector<int>>(CodecId::json, bytes(deep)),
+            StatusCode::invalid_argument);
+  const std::string three = "[[[1]]]";
+  using V = std::vector<std::vector<std::vector<int>>>;
+  EXPECT_EQ(decode_status<V>(CodecId::json, bytes(three), {.max_depth = 4}), StatusCode::ok);
+  EXPECT_EQ(decode_status<V>(CodecId::json, bytes(three), {.max_depth = 2}),
+            StatusCode::invalid_argument);
+}
+
+TEST(JsonCodec, NulInStringsIsRefusedNotCutShort) {
+  EXPECT_EQ(decode_status<std::string>(CodecId::json, bytes(R"("a\u0000b")")),
+            StatusCode::invalid_argument);
+  EXPECT_THROW(encode(CodecId::json, std::string("a\0b", 3)), RpcError);
+  // A protobuf message keeps it.
+  brine_test::Inner m;
+  m.set_name(std::string("a\0b", 3));
+  const Buffer b = encode(CodecId::json, m);
+  EXPECT_EQ(brine::Serialization<brine_test::Inner>::decode(CodecId::json, b.bytes(), {}).name(),
+            std::string("a\0b", 3));
+}
+
+TEST(JsonCodec, StringsThatAreNotUtf8DoNotEncode) {
+  try {
+    (void)encode(CodecId::json, std::string("\xC3"));
+    FAIL() << "encoded";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::internal);
+  }
 }
 
 }  // namespace

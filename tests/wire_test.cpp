@@ -15,7 +15,26 @@
 #include <string>
 #include <vector>
 
+#include <algorithm>
+#include <memory>
 #include "test_server.hpp"
+
+namespace wire_objects {
+// A tiny interface for the remote-object frames of "Remote objects".
+struct Counter {
+  virtual ~Counter() = default;
+  virtual std::int32_t add(std::int32_t a, std::int32_t b) = 0;
+  virtual brine::Ref<Counter> fork() = 0;
+  virtual void touch() = 0;
+};
+BRINE_INTERFACE(Counter, add, fork, touch);
+
+struct CounterImpl final : Counter {
+  std::int32_t add(std::int32_t a, std::int32_t b) override { return a + b; }
+  brine::Ref<Counter> fork() override { return brine::make_ref<Counter, CounterImpl>(); }
+  void touch() override {}
+};
+}  // namespace wire_objects
 
 namespace {
 
@@ -316,6 +335,114 @@ TEST_F(Wire, TruncatedThenClosedCostsNothing) {
   const auto r = c.read_frame();
   ASSERT_TRUE(r);
   EXPECT_EQ(get_be(*r, 12, 8), 2u);
+}
+
+// --- "JSON" and "Remote objects" ---------------------------------------------------------------
+Bytes text(const std::string& s) {
+  return Bytes(s.begin(), s.end());
+}
+std::string payload_text(const Bytes& f) {
+  const std::size_t start = 20 + get_be(f, 10, 2);
+  return std::string(f.begin() + long(start), f.end());
+}
+
+TEST_F(Wire, JsonAddFromTheDocument) {
+  RawConn c(uri);
+  const Bytes request = frame(1, 3, 1, "add", text(R"({"a":2,"b":3})"));
+  const Bytes documented = {0, 0, 0, 0x20, 0x62, 0x72, 1, 1, 3,   0,   0,  3,
+                            0, 0, 0, 0,    0,    0,    0, 1, 'a', 'd', 'd'};
+  ASSERT_EQ(request.size(), 36u);
+  EXPECT_TRUE(std::equal(documented.begin(), documented.end(), request.begin()));
+  c.send(request);
+  const auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[7], 2);  // reply
+  EXPECT_EQ((*r)[8], 3);  // json
+  EXPECT_EQ(payload_text(*r), R"({"value":5.0})");
+}
+
+class WireObjects : public testing::Test {
+ protected:
+  WireObjects() {
+    server.expose<wire_objects::Counter>("counter", std::make_shared<wire_objects::CounterImpl>());
+    uri = server.listen("tcp://127.0.0.1:0");
+    server.start();
+  }
+  brine::Server server;
+  std::string uri;
+};
+
+TEST_F(WireObjects, CerealArgumentListsReferencesAndRelease) {
+  RawConn c(uri);
+  // add(2, 3): one archive, 01 then each i32 little-endian.
+  c.send(frame(1, 1, 1, "counter.add", {0x01, 2, 0, 0, 0, 3, 0, 0, 0}));
+  auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(payload_text(*r), std::string("\x01\x05\0\0\0", 5));
+  // touch(): no arguments (the flag byte alone), void result (the flag byte alone).
+  c.send(frame(1, 1, 2, "counter.touch", {0x01}));
+  r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(payload_text(*r), "\x01");
+  // fork(): a reference, as a string "@N".
+  c.send(frame(1, 1, 3, "counter.fork", {0x01}));
+  r = c.read_frame();
+  ASSERT_TRUE(r);
+  const std::string ref = payload_text(*r);
+  ASSERT_GE(ref.size(), 10u);
+  EXPECT_EQ(ref[0], '\x01');
+  const std::size_t len = std::size_t(std::uint8_t(ref[1]));
+  ASSERT_EQ(ref.size(), 9 + len);
+  const std::string name = ref.substr(9);
+  EXPECT_EQ(name[0], '@');
+  c.send(frame(1, 1, 4, name + ".add", {0x01, 1, 0, 0, 0, 1, 0, 0, 0}));
+  r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[7], 2);
+  // Released by a oneway frame: the next call finds nothing.
+  c.send(frame(4, 1, 5, name + ".~release", {}));
+  c.send(frame(1, 1, 6, name + ".add", {0x01, 1, 0, 0, 0, 1, 0, 0, 0}));
+  const auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.call_id, 6u);
+  EXPECT_EQ(e.code, 5u);  // NOT_FOUND
+  EXPECT_NE(e.message.find(name), std::string::npos) << e.message;
+}
+
+TEST_F(WireObjects, JsonArgumentListsAndReferences) {
+  RawConn c(uri);
+  c.send(frame(1, 3, 1, "counter.add", text("[2,3]")));
+  auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(payload_text(*r), "5");
+  c.send(frame(1, 3, 2, "counter.touch", text("[]")));
+  r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(payload_text(*r), "[]");
+  c.send(frame(1, 3, 3, "counter.fork", text("[]")));
+  r = c.read_frame();
+  ASSERT_TRUE(r);
+  const std::string ref = payload_text(*r);
+  ASSERT_EQ(ref.rfind(R"({"object":"@)", 0), 0u) << ref;
+  const std::string name = ref.substr(11, ref.size() - 13);
+  c.send(frame(1, 3, 4, name + ".add", text("[40,2]")));
+  r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(payload_text(*r), "42");
+}
+
+TEST_F(WireObjects, MissingObjectAndMethodMessages) {
+  RawConn c(uri);
+  c.send(frame(1, 3, 1, "nobody.add", text("[1,2]")));
+  auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.code, 5u);
+  EXPECT_EQ(e.message, "no method 'nobody.add' and no object 'nobody'");
+  c.send(frame(1, 3, 2, "counter.mul", text("[1,2]")));
+  e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.code, 5u);
+  EXPECT_EQ(e.message, "object 'counter' (Counter) has no method 'mul'");
+  c.send(frame(1, 2, 3, "counter.add", {}));  // protobuf: int arguments cannot use it
+  e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.code, 12u);
 }
 
 }  // namespace

@@ -1,30 +1,55 @@
 #!/usr/bin/env bash
-# tools/demo.sh BUILD_DIR: one calculator server process, one client process per endpoint and
-# codec. The server binds port 0; its real endpoints are read from its output.
+# tools/demo.sh BUILD_DIR
+#   1. Remote objects: the bank server; C++ clients (cereal, json) and the stdlib-only Python
+#      client each open an account (an object the server makes for them), use it, and leave: the
+#      server prints the account closing.
+#   2. Typed calls: one calculator server on every transport, one client process per endpoint
+#      and codec.
+# Servers bind port 0; their real endpoints are read from their output.
 set -euo pipefail
 build=${1:-build}
-server=$build/examples/calculator_server
-client=$build/examples/calculator_client
+examples=$build/examples
 sock=$(mktemp -u /tmp/brine-demo-XXXXXX.sock)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done' EXIT
 
-coproc SERVER { exec "$server" --listen tcp://127.0.0.1:0 --listen "tcp://[::1]:0" \
-  --listen "unix://$sock" --listen "unix://@brine-demo-$$" \
-  --listen zmq+tcp://127.0.0.1:0 --listen "zmq+ipc://$sock.zmq"; }
-server_pid=$SERVER_PID
-trap 'kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true' EXIT
+# Reads "listening <uri>" lines from fd $1 until $2 URIs are known; echoes them, one per line.
+read_endpoints() {
+  local fd=$1 want=$2 line n=0
+  while [ "$n" -lt "$want" ]; do
+    if ! IFS= read -r -t 10 line <&"$fd"; then
+      echo "demo: the server did not report its endpoints" >&2
+      exit 1
+    fi
+    echo "server: $line" >&2
+    echo "${line#listening }"
+    n=$((n + 1))
+  done
+}
 
-uris=()
-while [ ${#uris[@]} -lt 6 ]; do
-  if ! IFS= read -r -t 10 line <&"${SERVER[0]}"; then
-    echo "demo: the server did not report its endpoints" >&2
-    exit 1
-  fi
-  echo "server: $line"
-  uris+=("${line#listening }")
+echo "== remote objects: examples/remote_objects =="
+coproc BANK { exec "$examples/bank_server" --listen tcp://127.0.0.1:0; }
+pids+=("$BANK_PID")
+bank_fd=${BANK[0]}
+bank_uri=$(read_endpoints "$bank_fd" 1)
+for codec in cereal json; do
+  echo "-- bank_client --codec $codec"
+  "$examples/bank_client" --connect "$bank_uri" --codec "$codec" --owner "$codec-user"
+  for _ in 1 2; do IFS= read -r -t 10 line <&"$bank_fd" && echo "bank server: $line"; done
 done
+echo "-- examples/python/brine_json.py (standard library only, json codec)"
+python3 examples/python/brine_json.py bank "$bank_uri"
+for _ in 1 2; do IFS= read -r -t 10 line <&"$bank_fd" && echo "bank server: $line"; done
 
+echo
+echo "== typed calls: examples/calculator, every transport and codec =="
+coproc SERVER { exec "$examples/calculator_server" --listen tcp://127.0.0.1:0 \
+  --listen "tcp://[::1]:0" --listen "unix://$sock" --listen "unix://@brine-demo-$$" \
+  --listen zmq+tcp://127.0.0.1:0 --listen "zmq+ipc://$sock.zmq"; }
+pids+=("$SERVER_PID")
+mapfile -t uris < <(read_endpoints "${SERVER[0]}" 6)
 for uri in "${uris[@]}"; do
-  for codec in cereal protobuf; do
-    "$client" --connect "$uri" --codec "$codec" --calls 2000
+  for codec in cereal protobuf json; do
+    "$examples/calculator_client" --connect "$uri" --codec "$codec" --calls 2000
   done
 done

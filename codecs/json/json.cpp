@@ -23,11 +23,16 @@ constexpr unsigned kCheckFlags =
   throw RpcError(StatusCode::invalid_argument, "json payload: " + why);
 }
 
-// Accepts every value; refuses to go deeper than the limit.
+// Accepts every value; refuses to go deeper than the limit, and (for cereal's archive, which
+// reads strings as C strings) strings holding a NUL character.
 class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthGuard> {
  public:
-  explicit DepthGuard(std::uint32_t max_depth) : max_depth_(max_depth) {}
+  DepthGuard(std::uint32_t max_depth, bool allow_nul)
+      : max_depth_(max_depth), allow_nul_(allow_nul) {}
   bool Default() { return true; }
+  bool String(const char* s, rapidjson::SizeType n, bool) { return text(s, n); }
+  bool Key(const char* s, rapidjson::SizeType n, bool) { return text(s, n); }
+  bool nul() const { return nul_; }
   bool StartObject() { return enter(); }
   bool StartArray() { return enter(); }
   bool EndObject(rapidjson::SizeType) { return leave(); }
@@ -35,6 +40,10 @@ class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthG
   bool too_deep() const { return too_deep_; }
 
  private:
+  bool text(const char* s, rapidjson::SizeType n) {
+    if (!allow_nul_ && std::memchr(s, 0, n) != nullptr) nul_ = true;
+    return !nul_;
+  }
   bool enter() {
     if (++depth_ > max_depth_) too_deep_ = true;
     return !too_deep_;
@@ -45,22 +54,55 @@ class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthG
   }
   std::uint32_t depth_ = 0;
   std::uint32_t max_depth_;
+  bool allow_nul_;
   bool too_deep_ = false;
+  bool nul_ = false;
+};
+
+// Forwards a document to a writer, refusing strings that hold a NUL character.
+template <class Writer>
+class NoNul : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, NoNul<Writer>> {
+ public:
+  explicit NoNul(Writer& w) : w_(w) {}
+  bool Null() { return w_.Null(); }
+  bool Bool(bool b) { return w_.Bool(b); }
+  bool Int(int i) { return w_.Int(i); }
+  bool Uint(unsigned u) { return w_.Uint(u); }
+  bool Int64(std::int64_t i) { return w_.Int64(i); }
+  bool Uint64(std::uint64_t u) { return w_.Uint64(u); }
+  bool Double(double d) { return w_.Double(d); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
+    return w_.RawNumber(s, n, copy);
+  }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) {
+    return std::memchr(s, 0, n) == nullptr && w_.String(s, n, copy);
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+    return std::memchr(s, 0, n) == nullptr && w_.Key(s, n, copy);
+  }
+  bool StartObject() { return w_.StartObject(); }
+  bool EndObject(rapidjson::SizeType n) { return w_.EndObject(n); }
+  bool StartArray() { return w_.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) { return w_.EndArray(n); }
+
+ private:
+  Writer& w_;
 };
 
 }  // namespace
 
-void check(std::span<const std::byte> in, const DecodeLimits& limits) {
+void check(std::span<const std::byte> in, const DecodeLimits& limits, bool allow_nul) {
   const char* text = reinterpret_cast<const char*>(in.data());
   // rapidjson's streams end at a NUL byte; JSON text never holds a raw one.
   if (in.empty()) fail("empty");
   if (std::memchr(text, 0, in.size()) != nullptr) fail("NUL byte in the text");
   rapidjson::MemoryStream ms(text, in.size());
   rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
-  DepthGuard guard(limits.max_depth);
+  DepthGuard guard(limits.max_depth, allow_nul);
   rapidjson::Reader reader;
   const rapidjson::ParseResult r = reader.Parse<kCheckFlags>(is, guard);
   if (guard.too_deep()) fail("nesting deeper than " + std::to_string(limits.max_depth));
+  if (guard.nul()) fail("a string holds a NUL character (\\u0000), which this type cannot carry");
   if (r.IsError()) {
     fail(std::string(rapidjson::GetParseError_En(r.Code())) + " at offset " +
          std::to_string(r.Offset()));
@@ -68,7 +110,7 @@ void check(std::span<const std::byte> in, const DecodeLimits& limits) {
 }
 
 std::vector<std::string> split_array(std::span<const std::byte> in, const DecodeLimits& limits) {
-  check(in, limits);
+  check(in, limits, true);  // each element is checked again by its own type's decoder
   rapidjson::Document doc;
   doc.Parse<kReadFlags>(reinterpret_cast<const char*>(in.data()), in.size());
   if (doc.HasParseError()) fail("does not parse");  // check() said it would: defensive
@@ -97,8 +139,10 @@ void append_unwrapped(const std::string& cereal_json, Buffer& out) {
                     rapidjson::CrtAllocator,
                     rapidjson::kWriteValidateEncodingFlag | rapidjson::kWriteNanAndInfFlag>
       w(sb);
-  if (!doc["value0"].Accept(w)) {
-    throw RpcError(StatusCode::internal, "json: the value holds a string that is not UTF-8");
+  NoNul<decltype(w)> guarded(w);
+  if (!doc["value0"].Accept(guarded)) {
+    throw RpcError(StatusCode::internal,
+                   "json: the value holds a string that is not UTF-8 or holds a NUL character");
   }
   out.append(sb.GetString(), sb.GetSize());
 }

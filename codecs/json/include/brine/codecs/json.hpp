@@ -16,7 +16,9 @@
 // UTF-8, nested at most DecodeLimits::max_depth deep. Only then is it decoded. Decoding may
 // allocate up to about 16 bytes per JSON value (so a few times the payload size), bounded by the
 // frame limit. Members a struct does not name are ignored; missing ones and wrong types fail
-// with INVALID_ARGUMENT.
+// with INVALID_ARGUMENT. cereal's JSON archive reads strings as C strings, so for these types a
+// string holding a NUL character is refused both ways (encoding: INTERNAL; decoding:
+// INVALID_ARGUMENT) rather than cut short. Protobuf messages carry NUL characters fine.
 #pragma once
 
 #include <concepts>
@@ -35,8 +37,8 @@
 namespace brine::json_codec {
 
 // Throws RpcError(INVALID_ARGUMENT) unless `in` is exactly one JSON value nested at most
-// limits.max_depth deep.
-void check(std::span<const std::byte> in, const DecodeLimits& limits);
+// limits.max_depth deep (and, unless allow_nul, without NUL characters in its strings).
+void check(std::span<const std::byte> in, const DecodeLimits& limits, bool allow_nul);
 // Checks `in` and returns the text of each element of the array it must be.
 std::vector<std::string> split_array(std::span<const std::byte> in, const DecodeLimits& limits);
 // Appends X for cereal's output {"value0": X}, compact; throws RpcError(INTERNAL) for strings
@@ -62,7 +64,7 @@ void encode_value(const T& value, Buffer& out) {
 
 template <class T>
 T decode_value(std::span<const std::byte> in, const DecodeLimits& limits) {
-  check(in, limits);
+  check(in, limits, false);  // cereal's archive reads strings as C strings: no NUL inside
   std::istringstream is(wrap(in));
   T value{};
   try {
