@@ -2,7 +2,8 @@
 //
 // For tcp and unix: the p50 round trip of a raw blocking 64-byte ping-pong (the baseline), then
 // of a small typed call (add) with each codec, handlers inline (workers=0) and on a pool
-// (workers=4); then the same call over ZeroMQ (zmq+tcp / zmq+ipc) and through a brine-broker
+// (workers=4); the same call in json; the same addition as a remote object's method (cereal,
+// json); then the same call over ZeroMQ (zmq+tcp / zmq+ipc) and through a brine-broker
 // process to a worker. Servers run in this process on their own threads, as the baseline's does.
 // Prints the median over repeats of each repeat's p50, the ratio and the added microseconds.
 //   bench/call_latency [calls_per_repeat] [repeats]
@@ -25,6 +26,18 @@
 #include "calculator.hpp"
 #include "process.hpp"
 #include "raw_echo.hpp"
+
+namespace bench_objects {
+// The same addition as a remote object's method.
+struct Adder {
+  virtual ~Adder() = default;
+  virtual double add(double a, double b) = 0;
+};
+BRINE_INTERFACE(Adder, add);
+struct AdderImpl final : Adder {
+  double add(double a, double b) override { return a + b; }
+};
+}  // namespace bench_objects
 
 namespace {
 
@@ -55,7 +68,7 @@ double raw_p50(bool tcp, int n) {
 
 double call_p50(const std::string& uri, const std::string& codec, int n) {
   brine::Client client(uri, {.codec = codec});
-  if (codec == "cereal") {
+  if (codec != "protobuf") {
     return time_p50(n, [&] { client.call(calc::kAdd, {1, 2}); });
   }
   calc::pb::AddRequest req;
@@ -72,6 +85,17 @@ double brine_p50(const std::string& listen, const std::string& codec, std::size_
   const std::string uri = server.listen(listen);
   server.start();
   return call_p50(uri, codec, n);
+}
+
+// calc.add(1, 2) through a proxy for an exposed object, handlers inline.
+double object_p50(const std::string& listen, const std::string& codec, int n) {
+  brine::Server server({.workers = 0});
+  server.expose<bench_objects::Adder>("calc", std::make_shared<bench_objects::AdderImpl>());
+  const std::string uri = server.listen(listen);
+  server.start();
+  brine::Client client(uri, {.codec = codec});
+  const auto calc = client.remote<bench_objects::Adder>("calc");
+  return time_p50(n, [&] { (void)calc.add(1, 2); });
 }
 
 // A brine-broker process between the client and an in-process worker.
@@ -123,6 +147,14 @@ int main(int argc, char** argv) {
                                              n);
                           }});
     }
+  }
+  variants.push_back({"brine json workers=0", [&](bool tcp) {
+                        return brine_p50(tcp ? "tcp://127.0.0.1:0" : abstract, "json", 0, n);
+                      }});
+  for (const char* codec : {"cereal", "json"}) {
+    variants.push_back({std::string("remote object ") + codec + " workers=0", [&, codec](bool tcp) {
+                          return object_p50(tcp ? "tcp://127.0.0.1:0" : abstract, codec, n);
+                        }});
   }
   variants.push_back({"zmq cereal workers=0", [&](bool tcp) {
                         return brine_p50(tcp ? "zmq+tcp://127.0.0.1:0" : ipc, "cereal", 0, n);

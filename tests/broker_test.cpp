@@ -14,6 +14,27 @@
 #include "families.hpp"
 #include "process.hpp"
 
+namespace broker_objects {
+struct Session {
+  virtual ~Session() = default;
+  virtual int ping() = 0;
+};
+BRINE_INTERFACE(Session, ping);
+struct Lobby {
+  virtual ~Lobby() = default;
+  virtual int count() = 0;
+  virtual brine::Ref<Session> join() = 0;
+};
+BRINE_INTERFACE(Lobby, count, join);
+struct SessionImpl final : Session {
+  int ping() override { return 1; }
+};
+struct LobbyImpl final : Lobby {
+  int count() override { return 7; }
+  brine::Ref<Session> join() override { return brine::make_ref<Session, SessionImpl>(); }
+};
+}  // namespace broker_objects
+
 namespace {
 
 using brine::Client;
@@ -193,6 +214,22 @@ TEST_F(Broker, WorkerJoiningLaterGetsCalls) {
   }
   EXPECT_EQ(pids.size(), 2u);
   EXPECT_TRUE(pids.count(first));
+}
+
+TEST_F(Broker, ObjectsWorkThroughABrokerButReferencesAreRefused) {
+  // An in-process worker exposing an object: plain object calls are routed like any other; a
+  // factory's reference would name an object inside one of several workers, so it is refused.
+  brine::Server worker({.workers = 1});
+  worker.expose<broker_objects::Lobby>("lobby", std::make_shared<broker_objects::LobbyImpl>());
+  worker.connect(backend_);
+  worker.start();
+  expect_line("worker joined ");
+  Client c(frontend_, {.codec = "cereal"});
+  const auto lobby = c.remote<broker_objects::Lobby>("lobby");
+  EXPECT_EQ(lobby.count(), 7);
+  const auto r = lobby.try_call().join();
+  EXPECT_EQ(r.code(), StatusCode::unimplemented);
+  EXPECT_NE(r.status().message.find("broker"), std::string::npos) << r.status().message;
 }
 
 }  // namespace

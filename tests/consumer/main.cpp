@@ -1,24 +1,49 @@
-// Serves and calls one method in-process over an abstract unix socket.
+// Serves and calls, in-process over an abstract unix socket, one method and one remote object,
+// with the codec from a configuration text: the installed headers, library and dependencies.
 #include <brine/brine.hpp>
 #include <brine/codecs/cereal.hpp>
+#include <brine/codecs/json.hpp>
 #include <cstdio>
+#include <memory>
 #include <string>
 
 struct Greeting {
   std::string text;
   template <class A>
   void serialize(A& ar) {
-    ar(text);
+    ar(CEREAL_NVP(text));
+  }
+};
+
+struct Greeter {
+  virtual ~Greeter() = default;
+  virtual std::string greet(const std::string& who, int times) = 0;
+};
+BRINE_INTERFACE(Greeter, greet);
+
+struct Polite final : Greeter {
+  std::string greet(const std::string& who, int times) override {
+    std::string out;
+    for (int i = 0; i < times; ++i) out += "hello, " + who + "! ";
+    return out;
   }
 };
 
 int main() {
-  brine::Server server;
+  const brine::Config config = brine::parse_config(R"(
+codec = "json"
+[server]
+listen = "unix://@brine-consumer-test"
+workers = 1
+)");
+  brine::Server server(config.server.options);
   server.handle("greet", [](const Greeting& g) { return Greeting{"hello, " + g.text}; });
-  const std::string uri = server.listen("unix://@brine-consumer-test");
+  server.expose<Greeter>("greeter", std::make_shared<Polite>());
+  const std::string uri = brine::open_endpoints(server, config.server).at(0);
   server.start();
-  brine::Client client(uri);
+  brine::Client client(uri, config.client.options);
   const auto reply = client.call<Greeting>("greet", Greeting{"consumer"});
-  std::printf("%s (brine %s)\n", reply.text.c_str(), BRINE_VERSION_STRING);
-  return reply.text == "hello, consumer" ? 0 : 1;
+  const std::string twice = client.remote<Greeter>("greeter").greet("consumer", 2);
+  std::printf("%s / %s(brine %s)\n", reply.text.c_str(), twice.c_str(), BRINE_VERSION_STRING);
+  return reply.text == "hello, consumer" && twice == "hello, consumer! hello, consumer! " ? 0 : 1;
 }
