@@ -490,6 +490,19 @@ TEST(ObjectCodecs, ServerRefusesToStartWithACodecTheTypesCannotUse) {
   }
 }
 
+TEST(ObjectCodecs, TypedHandlersAreCheckedAtStartToo) {
+  brine::Server server({.codecs = {"protobuf"}});
+  server.handle(calc::kAdd, [](const calc::AddRequest& r) { return calc::Number{r.a + r.b}; });
+  try {
+    server.start();
+    ADD_FAILURE() << "started";
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("method 'add'"), std::string::npos) << what;
+    EXPECT_NE(what.find("calc::AddRequest -> calc::Number"), std::string::npos) << what;
+  }
+}
+
 TEST(ObjectCodecs, FactoryResultsInterfacesAreCheckedToo) {
   // PbCalc's own methods all use protobuf, and so do those of the PbAccount objects it makes;
   // with json also configured, every method is checked for json as well.

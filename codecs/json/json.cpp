@@ -3,6 +3,7 @@
 #include "brine/codecs/json.hpp"
 
 #include <cstring>
+#include <string_view>
 
 #include <rapidjson/document.h>
 #include <rapidjson/encodedstream.h>
@@ -16,8 +17,21 @@ namespace brine::json_codec {
 namespace {
 
 constexpr unsigned kReadFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag;
-constexpr unsigned kCheckFlags =
-    kReadFlags | rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+// The check reads numbers as text (no conversion) so that it can look at them first.
+constexpr unsigned kCheckFlags = kReadFlags | rapidjson::kParseIterativeFlag |
+                                 rapidjson::kParseValidateEncodingFlag |
+                                 rapidjson::kParseNumbersAsStringsFlag;
+
+// rapidjson 1.1's full-precision conversion computes clz(0) for a zero significand with an
+// exponent outside its fast range ("0e93"): undefined behaviour, and a garbage value where the
+// instruction leaves one (found by fuzz/json_decode_fuzz). No JSON encoder writes zero that way,
+// so such numbers are refused instead of converted.
+bool zero_with_exponent(const char* s, std::size_t n) {
+  const std::string_view t(s, n);
+  const auto e = t.find_first_of("eE");
+  if (e == std::string_view::npos) return false;
+  return t.substr(0, e).find_first_of("123456789") == std::string_view::npos;
+}
 
 [[noreturn]] void fail(const std::string& why) {
   throw RpcError(StatusCode::invalid_argument, "json payload: " + why);
@@ -31,6 +45,11 @@ class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthG
       : max_depth_(max_depth), allow_nul_(allow_nul) {}
   bool Default() { return true; }
   bool String(const char* s, rapidjson::SizeType n, bool) { return text(s, n); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    if (zero_with_exponent(s, n)) bad_number_ = true;
+    return !bad_number_;
+  }
+  bool bad_number() const { return bad_number_; }
   bool Key(const char* s, rapidjson::SizeType n, bool) { return text(s, n); }
   bool nul() const { return nul_; }
   bool StartObject() { return enter(); }
@@ -57,6 +76,7 @@ class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthG
   bool allow_nul_;
   bool too_deep_ = false;
   bool nul_ = false;
+  bool bad_number_ = false;
 };
 
 // Forwards a document to a writer, refusing strings that hold a NUL character.
@@ -102,6 +122,7 @@ void check(std::span<const std::byte> in, const DecodeLimits& limits, bool allow
   rapidjson::Reader reader;
   const rapidjson::ParseResult r = reader.Parse<kCheckFlags>(is, guard);
   if (guard.too_deep()) fail("nesting deeper than " + std::to_string(limits.max_depth));
+  if (guard.bad_number()) fail("zero written with an exponent (like 0e93): write 0");
   if (guard.nul()) fail("a string holds a NUL character (\\u0000), which this type cannot carry");
   if (r.IsError()) {
     fail(std::string(rapidjson::GetParseError_En(r.Code())) + " at offset " +
