@@ -103,6 +103,10 @@ class Reader {
         }
         continue;
       }
+      if (name == "server" || name == "client") {
+        throw ConfigError(where(node.source(), origin) + ": key '" + name +
+                          "': expected a table ([" + name + "]), got " + node_type(node));
+      }
       if (find(name, {}, false) == nullptr) {
         throw unknown(name, where(node.source(), origin), {});
       }

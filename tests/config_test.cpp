@@ -116,6 +116,8 @@ TEST(Config, UnknownKeyNamesFileLineAndKey) {
   EXPECT_NE(e.find("workers"), std::string::npos) << e;  // says what is known
   EXPECT_NE(error_of([] { parse_config("[client]\nlisten = \"tcp://a:1\"\n"); }), "");
   EXPECT_NE(error_of([] { parse_config("[cleint]\nconnect = \"tcp://a:1\"\n"); }), "");
+  EXPECT_EQ(error_of([] { parse_config("server = 5\n", "e.toml"); }),
+            "e.toml:1: key 'server': expected a table ([server]), got an integer");
 }
 
 TEST(Config, WrongTypeOrRangeNamesTheKey) {
