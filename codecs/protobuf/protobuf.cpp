@@ -55,7 +55,8 @@ void encode_json(const google::protobuf::Message& message, Buffer& out) {
 
 void decode_json(std::span<const std::byte> in, const DecodeLimits& limits,
                  google::protobuf::Message& message) {
-  json_codec::check(in, limits, true);  // one value, bounded depth: before protobuf's parser sees it
+  json_codec::check(in, limits,
+                    true);  // one value, bounded depth: before protobuf's parser sees it
   const auto status = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(reinterpret_cast<const char*>(in.data()), in.size()), &message,
       google::protobuf::util::JsonParseOptions{});
