@@ -39,6 +39,7 @@ constexpr Key kServer[] = {
     {"codecs", Kind::strings},
     {"workers", Kind::integer, 0, 1024},
     {"io_threads", Kind::integer, 1, 64},
+    {"unix_mode", Kind::integer, 0, 0777},
 };
 constexpr Key kClient[] = {
     {"connect", Kind::string},
@@ -153,6 +154,7 @@ class Reader {
     }
     if (auto n = integer("server.workers")) c.server.options.workers = std::size_t(*n);
     if (auto n = integer("server.io_threads")) c.server.options.io_threads = std::size_t(*n);
+    if (auto n = integer("server.unix_mode")) c.server.options.unix_socket_mode = unsigned(*n);
     if (auto uris = strings("server.listen")) c.server.listen = *uris;
     if (auto uris = strings("server.broker")) c.server.brokers = *uris;
     if (auto uri = string("client.connect")) c.client.connect = *uri;

@@ -412,6 +412,11 @@ std::string ServerCore::listen(std::string_view uri) {
       l->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     }
     if (!ec) l->acceptor.bind(ep, ec);
+    if (!ec) {
+      if (const int err = parsed.transport->after_bind(address, options_.unix_socket_mode)) {
+        ec = std::error_code(err, std::generic_category());
+      }
+    }
     if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
       if (!first_error) first_error = ec;

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -439,6 +440,37 @@ TEST(ServerListen, LocalhostPortZeroReportsTheRealPort) {
   const std::string uri = s.listen("tcp://localhost:0");
   EXPECT_EQ(uri.rfind("tcp://localhost:", 0), 0u);
   EXPECT_NE(uri, "tcp://localhost:0");
+}
+
+// Socket files: owner-only unless configured otherwise (connecting needs write permission).
+unsigned mode_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return unsigned(st.st_mode & 0777);
+}
+
+TEST(ServerListen, SocketFilesAreOwnerOnlyByDefault) {
+  const std::string base = "/tmp/brine-mode-" + std::to_string(::getpid());
+  brine::Server s;
+  s.listen("unix://" + base + ".sock");
+  s.listen("zmq+ipc://" + base + ".ipc");
+  EXPECT_EQ(mode_of(base + ".sock"), 0600u);
+  EXPECT_EQ(mode_of(base + ".ipc"), 0600u);
+}
+
+TEST(ServerListen, SocketFileModeIsConfigurable) {
+  const std::string base = "/tmp/brine-mode-group-" + std::to_string(::getpid());
+  brine::ServerOptions o;
+  o.unix_socket_mode = 0660;
+  brine::Server s(o);
+  calc::register_calculator(s);
+  const std::string uri = s.listen("unix://" + base + ".sock");
+  s.listen("zmq+ipc://" + base + ".ipc");
+  s.start();
+  EXPECT_EQ(mode_of(base + ".sock"), 0660u);
+  EXPECT_EQ(mode_of(base + ".ipc"), 0660u);
+  Client c(uri);  // the owner still connects
+  EXPECT_EQ(c.call(calc::kAdd, {1, 1}).value, 2);
 }
 
 }  // namespace

@@ -49,6 +49,7 @@ listen = ["tcp://127.0.0.1:0", "unix://@brine-config-test"]
 broker = "zmq+tcp://127.0.0.1:5556"
 workers = 0
 io_threads = 2
+unix_mode = 0o660
 max_frame_size = 2048
 [client]
 connect = "unix:///tmp/x.sock"
@@ -60,6 +61,7 @@ timeout_ms = 1500
   EXPECT_EQ(c.server.options.codecs, (std::vector<std::string>{"json"}));
   EXPECT_EQ(c.server.options.workers, 0u);
   EXPECT_EQ(c.server.options.io_threads, 2u);
+  EXPECT_EQ(c.server.options.unix_socket_mode, 0660u);
   EXPECT_EQ(c.server.options.max_frame_size, 2048u);  // the section's own key wins
   EXPECT_EQ(c.server.options.decode_limits.max_depth, 20u);
   EXPECT_EQ(c.server.options.heartbeat_interval, 250ms);

@@ -11,6 +11,7 @@
 //   codecs = ["cereal", "json"]           # serve these instead of `codec`
 //   workers = 4
 //   io_threads = 1
+//   unix_mode = 0o600                     # socket file permissions (unix://, zmq+ipc://)
 //   [client]
 //   connect = "tcp://127.0.0.1:7000"
 //   timeout_ms = 5000

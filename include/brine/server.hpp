@@ -56,6 +56,10 @@ struct ServerOptions {
   // dropped (and, on a ROUTER, the remote references it held are freed).
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds heartbeat_timeout{3000};
+  // Permissions of the socket files this server creates (unix:///path, zmq+ipc:///path):
+  // connecting needs write permission, so the default 0600 lets only this user in. Abstract unix
+  // names have no file and no permissions.
+  unsigned unix_socket_mode = 0600;
 };
 
 struct HandlerOptions {

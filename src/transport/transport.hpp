@@ -37,6 +37,9 @@ struct StreamTransport {
   // Before bind (remove a stale unix socket file) and after the listener closes.
   void (*before_listen)(const SocketAddress& address);
   void (*after_close)(const SocketAddress& address);
+  // After bind, before listen (so nobody can connect yet): restrict who may connect (the unix
+  // socket file's mode). Returns an errno value, 0 on success.
+  int (*after_bind)(const SocketAddress& address, unsigned unix_mode);
 };
 
 struct ParsedUri {

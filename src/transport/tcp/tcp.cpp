@@ -88,6 +88,9 @@ void configure(int fd) {
 }
 
 void nothing(const SocketAddress&) {}
+int any_mode(const SocketAddress&, unsigned) {
+  return 0;  // who may connect over TCP is the firewall's business, not a file mode
+}
 void check(std::string_view rest) {
   (void)split(rest);
 }
@@ -95,6 +98,7 @@ void check(std::string_view rest) {
 }  // namespace
 
 extern const StreamTransport kTcpTransport;
-const StreamTransport kTcpTransport{"tcp", check, resolve, bound_uri, configure, nothing, nothing};
+const StreamTransport kTcpTransport{"tcp",     check,   resolve, bound_uri,
+                                    configure, nothing, nothing, any_mode};
 
 }  // namespace brine::transport

@@ -77,10 +77,18 @@ void after_close(const SocketAddress& a) {
   if (const char* path = path_of(a)) ::unlink(path);
 }
 
+// Connecting to a unix socket file needs write permission on it. Abstract names have no file
+// (and no permissions: anyone in the network namespace may connect).
+int restrict_file(const SocketAddress& a, unsigned mode) {
+  const char* path = path_of(a);
+  if (path == nullptr) return 0;
+  return ::chmod(path, mode_t(mode)) == 0 ? 0 : errno;
+}
+
 }  // namespace
 
 extern const StreamTransport kUnixTransport;
-const StreamTransport kUnixTransport{"unix",    check,         resolve,    bound_uri,
-                                     configure, before_listen, after_close};
+const StreamTransport kUnixTransport{"unix",    check,         resolve,     bound_uri,
+                                     configure, before_listen, after_close, restrict_file};
 
 }  // namespace brine::transport

@@ -6,6 +6,7 @@
 // connects). A ZeroMQ socket is not thread-safe, so each one lives on its own thread; other
 // threads hand it frames through a queue and an eventfd.
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -333,6 +334,14 @@ class ZmqServerEndpoint final : public MessageEndpoint {
                                 "cannot listen on " + std::string(uri));
       }
       uri_ = brine_uri(socket_.get(zmq::sockopt::last_endpoint));
+      // libzmq binds and listens at once, so the mode is set just after: a connection made in
+      // between (microseconds) is accepted, but its requests wait for start(). Streams set it
+      // before listening.
+      if (endpoint.rfind("ipc://", 0) == 0 &&
+          ::chmod(endpoint.c_str() + 6, mode_t(dispatcher.options().unix_socket_mode)) != 0) {
+        throw std::system_error(errno, std::generic_category(),
+                                "cannot set the mode of " + endpoint.substr(6));
+      }
     }
   }
 
