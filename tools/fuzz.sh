@@ -15,7 +15,7 @@ CXX=clang++ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRINE_FUZZ=
 # Every UB report stops the run, except those tools/ubsan.supp suppresses (third-party, with
 # reasons): pointer-overflow is made recoverable only so that its suppression can apply.
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$PWD/tools/ubsan.supp"
-targets=(frame_parser cereal_decode protobuf_decode json_decode)
+targets=(frame_parser cereal_decode protobuf_decode json_decode server_stream client_reply)
 cmake --build "$dir" -j "$(nproc)" --target "${targets[@]/%/_fuzz}"
 for t in "${targets[@]}"; do
   work="$dir/corpus-$t"
