@@ -40,6 +40,8 @@ constexpr Key kServer[] = {
     {"workers", Kind::integer, 0, 1024},
     {"io_threads", Kind::integer, 1, 64},
     {"unix_mode", Kind::integer, 0, 0777},
+    {"max_inflight_per_connection", Kind::integer, 1, 1 << 30},
+    {"max_queued_calls", Kind::integer, 1, 1 << 30},
 };
 constexpr Key kClient[] = {
     {"connect", Kind::string},
@@ -155,6 +157,12 @@ class Reader {
     if (auto n = integer("server.workers")) c.server.options.workers = std::size_t(*n);
     if (auto n = integer("server.io_threads")) c.server.options.io_threads = std::size_t(*n);
     if (auto n = integer("server.unix_mode")) c.server.options.unix_socket_mode = unsigned(*n);
+    if (auto n = integer("server.max_inflight_per_connection")) {
+      c.server.options.max_inflight_per_connection = std::size_t(*n);
+    }
+    if (auto n = integer("server.max_queued_calls")) {
+      c.server.options.max_queued_calls = std::size_t(*n);
+    }
     if (auto uris = strings("server.listen")) c.server.listen = *uris;
     if (auto uris = strings("server.broker")) c.server.brokers = *uris;
     if (auto uri = string("client.connect")) c.client.connect = *uri;

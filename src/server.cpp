@@ -236,6 +236,7 @@ class ServerCore final : public FrameDispatcher {
       handlers_;
   std::unordered_map<std::string, ExposedObject, StringHash, std::equal_to<>> objects_;
   std::atomic<std::uint64_t> next_object_{1};
+  std::atomic<std::size_t> queued_{0};  // calls posted to the pool and not yet finished
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   std::optional<asio::thread_pool> pool_;
@@ -260,6 +261,14 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
   void start() { read_more(); }
 
   Session* session() override { return &session_; }
+  bool admit(std::size_t limit) override {
+    std::size_t n = inflight_.load(std::memory_order_relaxed);
+    do {
+      if (n >= limit) return false;
+    } while (!inflight_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    return true;
+  }
+  void release() override { inflight_.fetch_sub(1, std::memory_order_relaxed); }
 
   // Queues a complete frame; safe from any thread.
   void send(Buffer&& frame) override {
@@ -378,6 +387,7 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
   std::atomic<bool> closed_{false};
   std::optional<asio::steady_timer> linger_;
   Session session_;
+  std::atomic<std::size_t> inflight_{0};
 };
 
 std::string ServerCore::listen(std::string_view uri) {
@@ -509,8 +519,29 @@ void ServerCore::dispatch(const std::shared_ptr<ReplySink>& conn, const FrameVie
   } else if (target.handler == nullptr) {
     return;  // a reference released
   }
+  if (!conn->admit(options_.max_inflight_per_connection)) {
+    if (!oneway) {
+      reply_error(*conn, f.call_id,
+                  {StatusCode::resource_exhausted,
+                   "more than " + std::to_string(options_.max_inflight_per_connection) +
+                       " calls in flight on this connection"});
+    }
+    return;
+  }
   if (!pool_) {
     execute(*conn, f.kind, codec, f.call_id, target, f.payload);
+    conn->release();
+    return;
+  }
+  if (queued_.fetch_add(1, std::memory_order_relaxed) >= options_.max_queued_calls) {
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    conn->release();
+    if (!oneway) {
+      reply_error(*conn, f.call_id,
+                  {StatusCode::resource_exhausted,
+                   "server busy: " + std::to_string(options_.max_queued_calls) +
+                       " calls are waiting for a worker"});
+    }
     return;
   }
   Buffer payload(f.payload.size());
@@ -518,6 +549,8 @@ void ServerCore::dispatch(const std::shared_ptr<ReplySink>& conn, const FrameVie
   asio::post(*pool_, [this, conn, kind = f.kind, codec, id = f.call_id, target = std::move(target),
                       payload = std::move(payload)] {
     execute(*conn, kind, codec, id, target, payload.bytes());
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    conn->release();
   });
 }
 

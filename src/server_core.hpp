@@ -77,6 +77,10 @@ class ReplySink {
   virtual void send(Buffer&& frame) = 0;
   // The peer's objects; null where remote references are not possible (a broker's worker).
   virtual Session* session() { return nullptr; }
+  // Counts a call against the peer's in-flight limit: false (nothing counted) when the peer is
+  // at `limit`. Each admitted call is released once it has run.
+  virtual bool admit(std::size_t /*limit*/) { return true; }
+  virtual void release() {}
 };
 
 // Runs request and oneway frames (inline or on the pool) and sends their replies to `sink`.

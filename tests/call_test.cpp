@@ -473,4 +473,66 @@ TEST(ServerListen, SocketFileModeIsConfigurable) {
   EXPECT_EQ(c.call(calc::kAdd, {1, 1}).value, 2);
 }
 
+// --- bounded work: past the limits, RESOURCE_EXHAUSTED at once instead of unbounded queues ------
+struct Gate {
+  std::promise<void> open;
+  std::shared_future<void> opened = open.get_future().share();
+};
+
+TEST(ServerLimits, CallsBeyondTheConnectionsLimitAreRefusedAtOnce) {
+  auto gate = std::make_shared<Gate>();
+  brine::ServerOptions o;
+  o.workers = 1;
+  o.max_inflight_per_connection = 4;
+  brine::Server s(o);
+  s.handle("held", [gate](const calc::Number& n) {
+    gate->opened.wait();
+    return n;
+  });
+  const std::string uri = s.listen("unix://@brine-limits-conn-" + std::to_string(::getpid()));
+  s.start();
+  Client c(uri);
+  std::vector<std::future<calc::Number>> calls;
+  for (int i = 0; i < 10; ++i)
+    calls.push_back(c.call_async<calc::Number>("held", calc::Number{double(i)}));
+  // The 6 beyond the limit are answered while the first 4 are still held.
+  for (int i = 4; i < 10; ++i) {
+    ASSERT_EQ(calls[std::size_t(i)].wait_for(10s), std::future_status::ready) << i;
+    try {
+      calls[std::size_t(i)].get();
+      ADD_FAILURE() << i << " succeeded";
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::resource_exhausted);
+      EXPECT_NE(std::string(e.what()).find("in flight on this connection"), std::string::npos);
+    }
+  }
+  gate->open.set_value();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(calls[std::size_t(i)].get().value, i);
+  EXPECT_EQ(c.call<calc::Number>("held", calc::Number{7}).value, 7);  // the count went back down
+}
+
+TEST(ServerLimits, CallsBeyondTheServersQueueAreRefusedAtOnce) {
+  auto gate = std::make_shared<Gate>();
+  brine::ServerOptions o;
+  o.workers = 1;
+  o.max_queued_calls = 2;
+  brine::Server s(o);
+  s.handle("held", [gate](const calc::Number& n) {
+    gate->opened.wait();
+    return n;
+  });
+  const std::string uri = s.listen("unix://@brine-limits-queue-" + std::to_string(::getpid()));
+  s.start();
+  // One connection, so the server reads the three in order: two take the queue's places.
+  Client c(uri);
+  auto first = c.call_async<calc::Number>("held", calc::Number{1});
+  auto second = c.call_async<calc::Number>("held", calc::Number{2});
+  const auto third = c.try_call<calc::Number>("held", calc::Number{3});
+  EXPECT_EQ(third.code(), StatusCode::resource_exhausted);
+  EXPECT_NE(third.status().message.find("waiting for a worker"), std::string::npos);
+  gate->open.set_value();
+  EXPECT_EQ(first.get().value, 1);
+  EXPECT_EQ(second.get().value, 2);
+}
+
 }  // namespace

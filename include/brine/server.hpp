@@ -60,6 +60,13 @@ struct ServerOptions {
   // connecting needs write permission, so the default 0600 lets only this user in. Abstract unix
   // names have no file and no permissions.
   unsigned unix_socket_mode = 0600;
+  // Calls (requests and oneways) one stream connection may have running or waiting at once;
+  // beyond it a request is answered RESOURCE_EXHAUSTED at once (a oneway is dropped), so a client
+  // that pipelines without bound cannot queue unbounded work.
+  std::size_t max_inflight_per_connection = 1024;
+  // Calls waiting for or running on a worker, over the whole server (all transports); beyond it,
+  // the same answer. Ignored when workers == 0 (calls run as they are read).
+  std::size_t max_queued_calls = 65536;
 };
 
 struct HandlerOptions {
