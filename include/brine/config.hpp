@@ -12,7 +12,7 @@
 //   workers = 4
 //   io_threads = 1
 //   unix_mode = 0o600                     # socket file permissions (unix://, zmq+ipc://)
-//   max_inflight_per_connection = 1024    # see ServerOptions
+//   max_inflight_per_connection = 4096    # see ServerOptions
 //   max_queued_calls = 65536
 //   [client]
 //   connect = "tcp://127.0.0.1:7000"

@@ -63,7 +63,7 @@ struct ServerOptions {
   // Calls (requests and oneways) one stream connection may have running or waiting at once;
   // beyond it a request is answered RESOURCE_EXHAUSTED at once (a oneway is dropped), so a client
   // that pipelines without bound cannot queue unbounded work.
-  std::size_t max_inflight_per_connection = 1024;
+  std::size_t max_inflight_per_connection = 4096;
   // Calls waiting for or running on a worker, over the whole server (all transports); beyond it,
   // the same answer. Ignored when workers == 0 (calls run as they are read).
   std::size_t max_queued_calls = 65536;
