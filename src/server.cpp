@@ -27,8 +27,8 @@ namespace brine {
 namespace detail {
 namespace {
 
-constexpr std::size_t kCodecSlots = 8;  // codec ids handled: 0..7
-static_assert(std::size_t(CodecId::protobuf) < kCodecSlots);
+constexpr std::size_t kCodecSlots = 8;                    // codec ids handled: 0..7
+static_assert(std::size_t(CodecId::json) < kCodecSlots);  // the highest id
 
 struct StringHash {
   using is_transparent = void;

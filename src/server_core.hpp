@@ -40,20 +40,20 @@ class Session {
   }
   std::optional<ExposedObject> find(std::string_view name) const {
     std::lock_guard lk(mu_);
-    const auto it = objects_.find(std::string(name));
+    const auto it = objects_.find(name);
     if (it == objects_.end()) return std::nullopt;
     return it->second;
   }
   void release(std::string_view name) {
     ExposedObject dropped;  // destroyed after the lock is released
     std::lock_guard lk(mu_);
-    const auto it = objects_.find(std::string(name));
+    const auto it = objects_.find(name);
     if (it == objects_.end()) return;
     dropped = std::move(it->second);
     objects_.erase(it);
   }
   void close() {
-    std::unordered_map<std::string, ExposedObject> dropped;
+    decltype(objects_) dropped;
     std::lock_guard lk(mu_);
     closed_ = true;
     dropped.swap(objects_);
@@ -65,7 +65,14 @@ class Session {
 
  private:
   mutable std::mutex mu_;
-  std::unordered_map<std::string, ExposedObject> objects_;
+  // Looked up by string_view: no string built per call.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::unordered_map<std::string, ExposedObject, NameHash, std::equal_to<>> objects_;
   bool closed_ = false;
 };
 

@@ -479,19 +479,28 @@ struct Gate {
   std::shared_future<void> opened = open.get_future().share();
 };
 
+// A started server whose one method, "held", answers only once the gate opens.
+struct HeldServer {
+  HeldServer(brine::ServerOptions o, const std::string& name) : server(std::move(o)) {
+    server.handle("held", [g = gate](const calc::Number& n) {
+      g->opened.wait();
+      return n;
+    });
+    uri = server.listen("unix://@brine-limits-" + name + "-" + std::to_string(::getpid()));
+    server.start();
+  }
+  std::shared_ptr<Gate> gate = std::make_shared<Gate>();
+  brine::Server server;
+  std::string uri;
+};
+
 TEST(ServerLimits, CallsBeyondTheConnectionsLimitAreRefusedAtOnce) {
-  auto gate = std::make_shared<Gate>();
   brine::ServerOptions o;
   o.workers = 1;
   o.max_inflight_per_connection = 4;
-  brine::Server s(o);
-  s.handle("held", [gate](const calc::Number& n) {
-    gate->opened.wait();
-    return n;
-  });
-  const std::string uri = s.listen("unix://@brine-limits-conn-" + std::to_string(::getpid()));
-  s.start();
-  Client c(uri);
+  HeldServer s(o, "conn");
+  auto& gate = s.gate;
+  Client c(s.uri);
   std::vector<std::future<calc::Number>> calls;
   for (int i = 0; i < 10; ++i)
     calls.push_back(c.call_async<calc::Number>("held", calc::Number{double(i)}));
@@ -512,17 +521,12 @@ TEST(ServerLimits, CallsBeyondTheConnectionsLimitAreRefusedAtOnce) {
 }
 
 TEST(ServerLimits, CallsBeyondTheServersQueueAreRefusedAtOnce) {
-  auto gate = std::make_shared<Gate>();
   brine::ServerOptions o;
   o.workers = 1;
   o.max_queued_calls = 2;
-  brine::Server s(o);
-  s.handle("held", [gate](const calc::Number& n) {
-    gate->opened.wait();
-    return n;
-  });
-  const std::string uri = s.listen("unix://@brine-limits-queue-" + std::to_string(::getpid()));
-  s.start();
+  HeldServer s(o, "queue");
+  auto& gate = s.gate;
+  const std::string& uri = s.uri;
   // One connection, so the server reads the three in order: two take the queue's places.
   Client c(uri);
   auto first = c.call_async<calc::Number>("held", calc::Number{1});
