@@ -13,6 +13,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "backoff.hpp"
 #include "brine/client.hpp"
 #include "brine_asio.hpp"
 #include "client_conn.hpp"
@@ -25,24 +26,89 @@ using Clock = std::chrono::steady_clock;
 
 class StreamClientConn final : public ClientConn {
  public:
-  StreamClientConn(asio::io_context& io, int fd, int family, int protocol, std::size_t max_frame)
+  StreamClientConn(asio::io_context& io, int fd, int family, int protocol,
+                   const ClientOptions& options)
       : ClientConn(io.get_executor()),
         socket_(io, asio::generic::stream_protocol(family, protocol), fd),
         fd_(fd),
-        parser_(max_frame) {}
+        parser_(options.max_frame_size),
+        heartbeat_interval_(options.heartbeat_interval),
+        heartbeat_timeout_(options.heartbeat_timeout),
+        heartbeat_timer_(io) {}
 
   void start(std::shared_ptr<ClientConn> self) override {
-    read_more(std::static_pointer_cast<StreamClientConn>(std::move(self)));
+    auto conn = std::static_pointer_cast<StreamClientConn>(std::move(self));
+    const auto now = Clock::now().time_since_epoch().count();
+    last_received_ = now;
+    last_sent_ = now;
+    // The timer belongs to the I/O thread.
+    asio::post(heartbeat_timer_.get_executor(),
+               [weak = std::weak_ptr<StreamClientConn>(conn)] { arm_heartbeat(weak); });
+    read_more(std::move(conn));
   }
 
   transport::WriteResult write(Buffer&& frame, Deadline deadline) override {
     std::unique_lock lk(write_mu_, std::defer_lock);
     if (!lk.try_lock_until(deadline)) return {transport::WriteOutcome::timed_out_clean, {}};
-    return transport::write_all(fd_, frame.data(), frame.size(), deadline);
+    auto result = transport::write_all(fd_, frame.data(), frame.size(), deadline);
+    if (result.outcome == transport::WriteOutcome::done) {
+      last_sent_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    }
+    return result;
   }
 
  private:
-  // Wakes the reader; the socket closes when the last reference goes.
+  // Every heartbeat_interval: declare the connection dead if nothing arrived for
+  // heartbeat_timeout, else send a heartbeat if nothing was sent for an interval.
+  static void arm_heartbeat(const std::weak_ptr<StreamClientConn>& weak) {
+    auto conn = weak.lock();
+    if (!conn || conn->dead()) return;
+    conn->heartbeat_timer_.expires_after(conn->heartbeat_interval_);
+    conn->heartbeat_timer_.async_wait([weak](std::error_code ec) {
+      if (ec) return;
+      auto c = weak.lock();
+      if (!c || c->dead()) return;
+      if (c->beat()) arm_heartbeat(weak);
+    });
+  }
+
+  // False when the connection was declared dead.
+  bool beat() {
+    const auto now = Clock::now();
+    const auto since = [&](const std::atomic<Clock::rep>& t) {
+      return now - Clock::time_point(Clock::duration(t.load(std::memory_order_relaxed)));
+    };
+    if (since(last_received_) >= heartbeat_timeout_) {
+      fail({StatusCode::unavailable,
+            "nothing arrived from the server for " + std::to_string(heartbeat_timeout_.count()) +
+                " ms (heartbeat_timeout): it is stopped, hung or unreachable"},
+           true);
+      return false;
+    }
+    if (since(last_sent_) < heartbeat_interval_) return true;
+    // Never block the I/O thread: a writer busy on the socket is activity enough.
+    std::unique_lock lk(write_mu_, std::defer_lock);
+    if (!lk.try_lock_until(now)) return true;
+    Buffer frame;
+    begin_frame(frame, FrameKind::heartbeat, 0, {});
+    (void)finish_frame(frame, 0xFFFFFFFFu);
+    const ssize_t n = ::send(fd_, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0 && std::size_t(n) < frame.size()) {
+      // Rare: the buffer had room for part of it. Finish it, briefly, or the stream is broken.
+      const auto rest = transport::write_all(fd_, frame.data() + n, frame.size() - std::size_t(n),
+                                             now + heartbeat_interval_);
+      if (rest.outcome != transport::WriteOutcome::done) {
+        lk.unlock();
+        fail({StatusCode::unavailable, "connection closed: partial heartbeat write"}, true);
+        return false;
+      }
+    }
+    if (n > 0) last_sent_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+    return true;
+  }
+
+  // Wakes the reader; the socket closes when the last reference goes. (The heartbeat timer
+  // stops by itself: it sees the connection dead.)
   void close_transport() override { ::shutdown(fd_, SHUT_RDWR); }
 
   static void read_more(std::shared_ptr<StreamClientConn> conn) {
@@ -59,6 +125,8 @@ class StreamClientConn final : public ClientConn {
             return;
           }
           conn->parser_.commit(n);
+          conn->last_received_.store(Clock::now().time_since_epoch().count(),
+                                     std::memory_order_relaxed);
           if (conn->drain()) read_more(std::move(conn));
         });
   }
@@ -87,6 +155,11 @@ class StreamClientConn final : public ClientConn {
   int fd_;
   FrameParser parser_;
   DeadlineMutex write_mu_;
+  std::chrono::milliseconds heartbeat_interval_;
+  std::chrono::milliseconds heartbeat_timeout_;
+  asio::steady_timer heartbeat_timer_;
+  std::atomic<Clock::rep> last_received_{0};
+  std::atomic<Clock::rep> last_sent_{0};
 };
 
 class ClientCore {
@@ -103,6 +176,15 @@ class ClientCore {
     codec_ = *codec;
     if (options_.max_frame_size < 1024) throw std::invalid_argument("max_frame_size < 1024");
     if (options_.timeout.count() <= 0) throw std::invalid_argument("timeout must be positive");
+    if (options_.heartbeat_interval.count() <= 0 ||
+        options_.heartbeat_timeout <= options_.heartbeat_interval) {
+      throw std::invalid_argument(
+          "heartbeat_interval must be positive and heartbeat_timeout longer than it");
+    }
+    if (options_.reconnect_backoff_initial.count() <= 0 ||
+        options_.reconnect_backoff_max < options_.reconnect_backoff_initial) {
+      throw std::invalid_argument("reconnect backoff: need 0 < initial <= max");
+    }
     thread_ = std::thread([this] {
       on_client_thread = true;
       io_.run();
@@ -133,21 +215,24 @@ class ClientCore {
       begin_frame(frame, FrameKind::oneway, std::uint8_t(codec_), object, kReleaseMethod);
       (void)finish_frame(frame, options_.max_frame_size);
       set_call_id(frame, next_id_.fetch_add(1, std::memory_order_relaxed));
-      const auto result = conn->write(std::move(frame), deadline_for({}));
-      if (result.outcome == transport::WriteOutcome::timed_out_partial) {
-        conn->fail({StatusCode::unavailable, "connection closed: partial write"}, false);
-      }
+      conn->send_control(std::move(frame));
     } catch (...) {
       // Out of memory: the server frees the object with the connection instead.
     }
   }
   CodecId codec() const { return codec_; }
 
-  Deadline deadline_for(CallOptions opts) const {
+  bool wait_for_ready(const CallOptions& opts) const {
+    return opts.wait_for_ready.value_or(options_.wait_for_ready);
+  }
+
+  Deadline deadline_for(const CallOptions& opts) const {
     return Clock::now() + (opts.timeout.count() > 0 ? opts.timeout : options_.timeout);
   }
 
-  std::shared_ptr<ClientConn> connection(Deadline deadline, Status& error) {
+  // The live connection, or a new one. `wait`: wait out the reconnection backoff (until the
+  // deadline) instead of failing at once.
+  std::shared_ptr<ClientConn> connection(Deadline deadline, Status& error, bool wait) {
     {
       std::lock_guard lk(conn_mu_);
       if (conn_ && !conn_->dead()) return conn_;
@@ -157,16 +242,62 @@ class ClientCore {
       error = {StatusCode::deadline_exceeded, "timed out waiting to connect to " + uri_};
       return nullptr;
     }
-    {
+    for (;;) {
+      Deadline next_attempt;
+      {
+        std::unique_lock lk(conn_mu_);
+        if (closed_) {
+          error = {StatusCode::cancelled, "client closed"};
+          return nullptr;
+        }
+        if (conn_ && !conn_->dead()) return conn_;  // another thread connected meanwhile
+        next_attempt = next_attempt_;
+        if (Clock::now() < next_attempt) {
+          // Backing off after a failed attempt.
+          if (!wait) {
+            const auto ms =
+                std::chrono::ceil<std::chrono::milliseconds>(next_attempt - Clock::now()).count();
+            error = {StatusCode::unavailable, "cannot connect to " + uri_ + ": " + last_error_ +
+                                                  " (next attempt in " + std::to_string(ms) +
+                                                  " ms)"};
+            return nullptr;
+          }
+          if (next_attempt >= deadline) {
+            error = {StatusCode::deadline_exceeded,
+                     "not connected to " + uri_ + " before the deadline: " + last_error_};
+            return nullptr;
+          }
+          closed_cv_.wait_until(lk, next_attempt, [&] { return closed_; });
+          continue;
+        }
+      }
+      std::string why;
+      auto conn = connect_once(deadline, why);
       std::lock_guard lk(conn_mu_);
       if (closed_) {
         error = {StatusCode::cancelled, "client closed"};
+        return nullptr;  // conn's destructor closes the socket
+      }
+      if (conn) {
+        backoff_.reset();
+        next_attempt_ = {};
+        connections_made_.fetch_add(1, std::memory_order_relaxed);
+        conn_ = conn;
+        conn->start(conn);
+        return conn;
+      }
+      last_error_ = why;
+      next_attempt_ = Clock::now() + backoff_.next();
+      if (!wait || Clock::now() >= deadline) {
+        error = {StatusCode::unavailable, "cannot connect to " + uri_ + ": " + why};
         return nullptr;
       }
-      if (conn_ && !conn_->dead()) return conn_;  // another thread connected meanwhile
     }
-    // Connect without holding conn_mu_: callers on a live connection must not wait for this.
-    std::string why;
+  }
+
+  // One attempt, without holding conn_mu_ (callers on a live connection must not wait for it).
+  std::shared_ptr<ClientConn> connect_once(Deadline deadline, std::string& why) {
+    connect_attempts_.fetch_add(1, std::memory_order_relaxed);
     std::shared_ptr<ClientConn> conn;
     try {
       if (parsed_.transport == nullptr) {
@@ -182,26 +313,22 @@ class ClientCore {
           ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
           const int family = local.ss_family;
           conn = std::make_shared<StreamClientConn>(
-              io_, fd, family, family == AF_UNIX ? 0 : int(IPPROTO_TCP), options_.max_frame_size);
+              io_, fd, family, family == AF_UNIX ? 0 : int(IPPROTO_TCP), options_);
         }
       }
     } catch (const std::exception& e) {
       why = e.what();
     }
-    if (!conn) {
-      error = {StatusCode::unavailable, "cannot connect to " + uri_ + ": " + why};
-      return nullptr;
-    }
-    {
-      std::lock_guard lk(conn_mu_);
-      if (closed_) {
-        error = {StatusCode::cancelled, "client closed"};
-        return nullptr;  // conn's destructor closes the socket
-      }
-      conn_ = conn;
-    }
-    conn->start(conn);
     return conn;
+  }
+
+  ClientStats stats() const {
+    ClientStats st;
+    st.connect_attempts = connect_attempts_.load(std::memory_order_relaxed);
+    st.connections = connections_made_.load(std::memory_order_relaxed);
+    std::lock_guard lk(conn_mu_);
+    if (conn_) st.calls_pending = conn_->pending_count();
+    return st;
   }
 
   void close() {
@@ -211,12 +338,19 @@ class ClientCore {
       closed_ = true;
       conn.swap(conn_);
     }
+    closed_cv_.notify_all();
     if (conn) conn->fail({StatusCode::cancelled, "client closed"}, false);
   }
 
-  // Assigns the call id and finishes the frame; completes the call on failure.
+  // Assigns the call id and the timeout and finishes the frame, registers the call (and its
+  // cancel token); completes the call on failure.
   std::shared_ptr<ClientConn> prepare(Buffer& frame, PendingCall& call, Deadline deadline,
-                                      std::uint64_t& id) {
+                                      const CallOptions& opts, std::uint64_t& id) {
+    const std::stop_token& cancel = opts.cancel;
+    if (cancel.stop_requested()) {
+      call.complete({StatusCode::cancelled, "cancelled by the caller"}, {});
+      return nullptr;
+    }
     if (!finish_frame(frame, options_.max_frame_size)) {
       call.complete({StatusCode::resource_exhausted,
                      "request frame of " + std::to_string(frame.size() - kPrefixSize) +
@@ -225,17 +359,21 @@ class ClientCore {
       return nullptr;
     }
     Status error;
-    auto conn = connection(deadline, error);
+    auto conn = connection(deadline, error, wait_for_ready(opts));
     if (!conn) {
       call.complete(error, {});
       return nullptr;
     }
     id = next_id_.fetch_add(1, std::memory_order_relaxed);
     set_call_id(frame, id);
+    if (has_timeout(frame)) {
+      set_timeout(frame, std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
+    }
     if (!conn->add(id, &call)) {
       call.complete(conn->death(), {});
       return nullptr;
     }
+    conn->watch_cancel(id, cancel, conn);
     return conn;
   }
 
@@ -270,7 +408,7 @@ class ClientCore {
     const Deadline deadline = deadline_for(opts);
     Waiter waiter(inner);
     std::uint64_t id = 0;
-    auto conn = prepare(frame, waiter, deadline, id);
+    auto conn = prepare(frame, waiter, deadline, opts, id);
     if (!conn) return;
     send(conn, std::move(frame), id, deadline);
     std::unique_lock lk(waiter.mu);
@@ -291,7 +429,7 @@ class ClientCore {
   void call_async(Buffer&& frame, PendingCall* call, CallOptions opts) {
     const Deadline deadline = deadline_for(opts);
     std::uint64_t id = 0;
-    auto conn = prepare(frame, *call, deadline, id);
+    auto conn = prepare(frame, *call, deadline, opts, id);
     if (!conn) return;
     // Timers are touched only on the I/O thread.
     asio::post(io_, [conn, id, deadline] { conn->arm_timer(id, deadline, conn); });
@@ -304,7 +442,7 @@ class ClientCore {
       return {StatusCode::resource_exhausted, "oneway frame exceeds the size limit"};
     }
     Status error;
-    auto conn = connection(deadline, error);
+    auto conn = connection(deadline, error, wait_for_ready(opts));
     if (!conn) return error;
     set_call_id(frame, next_id_.fetch_add(1, std::memory_order_relaxed));
     const auto result = conn->write(std::move(frame), deadline);
@@ -348,9 +486,16 @@ class ClientCore {
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   std::thread thread_;
   DeadlineMutex connect_mu_;
-  std::mutex conn_mu_;
+  mutable std::mutex conn_mu_;
+  std::condition_variable closed_cv_;  // wakes a caller waiting out a backoff on close()
   std::shared_ptr<ClientConn> conn_;
   bool closed_ = false;
+  // Reconnection (under connect_mu_ and conn_mu_).
+  Backoff backoff_{options_.reconnect_backoff_initial, options_.reconnect_backoff_max};
+  Deadline next_attempt_{};
+  std::string last_error_;
+  std::atomic<std::uint64_t> connect_attempts_{0};
+  std::atomic<std::uint64_t> connections_made_{0};
   std::atomic<std::uint64_t> next_id_{1};
 };
 
@@ -400,7 +545,9 @@ Client& Client::operator=(Client&&) noexcept = default;
 
 void Client::connect() {
   Status error;
-  if (!core_->connection(core_->deadline_for({}), error)) throw RpcError(error);
+  if (!core_->connection(core_->deadline_for({}), error, core_->options().wait_for_ready)) {
+    throw RpcError(error);
+  }
 }
 void Client::close() {
   if (core_) core_->close();
@@ -413,6 +560,9 @@ const std::string& Client::uri() const noexcept {
 }
 const ClientOptions& Client::options() const noexcept {
   return core_->options();
+}
+ClientStats Client::stats() const {
+  return core_->stats();
 }
 
 }  // namespace brine

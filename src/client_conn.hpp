@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <unordered_map>
 
 #include "brine/client.hpp"
@@ -64,13 +65,58 @@ class ClientConn {
   bool add(std::uint64_t id, PendingCall* call) {
     std::lock_guard lk(mu_);
     if (dead_) return false;
-    pending_.emplace(id, Entry{call, nullptr});
+    pending_.emplace(id, Entry{call, nullptr, nullptr});
     return true;
   }
 
   bool pending(std::uint64_t id) const {
     std::lock_guard lk(mu_);
     return pending_.count(id) != 0;
+  }
+  std::size_t pending_count() const {
+    std::lock_guard lk(mu_);
+    return pending_.size();
+  }
+
+  // Cancels call `id` when `token` is stopped (at once if it already is). Call after add().
+  void watch_cancel(std::uint64_t id, const std::stop_token& token,
+                    const std::shared_ptr<ClientConn>& self) {
+    if (!token.stop_possible()) return;
+    auto callback = std::make_unique<CancelCallback>(token, CancelFn{self, id});  // may run now
+    std::lock_guard lk(mu_);
+    auto it = pending_.find(id);
+    if (it != pending_.end()) {
+      it->second.on_cancel = std::move(callback);
+      return;
+    }
+    // Already completed: `callback` is destroyed after the lock is released (it is declared
+    // before the lock_guard).
+  }
+
+  // Completes call `id` with CANCELLED, if it is still pending, and tells the server.
+  void cancel(std::uint64_t id) {
+    PendingCall* call = take(id, false);
+    if (call == nullptr) return;  // the reply (or another outcome) won the race
+    call->complete({StatusCode::cancelled, "cancelled by the caller"}, {});
+    Buffer frame;
+    begin_frame(frame, FrameKind::cancel, 0, {});
+    set_call_id(frame, id);
+    (void)finish_frame(frame, 0xFFFFFFFFu);
+    send_control(std::move(frame));
+  }
+
+  // Sends a small frame that no caller waits for (cancel, release); on a partial write the
+  // stream is broken and the connection fails.
+  void send_control(Buffer&& frame) noexcept {
+    try {
+      const auto result =
+          write(std::move(frame), std::chrono::steady_clock::now() + std::chrono::seconds(1));
+      if (result.outcome == transport::WriteOutcome::timed_out_partial) {
+        fail({StatusCode::unavailable, "connection closed: partial write"}, false);
+      }
+    } catch (...) {
+      // Out of memory: the frame is lost; the server learns when the connection ends.
+    }
   }
 
   // Arms the deadline timer of an asynchronous call. On the timers' executor only.
@@ -89,6 +135,7 @@ class ClientConn {
   // Removes a pending call; nullptr if it already completed.
   PendingCall* take(std::uint64_t id, bool on_timer_thread) {
     std::shared_ptr<asio::steady_timer> timer;
+    std::unique_ptr<CancelCallback> on_cancel;  // destroyed outside the lock
     PendingCall* call = nullptr;
     {
       std::lock_guard lk(mu_);
@@ -96,6 +143,7 @@ class ClientConn {
       if (it == pending_.end()) return nullptr;
       call = it->second.call;
       timer = std::move(it->second.timer);
+      on_cancel = std::move(it->second.on_cancel);
       pending_.erase(it);
     }
     if (timer) cancel_timer(std::move(timer), on_timer_thread);
@@ -121,6 +169,7 @@ class ClientConn {
     close_transport();
     for (auto& [id, entry] : pending) {
       if (entry.timer) cancel_timer(std::move(entry.timer), on_timer_thread);
+      entry.on_cancel.reset();
       entry.call->complete(status, {});
     }
   }
@@ -154,15 +203,25 @@ class ClientConn {
       if (PendingCall* call = take(f.call_id, on_timer_thread)) call->complete(std::move(s), {});
       return true;
     }
+    if (f.kind == FrameKind::heartbeat) return true;  // the answer to ours: it arrived, enough
     fail({StatusCode::internal, "the server sent a frame of a kind only clients send"},
          on_timer_thread);
     return false;
   }
 
  private:
+  struct CancelFn {
+    std::weak_ptr<ClientConn> conn;  // the entry holding this lives in the connection
+    std::uint64_t id;
+    void operator()() const noexcept {
+      if (auto c = conn.lock()) c->cancel(id);
+    }
+  };
+  using CancelCallback = std::stop_callback<CancelFn>;
   struct Entry {
     PendingCall* call;
     std::shared_ptr<asio::steady_timer> timer;
+    std::unique_ptr<CancelCallback> on_cancel;
   };
 
   void cancel_timer(std::shared_ptr<asio::steady_timer> timer, bool on_timer_thread) {

@@ -42,10 +42,18 @@ constexpr Key kServer[] = {
     {"unix_mode", Kind::integer, 0, 0777},
     {"max_inflight_per_connection", Kind::integer, 1, 1 << 30},
     {"max_queued_calls", Kind::integer, 1, 1 << 30},
+    {"max_connections", Kind::integer, 1, 1 << 30},
+    {"first_frame_timeout_ms", Kind::integer, 1, 86400000},
+    {"frame_timeout_ms", Kind::integer, 1, 86400000},
+    {"idle_timeout_ms", Kind::integer, 1, 86400000},
+    {"max_outbound_bytes", Kind::integer, 1024, 1ll << 40},
+    {"drain_timeout_ms", Kind::integer, 0, 86400000},
 };
 constexpr Key kClient[] = {
     {"connect", Kind::string},
     {"timeout_ms", Kind::integer, 1, 86400000},
+    {"reconnect_backoff_initial_ms", Kind::integer, 1, 3600000},
+    {"reconnect_backoff_max_ms", Kind::integer, 1, 3600000},
 };
 
 std::string kind_name(Kind k) {
@@ -162,6 +170,25 @@ class Reader {
     }
     if (auto n = integer("server.max_queued_calls")) {
       c.server.options.max_queued_calls = std::size_t(*n);
+    }
+    if (auto n = integer("server.max_connections")) {
+      c.server.options.max_connections = std::size_t(*n);
+    }
+    if (auto n = integer("server.max_outbound_bytes")) {
+      c.server.options.max_outbound_bytes = std::size_t(*n);
+    }
+    auto millis = [&](const char* path, std::chrono::milliseconds& out) {
+      if (auto n = integer(path)) out = std::chrono::milliseconds(*n);
+    };
+    millis("server.first_frame_timeout_ms", c.server.options.first_frame_timeout);
+    millis("server.frame_timeout_ms", c.server.options.frame_timeout);
+    millis("server.idle_timeout_ms", c.server.options.idle_timeout);
+    millis("server.drain_timeout_ms", c.server.options.drain_timeout);
+    millis("client.reconnect_backoff_initial_ms", c.client.options.reconnect_backoff_initial);
+    millis("client.reconnect_backoff_max_ms", c.client.options.reconnect_backoff_max);
+    if (c.client.options.reconnect_backoff_max < c.client.options.reconnect_backoff_initial) {
+      throw ConfigError(
+          "client.reconnect_backoff_max_ms must not be shorter than reconnect_backoff_initial_ms");
     }
     if (auto uris = strings("server.listen")) c.server.listen = *uris;
     if (auto uris = strings("server.broker")) c.server.brokers = *uris;

@@ -37,6 +37,22 @@ void begin_frame(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_vi
   begin_frame(out, kind, codec, {}, method);
 }
 
+void begin_request(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_view object,
+                   std::string_view method) {
+  begin_frame(out, kind, codec, object, method);
+  out.data()[9] = std::byte{kFlagTimeout};
+  store_be32(out.extend(kTimeoutFieldSize), 0);
+}
+
+bool has_timeout(const Buffer& frame) noexcept {
+  return (std::uint8_t(frame.data()[9]) & kFlagTimeout) != 0;
+}
+
+void set_timeout(Buffer& frame, std::chrono::milliseconds timeout) noexcept {
+  const auto ms = std::clamp<std::int64_t>(timeout.count(), 1, 0xFFFFFFFF);
+  store_be32(frame.data() + kFixedSize + load_be16(frame.data() + 10), std::uint32_t(ms));
+}
+
 void set_call_id(Buffer& frame, std::uint64_t call_id) noexcept {
   store_be64(frame.data() + 12, call_id);
 }
@@ -90,11 +106,36 @@ Status check_header(const std::byte* p, std::uint32_t length) noexcept {
   if (p[4] != std::byte{kMagic0} || p[5] != std::byte{kMagic1}) return err("bad magic");
   if (p[6] != std::byte{kVersion}) return err("unsupported protocol version");
   const auto kind = std::uint8_t(p[7]);
-  if (kind < 1 || kind > 6) return err("unknown frame kind");
-  if (p[9] != std::byte{0}) return err("non-zero reserved flags");
-  if (load_be16(p + 10) > length - kHeaderSize) return err("method length exceeds the frame");
+  if (kind < 1 || kind > 7) return err("unknown frame kind");
+  const auto flags = std::uint8_t(p[9]);
+  if ((flags & ~kFlagTimeout) != 0) return err("reserved flag bits set");
+  const bool timed = (flags & kFlagTimeout) != 0;
+  if (timed && kind != std::uint8_t(FrameKind::request)) {
+    return err("a timeout field in a frame that is not a request");
+  }
+  if (load_be16(p + 10) + (timed ? kTimeoutFieldSize : 0) > length - kHeaderSize) {
+    return err("method length exceeds the frame");
+  }
   return {};
 }
+
+namespace {
+// Fills *out from a complete frame of `total` bytes (prefix included) whose header is checked.
+void view_frame(const std::byte* p, std::size_t total, FrameView* out) noexcept {
+  const std::uint16_t method_len = load_be16(p + 10);
+  out->kind = FrameKind(p[7]);
+  out->codec = std::uint8_t(p[8]);
+  out->call_id = load_be64(p + 12);
+  out->method = {reinterpret_cast<const char*>(p + kFixedSize), method_len};
+  std::size_t offset = kFixedSize + method_len;
+  out->timeout_ms = 0;
+  if ((std::uint8_t(p[9]) & kFlagTimeout) != 0) {
+    out->timeout_ms = load_be32(p + offset);
+    offset += kTimeoutFieldSize;
+  }
+  out->payload = {p + offset, total - offset};
+}
+}  // namespace
 
 Status frame_from_message(std::span<const std::byte> message, std::size_t max_frame_size,
                           FrameView* out) {
@@ -111,13 +152,7 @@ Status frame_from_message(std::span<const std::byte> message, std::size_t max_fr
     return {StatusCode::invalid_argument, "frame length does not match the message size"};
   }
   if (Status s = check_header(message.data(), length); !s.ok()) return s;
-  const std::byte* p = message.data();
-  const std::uint16_t method_len = load_be16(p + 10);
-  out->kind = FrameKind(p[7]);
-  out->codec = std::uint8_t(p[8]);
-  out->call_id = load_be64(p + 12);
-  out->method = {reinterpret_cast<const char*>(p + kFixedSize), method_len};
-  out->payload = message.subspan(kFixedSize + method_len);
+  view_frame(message.data(), message.size(), out);
   return {};
 }
 
@@ -175,12 +210,7 @@ FrameParser::Next FrameParser::next(FrameView* out) {
   }
   const std::size_t total = kPrefixSize + std::size_t(length);
   if (avail < total) return Next::need_more;
-  const std::uint16_t method_len = load_be16(p + 10);
-  out->kind = FrameKind(p[7]);
-  out->codec = std::uint8_t(p[8]);
-  out->call_id = load_be64(p + 12);
-  out->method = {reinterpret_cast<const char*>(p + kFixedSize), method_len};
-  out->payload = {p + kFixedSize + method_len, total - kFixedSize - method_len};
+  view_frame(p, total, out);
   begin_ += total;
   return Next::frame;
 }

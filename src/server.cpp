@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -26,6 +27,11 @@
 namespace brine {
 namespace detail {
 namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The call the current thread is running, for brine::this_call.
+thread_local const CallState* current_call = nullptr;
 
 constexpr std::size_t kCodecSlots = 8;                    // codec ids handled: 0..7
 static_assert(std::size_t(CodecId::json) < kCodecSlots);  // the highest id
@@ -46,6 +52,13 @@ class ServerCore final : public FrameDispatcher {
   explicit ServerCore(ServerOptions options) : options_(std::move(options)) {
     if (options_.max_frame_size < 1024) throw std::invalid_argument("max_frame_size < 1024");
     if (options_.io_threads == 0) options_.io_threads = 1;
+    using std::chrono::milliseconds;
+    if (options_.first_frame_timeout <= milliseconds(0) ||
+        options_.frame_timeout <= milliseconds(0) || options_.idle_timeout <= milliseconds(0)) {
+      throw std::invalid_argument(
+          "first_frame_timeout, frame_timeout and idle_timeout must be > 0");
+    }
+    if (options_.max_connections == 0) throw std::invalid_argument("max_connections must be > 0");
     if (options_.codecs.empty()) {
       for (CodecId c : known_codecs()) served_[std::size_t(c)] = true;
     }
@@ -55,7 +68,7 @@ class ServerCore final : public FrameDispatcher {
       served_[std::size_t(*id)] = true;
     }
   }
-  ~ServerCore() override { shutdown(); }
+  ~ServerCore() override { shutdown(false); }
 
   void add_handler(std::string_view method, std::shared_ptr<HandlerBase> handler,
                    HandlerOptions handler_options) {
@@ -154,7 +167,7 @@ class ServerCore final : public FrameDispatcher {
       std::unique_lock lk(mu_);
       stop_cv_.wait(lk, [&] { return stop_requested_; });
     }
-    shutdown();
+    shutdown(true);
   }
 
   bool on_server_thread() {
@@ -164,7 +177,10 @@ class ServerCore final : public FrameDispatcher {
                        [&](const std::thread& t) { return t.get_id() == self; });
   }
 
-  void shutdown();
+  // Stops the server. With `drain`, first stops accepting and lets running calls finish for up
+  // to drain_timeout (new requests get UNAVAILABLE), then fails the rest with UNAVAILABLE.
+  void shutdown(bool drain);
+  ServerStats stats();
 
   // With codecs configured, every method must serve each of them.
   void check_codecs() const {
@@ -209,9 +225,27 @@ class ServerCore final : public FrameDispatcher {
   };
   Status resolve_object(ReplySink& sink, std::string_view method, CodecId codec, Target& target);
   void execute(ReplySink& sink, FrameKind kind, CodecId codec, std::uint64_t call_id,
-               const Target& target, std::span<const std::byte> payload);
+               const Target& target, std::span<const std::byte> payload, const CallState& state);
+  // A call admitted by dispatch() has finished (run, skipped or failed).
+  void call_done() {
+    if (live_calls_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+        draining_.load(std::memory_order_acquire)) {
+      std::lock_guard lk(drain_mu_);
+      drain_cv_.notify_all();
+    }
+  }
   void register_conn(const std::shared_ptr<ServerConn>& conn);
   void unregister_conn(ServerConn* conn);
+  std::size_t connection_count() {
+    std::lock_guard lk(conns_mu_);
+    return conns_.size();
+  }
+  void count_timeout() { timed_out_.fetch_add(1, std::memory_order_relaxed); }
+  // The shortest of the stream connection timeouts: the watchdog looks at least this often.
+  Clock::duration watchdog_period() const {
+    return std::min({options_.first_frame_timeout, options_.frame_timeout, options_.idle_timeout});
+  }
+  std::atomic<std::size_t>* object_counter() override { return &objects_live_; }
 
   const ServerOptions& options() const override { return options_; }
   std::chrono::milliseconds peer_timeout() const override { return options_.heartbeat_timeout; }
@@ -236,7 +270,15 @@ class ServerCore final : public FrameDispatcher {
       handlers_;
   std::unordered_map<std::string, ExposedObject, StringHash, std::equal_to<>> objects_;
   std::atomic<std::uint64_t> next_object_{1};
-  std::atomic<std::size_t> queued_{0};  // calls posted to the pool and not yet finished
+  std::atomic<std::size_t> queued_{0};      // calls posted to the pool and not yet finished
+  std::atomic<std::size_t> live_calls_{0};  // calls admitted and not yet finished
+  std::atomic<std::size_t> objects_live_{0};
+  std::atomic<std::uint64_t> skipped_{0};
+  std::atomic<std::uint64_t> refused_{0};
+  std::atomic<std::uint64_t> timed_out_{0};
+  std::atomic<bool> draining_{false};
+  std::mutex drain_mu_;
+  std::condition_variable drain_cv_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   std::optional<asio::thread_pool> pool_;
@@ -256,11 +298,22 @@ class ServerCore final : public FrameDispatcher {
 class ServerConn final : public ReplySink, public std::enable_shared_from_this<ServerConn> {
  public:
   ServerConn(ServerCore& core, asio::generic::stream_protocol::socket socket)
-      : core_(core), socket_(std::move(socket)), parser_(core.options().max_frame_size) {}
+      : core_(core),
+        socket_(std::move(socket)),
+        parser_(core.options().max_frame_size),
+        watchdog_(socket_.get_executor()),
+        session_(core.object_counter()) {}
 
-  void start() { read_more(); }
+  // Before any other use; no handler of this connection runs yet.
+  void start() {
+    const auto now = Clock::now();
+    connected_at_ = last_received_ = last_write_progress_ = now;
+    arm_watchdog(now);
+    read_more();
+  }
 
   Session* session() override { return &session_; }
+  CallRegistry* calls() override { return &calls_; }
   bool admit(std::size_t limit) override {
     std::size_t n = inflight_.load(std::memory_order_relaxed);
     do {
@@ -275,6 +328,7 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
     {
       std::lock_guard lk(out_mu_);
       if (closed_ || closing_) return;
+      out_bytes_ += frame.size();
       queue_.push_back(std::move(frame));
       if (write_active_) return;
       write_active_ = true;
@@ -282,22 +336,26 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
     asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->write_more(); });
   }
 
-  // Sends a connection-level error frame, then closes (at the latest after one second).
+  // Sends a connection-level error frame after the replies already queued, then closes (at the
+  // latest after one second). Safe from any thread.
   void fail(const Status& status) {
     Buffer frame;
     make_error_frame(frame, 0, status);
     send(std::move(frame));
-    {
-      std::lock_guard lk(out_mu_);
-      closing_ = true;
-      if (!write_active_) {
-        close_now();
-        return;
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+      {
+        std::lock_guard lk(self->out_mu_);
+        if (self->closing_) return;
+        self->closing_ = true;
+        if (!self->write_active_) {
+          self->close_now();
+          return;
+        }
       }
-    }
-    linger_.emplace(socket_.get_executor(), std::chrono::seconds(1));
-    linger_->async_wait([self = shared_from_this()](std::error_code ec) {
-      if (!ec) self->close_now();
+      self->linger_.emplace(self->socket_.get_executor(), std::chrono::seconds(1));
+      self->linger_->async_wait([self](std::error_code ec) {
+        if (!ec) self->close_now();
+      });
     });
   }
 
@@ -308,7 +366,9 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
     socket_.shutdown(asio::socket_base::shutdown_both, ignored);
     socket_.close(ignored);
     if (linger_) linger_->cancel();
-    session_.close();  // the connection's remote references end with it
+    watchdog_.cancel();
+    session_.close();     // the connection's remote references end with it
+    calls_.cancel_all();  // and so do its calls: queued ones are not run
     core_.unregister_conn(this);
   }
 
@@ -325,7 +385,11 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
       close_now();
       return;
     }
+    const bool was_partial = parser_.buffered() > 0;
     parser_.commit(n);
+    const auto now = Clock::now();
+    last_received_ = now;
+    bool completed = false;
     FrameView f{};
     for (;;) {
       const auto next = parser_.next(&f);
@@ -335,18 +399,37 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
         fail({e.code, "protocol error: " + e.message});
         return;
       }
-      if (f.kind != FrameKind::request && f.kind != FrameKind::oneway) {
-        fail({StatusCode::invalid_argument, "protocol error: clients send only requests"});
+      completed = true;
+      if (f.kind == FrameKind::request || f.kind == FrameKind::oneway ||
+          f.kind == FrameKind::cancel) {
+        core_.dispatch(shared_from_this(), f);
+      } else if (f.kind == FrameKind::heartbeat) {
+        Buffer pong;
+        begin_frame(pong, FrameKind::heartbeat, 0, {});
+        (void)finish_frame(pong, parser_max());
+        send(std::move(pong));
+      } else {
+        fail({StatusCode::invalid_argument,
+              "protocol error: clients send only requests, oneways, heartbeats and cancels"});
         return;
       }
-      core_.dispatch(shared_from_this(), f);
     }
+    seen_frame_ = seen_frame_ || completed;
+    // The deadline of a partial frame runs from its first byte.
+    if (parser_.buffered() > 0 && (completed || !was_partial)) partial_since_ = now;
     {
       std::lock_guard lk(out_mu_);
       if (closing_) return;
+      // Back-pressure: read no more requests until the peer has taken its replies.
+      if (out_bytes_ > core_.options().max_outbound_bytes) {
+        paused_ = true;
+        return;
+      }
     }
     read_more();
   }
+
+  std::size_t parser_max() const { return core_.options().max_frame_size; }
 
   void write_more() {
     {
@@ -359,7 +442,12 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
       writing_.swap(queue_);
     }
     gather_.clear();
-    for (const Buffer& b : writing_) gather_.emplace_back(b.data(), b.size());
+    writing_bytes_ = 0;
+    for (const Buffer& b : writing_) {
+      gather_.emplace_back(b.data(), b.size());
+      writing_bytes_ += b.size();
+    }
+    last_write_progress_ = Clock::now();
     asio::async_write(socket_, gather_,
                       [self = shared_from_this()](std::error_code ec, std::size_t) {
                         self->writing_.clear();
@@ -371,8 +459,66 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
                           self->close_now();
                           return;
                         }
+                        self->last_write_progress_ = Clock::now();
+                        bool resume = false;
+                        {
+                          std::lock_guard lk(self->out_mu_);
+                          self->out_bytes_ -= self->writing_bytes_;
+                          if (self->paused_ && !self->closing_ &&
+                              self->out_bytes_ <= self->core_.options().max_outbound_bytes / 2) {
+                            self->paused_ = false;
+                            resume = true;
+                          }
+                        }
+                        if (resume) self->read_more();
                         self->write_more();
                       });
+  }
+
+  // --- timeouts: one timer per connection, armed for the earliest deadline ---------------------
+  void arm_watchdog(Clock::time_point now) {
+    const ServerOptions& o = core_.options();
+    auto next = now + core_.watchdog_period();
+    if (!seen_frame_) next = std::min(next, connected_at_ + o.first_frame_timeout);
+    if (parser_.buffered() > 0) next = std::min(next, partial_since_ + o.frame_timeout);
+    next = std::min(next, last_received_ + o.idle_timeout);
+    next = std::min(next, last_write_progress_ + o.frame_timeout);
+    watchdog_.expires_at(next);
+    watchdog_.async_wait([self = shared_from_this()](std::error_code ec) {
+      if (!ec) self->on_watchdog();
+    });
+  }
+
+  void on_watchdog() {
+    if (closed_) return;
+    const auto now = Clock::now();
+    const ServerOptions& o = core_.options();
+    auto ms = [](std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; };
+    std::string why;
+    bool writing;
+    {
+      std::lock_guard lk(out_mu_);
+      writing = write_active_;
+    }
+    if (!seen_frame_ && now >= connected_at_ + o.first_frame_timeout) {
+      why = "no complete frame within first_frame_timeout (" + ms(o.first_frame_timeout) + ")";
+    } else if (parser_.buffered() > 0 && now >= partial_since_ + o.frame_timeout) {
+      why = "a frame took longer than frame_timeout (" + ms(o.frame_timeout) + ") to arrive";
+    } else if (inflight_.load(std::memory_order_relaxed) == 0 && !writing &&
+               now >= last_received_ + o.idle_timeout) {
+      why = "nothing received for idle_timeout (" + ms(o.idle_timeout) + ")";
+    } else if (writing && now >= last_write_progress_ + o.frame_timeout) {
+      // The peer does not read: an error frame would not get through either.
+      core_.count_timeout();
+      close_now();
+      return;
+    }
+    if (!why.empty()) {
+      core_.count_timeout();
+      fail({StatusCode::unavailable, "connection closed by the server: " + why});
+      return;
+    }
+    arm_watchdog(now);
   }
 
   ServerCore& core_;
@@ -381,12 +527,23 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
   std::mutex out_mu_;
   std::vector<Buffer> queue_;
   std::vector<Buffer> writing_;
+  std::size_t writing_bytes_ = 0;
   std::vector<asio::const_buffer> gather_;
+  std::size_t out_bytes_ = 0;  // queued and being written (out_mu_)
   bool write_active_ = false;
   bool closing_ = false;
+  bool paused_ = false;  // reading stopped by back-pressure (out_mu_)
   std::atomic<bool> closed_{false};
   std::optional<asio::steady_timer> linger_;
+  asio::steady_timer watchdog_;
+  // Connection-executor state for the timeouts.
+  Clock::time_point connected_at_{};
+  Clock::time_point last_received_{};
+  Clock::time_point partial_since_{};
+  Clock::time_point last_write_progress_{};
+  bool seen_frame_ = false;
   Session session_;
+  CallRegistry calls_;
   std::atomic<std::size_t> inflight_{0};
 };
 
@@ -466,6 +623,23 @@ void ServerCore::accept_more(Listener& l) {
           });
           return;
         }
+        if (draining_.load(std::memory_order_relaxed)) return;
+        if (connection_count() >= options_.max_connections) {
+          refused_.fetch_add(1, std::memory_order_relaxed);
+          Buffer frame;
+          make_error_frame(
+              frame, 0,
+              {StatusCode::resource_exhausted,
+               "the server has its maximum of " + std::to_string(options_.max_connections) +
+                   " connections open (max_connections); try again later"});
+          // Best effort: the socket is fresh, so 100-odd bytes fit its buffer.
+          (void)::send(socket.native_handle(), frame.data(), frame.size(),
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+          std::error_code ignored;
+          socket.close(ignored);
+          accept_more(l);
+          return;
+        }
         l.transport->configure(socket.native_handle());
         auto conn = std::make_shared<ServerConn>(*this, std::move(socket));
         register_conn(conn);
@@ -491,7 +665,17 @@ void ServerCore::reply_error(ReplySink& sink, std::uint64_t call_id, Status stat
 }
 
 void ServerCore::dispatch(const std::shared_ptr<ReplySink>& conn, const FrameView& f) {
+  if (f.kind == FrameKind::cancel) {
+    if (CallRegistry* calls = conn->calls()) calls->cancel(f.call_id);
+    return;
+  }
   const bool oneway = f.kind == FrameKind::oneway;
+  if (draining_.load(std::memory_order_relaxed)) {
+    if (!oneway) {
+      reply_error(*conn, f.call_id, {StatusCode::unavailable, "the server is shutting down"});
+    }
+    return;
+  }
   if (!served_[f.codec]) {
     if (!oneway) {
       reply_error(*conn, f.call_id,
@@ -528,14 +712,21 @@ void ServerCore::dispatch(const std::shared_ptr<ReplySink>& conn, const FrameVie
     }
     return;
   }
+  live_calls_.fetch_add(1, std::memory_order_relaxed);
+  const auto deadline = f.timeout_ms == 0 ? Clock::time_point::max()
+                                          : Clock::now() + std::chrono::milliseconds(f.timeout_ms);
   if (!pool_) {
-    execute(*conn, f.kind, codec, f.call_id, target, f.payload);
+    CallState state;
+    state.deadline = deadline;
+    execute(*conn, f.kind, codec, f.call_id, target, f.payload, state);
     conn->release();
+    call_done();
     return;
   }
   if (queued_.fetch_add(1, std::memory_order_relaxed) >= options_.max_queued_calls) {
     queued_.fetch_sub(1, std::memory_order_relaxed);
     conn->release();
+    call_done();
     if (!oneway) {
       reply_error(*conn, f.call_id,
                   {StatusCode::resource_exhausted,
@@ -544,13 +735,29 @@ void ServerCore::dispatch(const std::shared_ptr<ReplySink>& conn, const FrameVie
     }
     return;
   }
-  Buffer payload(f.payload.size());
-  payload.append(f.payload.data(), f.payload.size());
-  asio::post(*pool_, [this, conn, kind = f.kind, codec, id = f.call_id, target = std::move(target),
-                      payload = std::move(payload)] {
-    execute(*conn, kind, codec, id, target, payload.bytes());
+  // One allocation holds what the worker needs; the payload is copied out of the read buffer.
+  struct Queued {
+    std::shared_ptr<ReplySink> conn;
+    Target target;
+    Buffer payload;
+    CallState state;
+    CallRegistry* calls = nullptr;  // set when a cancel frame can reach the call
+  };
+  auto call = std::make_shared<Queued>();
+  call->conn = conn;
+  call->target = std::move(target);
+  call->payload.append(f.payload.data(), f.payload.size());
+  call->state.deadline = deadline;
+  if (!oneway) {
+    CallRegistry* calls = conn->calls();
+    if (calls != nullptr && calls->add(f.call_id, &call->state)) call->calls = calls;
+  }
+  asio::post(*pool_, [this, call = std::move(call), kind = f.kind, codec, id = f.call_id] {
+    execute(*call->conn, kind, codec, id, call->target, call->payload.bytes(), call->state);
+    if (call->calls != nullptr) call->calls->remove(id);
     queued_.fetch_sub(1, std::memory_order_relaxed);
-    conn->release();
+    call->conn->release();
+    call_done();
   });
 }
 
@@ -622,11 +829,26 @@ class ConnContext final : public CallContext {
 }  // namespace
 
 void ServerCore::execute(ReplySink& conn, FrameKind kind, CodecId codec, std::uint64_t call_id,
-                         const Target& target, std::span<const std::byte> payload) {
+                         const Target& target, std::span<const std::byte> payload,
+                         const CallState& state) {
+  if (state.cancelled.load(std::memory_order_relaxed)) {
+    skipped_.fetch_add(1, std::memory_order_relaxed);
+    return;  // the caller has given up and completed the call itself: no reply
+  }
+  if (state.deadline != Clock::time_point::max() && Clock::now() >= state.deadline) {
+    skipped_.fetch_add(1, std::memory_order_relaxed);
+    if (kind != FrameKind::oneway) {
+      reply_error(conn, call_id,
+                  {StatusCode::deadline_exceeded,
+                   "the caller's deadline passed before the call could start; not run"});
+    }
+    return;
+  }
   Buffer out;
   begin_frame(out, FrameKind::reply, std::uint8_t(codec), {});
   set_call_id(out, call_id);
   Status failure;
+  current_call = &state;
   try {
     ConnContext ctx(*this, conn);
     target.handler->invoke(target.self.get(), codec, payload, options_.decode_limits, out, ctx);
@@ -638,7 +860,8 @@ void ServerCore::execute(ReplySink& conn, FrameKind kind, CodecId codec, std::ui
   } catch (...) {
     failure = {StatusCode::unknown, "the handler threw something that is not a std::exception"};
   }
-  if (kind == FrameKind::oneway) return;
+  current_call = nullptr;
+  if (kind == FrameKind::oneway || state.cancelled.load(std::memory_order_relaxed)) return;
   if (failure.ok() && !finish_frame(out, options_.max_frame_size)) {
     failure = {StatusCode::resource_exhausted,
                "reply of " + std::to_string(out.size() - kPrefixSize) +
@@ -648,13 +871,55 @@ void ServerCore::execute(ReplySink& conn, FrameKind kind, CodecId codec, std::ui
   conn.send(std::move(out));
 }
 
-void ServerCore::shutdown() {
+void ServerCore::shutdown(bool drain) {
   {
     std::lock_guard lk(mu_);
     stop_requested_ = true;
     stop_cv_.notify_all();
     if (shut_down_) return;
     shut_down_ = true;
+    drain = drain && started_;
+  }
+  if (drain) {
+    // Stop accepting (acceptors belong to the I/O threads), refuse new calls, let running ones
+    // finish; then tell every peer why its connection ends, after the replies already queued.
+    draining_.store(true, std::memory_order_release);
+    auto closed = std::make_shared<std::promise<void>>();
+    asio::post(io_, [this, closed] {
+      for (auto& l : listeners_) {
+        std::error_code ignored;
+        l->acceptor.close(ignored);
+        if (l->retry) l->retry->cancel();
+      }
+      closed->set_value();
+    });
+    closed->get_future().wait_for(std::chrono::seconds(1));
+    bool finished;
+    {
+      std::unique_lock lk(drain_mu_);
+      finished = drain_cv_.wait_for(lk, options_.drain_timeout, [&] {
+        return live_calls_.load(std::memory_order_acquire) == 0;
+      });
+    }
+    std::vector<std::shared_ptr<ServerConn>> conns;
+    {
+      std::lock_guard lk(conns_mu_);
+      for (auto& [ptr, weak] : conns_) {
+        if (auto c = weak.lock()) conns.push_back(std::move(c));
+      }
+    }
+    const Status why =
+        finished ? Status{StatusCode::unavailable, "the server shut down"}
+                 : Status{StatusCode::unavailable,
+                          "the server shut down before the call finished (drain_timeout " +
+                              std::to_string(options_.drain_timeout.count()) + " ms)"};
+    for (auto& c : conns) c->fail(why);
+    conns.clear();
+    // Each connection closes once its last frame is written, or after a second.
+    const auto until = Clock::now() + std::chrono::milliseconds(1500);
+    while (connection_count() > 0 && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
   }
   // I/O first, so that clients see their connections close at once; then the handlers still
   // running finish (their replies go nowhere).
@@ -662,7 +927,7 @@ void ServerCore::shutdown() {
   io_.stop();
   for (auto& t : io_threads_) t.join();
   io_threads_.clear();
-  for (auto& e : message_endpoints_) e->stop();
+  for (auto& e : message_endpoints_) e->stop(drain);
   // No I/O thread runs any more: closing here races with nothing.
   for (auto& l : listeners_) {
     std::error_code ignored;
@@ -682,6 +947,17 @@ void ServerCore::shutdown() {
     pool_->stop();
     pool_->join();
   }
+}
+
+ServerStats ServerCore::stats() {
+  ServerStats st;
+  st.connections = connection_count();
+  st.calls_in_flight = live_calls_.load(std::memory_order_relaxed);
+  st.remote_objects = objects_live_.load(std::memory_order_relaxed);
+  st.calls_skipped = skipped_.load(std::memory_order_relaxed);
+  st.connections_refused = refused_.load(std::memory_order_relaxed);
+  st.connections_timed_out = timed_out_.load(std::memory_order_relaxed);
+  return st;
 }
 
 }  // namespace detail
@@ -725,7 +1001,30 @@ void Server::wait() {
 }
 void Server::stop() {
   core_->request_stop();
-  if (!core_->on_server_thread()) core_->shutdown();
+  if (!core_->on_server_thread()) core_->shutdown(true);
 }
+ServerStats Server::stats() const {
+  return core_->stats();
+}
+
+namespace this_call {
+std::chrono::steady_clock::time_point deadline() noexcept {
+  const auto* call = detail::current_call;
+  return call != nullptr ? call->deadline : std::chrono::steady_clock::time_point::max();
+}
+std::chrono::milliseconds time_left() noexcept {
+  const auto d = deadline();
+  if (d == std::chrono::steady_clock::time_point::max()) return std::chrono::milliseconds::max();
+  const auto left = d - std::chrono::steady_clock::now();
+  if (left <= std::chrono::steady_clock::duration::zero()) return std::chrono::milliseconds(0);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(left);
+}
+bool cancelled() noexcept {
+  const auto* call = detail::current_call;
+  if (call == nullptr) return false;
+  return call->cancelled.load(std::memory_order_relaxed) ||
+         std::chrono::steady_clock::now() >= call->deadline;
+}
+}  // namespace this_call
 
 }  // namespace brine

@@ -1,7 +1,9 @@
 // What the server core offers to the transports that feed it (internal).
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,7 +28,8 @@ struct ExposedObject {
 // close() frees them all; objects kept after close() are freed at once.
 class Session {
  public:
-  Session() = default;
+  // `live` (if given) counts the objects kept, across sessions.
+  explicit Session(std::atomic<std::size_t>* live = nullptr) : live_(live) {}
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   ~Session() { close(); }
@@ -35,7 +38,7 @@ class Session {
   bool keep(const std::string& name, ExposedObject object) {
     std::lock_guard lk(mu_);
     if (closed_) return false;
-    objects_.emplace(name, std::move(object));
+    if (objects_.emplace(name, std::move(object)).second && live_ != nullptr) ++*live_;
     return true;
   }
   std::optional<ExposedObject> find(std::string_view name) const {
@@ -51,12 +54,14 @@ class Session {
     if (it == objects_.end()) return;
     dropped = std::move(it->second);
     objects_.erase(it);
+    if (live_ != nullptr) --*live_;
   }
   void close() {
     decltype(objects_) dropped;
     std::lock_guard lk(mu_);
     closed_ = true;
     dropped.swap(objects_);
+    if (live_ != nullptr) *live_ -= dropped.size();
   }
   std::size_t size() const {
     std::lock_guard lk(mu_);
@@ -74,6 +79,42 @@ class Session {
   };
   std::unordered_map<std::string, ExposedObject, NameHash, std::equal_to<>> objects_;
   bool closed_ = false;
+  std::atomic<std::size_t>* live_;
+};
+
+// One call admitted to run: what its handler can ask (brine::this_call) and what a cancel frame
+// changes.
+struct CallState {
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  std::atomic<bool> cancelled{false};
+};
+
+// The calls of one peer that wait for or run on a worker, by call id, so that a cancel frame
+// finds them. Thread-safe.
+class CallRegistry {
+ public:
+  // False (not tracked) if the id is already in use.
+  bool add(std::uint64_t id, CallState* state) {
+    std::lock_guard lk(mu_);
+    return calls_.emplace(id, state).second;
+  }
+  void remove(std::uint64_t id) {
+    std::lock_guard lk(mu_);
+    calls_.erase(id);
+  }
+  void cancel(std::uint64_t id) {
+    std::lock_guard lk(mu_);
+    if (const auto it = calls_.find(id); it != calls_.end()) it->second->cancelled = true;
+  }
+  // The peer is gone: nobody will read these replies.
+  void cancel_all() {
+    std::lock_guard lk(mu_);
+    for (auto& [id, state] : calls_) state->cancelled = true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::uint64_t, CallState*> calls_;
 };
 
 // Where the replies to one peer's requests go. send() is safe from any thread; frames sent after
@@ -88,6 +129,8 @@ class ReplySink {
   // at `limit`. Each admitted call is released once it has run.
   virtual bool admit(std::size_t /*limit*/) { return true; }
   virtual void release() {}
+  // The peer's calls that a cancel frame can reach; null where cancel frames are ignored.
+  virtual CallRegistry* calls() { return nullptr; }
 };
 
 // Runs request and oneway frames (inline or on the pool) and sends their replies to `sink`.
@@ -101,6 +144,8 @@ class FrameDispatcher {
   virtual std::chrono::milliseconds peer_timeout() const = 0;
   // Names of the methods registered as idempotent.
   virtual std::vector<std::string> idempotent_methods() const = 0;
+  // Counts the objects kept for remote references (for ServerStats).
+  virtual std::atomic<std::size_t>* object_counter() = 0;
 };
 
 // An endpoint whose transport carries whole frames as messages (ZeroMQ). It binds (or connects,
@@ -110,7 +155,8 @@ class MessageEndpoint {
   virtual ~MessageEndpoint() = default;
   virtual const std::string& uri() const = 0;
   virtual void start() = 0;
-  virtual void stop() = 0;
+  // `graceful`: first give the replies already queued a moment to reach their peers.
+  virtual void stop(bool graceful = false) = 0;
 };
 
 // Throws std::invalid_argument for a bad URI, std::system_error when it cannot bind/connect.

@@ -51,10 +51,26 @@ workers = 0
 io_threads = 2
 unix_mode = 0o660
 max_frame_size = 2048
+max_connections = 77
+first_frame_timeout_ms = 1100
+frame_timeout_ms = 1200
+idle_timeout_ms = 1300
+max_outbound_bytes = 65536
+drain_timeout_ms = 1400
 [client]
 connect = "unix:///tmp/x.sock"
 timeout_ms = 1500
+reconnect_backoff_initial_ms = 20
+reconnect_backoff_max_ms = 800
 )");
+  EXPECT_EQ(c.server.options.max_connections, 77u);
+  EXPECT_EQ(c.server.options.first_frame_timeout, 1100ms);
+  EXPECT_EQ(c.server.options.frame_timeout, 1200ms);
+  EXPECT_EQ(c.server.options.idle_timeout, 1300ms);
+  EXPECT_EQ(c.server.options.max_outbound_bytes, 65536u);
+  EXPECT_EQ(c.server.options.drain_timeout, 1400ms);
+  EXPECT_EQ(c.client.options.reconnect_backoff_initial, 20ms);
+  EXPECT_EQ(c.client.options.reconnect_backoff_max, 800ms);
   EXPECT_EQ(c.server.listen,
             (std::vector<std::string>{"tcp://127.0.0.1:0", "unix://@brine-config-test"}));
   EXPECT_EQ(c.server.brokers, (std::vector<std::string>{"zmq+tcp://127.0.0.1:5556"}));

@@ -175,7 +175,7 @@ INSTANTIATE_TEST_SUITE_P(All, FrameCorruption,
                          testing::Values(Corruption{"magic0", 4, 0x00},
                                          Corruption{"magic1", 5, 0x00}, Corruption{"version", 6, 2},
                                          Corruption{"kind0", 7, 0}, Corruption{"kind9", 7, 9},
-                                         Corruption{"flags", 9, 1},
+                                         Corruption{"flags", 9, 2},
                                          Corruption{"method_len", 10, 0xFF}),
                          [](const auto& param_info) { return std::string(param_info.param.name); });
 
@@ -235,6 +235,81 @@ TEST(Frame, MalformedErrorPayloads) {
   const std::vector<std::uint8_t> unknown_code = {0, 0, 0, 99, 0, 0, 0, 0, 0, 0};
   EXPECT_EQ(parse_error_payload({reinterpret_cast<const std::byte*>(unknown_code.data()), 10}).code,
             StatusCode::unknown);
+}
+
+}  // namespace
+
+namespace {
+
+std::vector<std::byte> timed_request(std::uint32_t ms, std::string_view payload) {
+  Buffer b;
+  begin_request(b, FrameKind::request, 1, {}, "add");
+  set_call_id(b, 9);
+  b.append(payload.data(), payload.size());
+  set_timeout(b, std::chrono::milliseconds(ms));
+  EXPECT_TRUE(finish_frame(b, kDefaultMaxFrameSize));
+  return bytes_of(b);
+}
+
+TEST(FrameTimeout, TheFieldFollowsTheMethodAndIsNotPayload) {
+  const auto f = timed_request(1500, "xyz");
+  // flags bit 0, then "add", then 00 00 05 DC, then the payload.
+  EXPECT_EQ(f[9], std::byte{1});
+  EXPECT_EQ(f.size(), kFixedSize + 3 + 4 + 3);
+  EXPECT_EQ(f[23], std::byte{0x00});
+  EXPECT_EQ(f[25], std::byte{0x05});
+  EXPECT_EQ(f[26], std::byte{0xDC});
+  FrameParser parser;
+  FrameView v{};
+  auto space = parser.prepare(f.size());
+  std::memcpy(space.data(), f.data(), f.size());
+  parser.commit(f.size());
+  ASSERT_EQ(parser.next(&v), FrameParser::Next::frame);
+  EXPECT_EQ(v.timeout_ms, 1500u);
+  EXPECT_EQ(v.method, "add");
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(v.payload.data()), v.payload.size()), "xyz");
+  // The same through the message path (ZeroMQ).
+  FrameView m{};
+  ASSERT_TRUE(frame_from_message(f, kDefaultMaxFrameSize, &m).ok());
+  EXPECT_EQ(m.timeout_ms, 1500u);
+  EXPECT_EQ(m.payload.size(), 3u);
+}
+
+TEST(FrameTimeout, AFrameWithoutItHasNoTimeout) {
+  FrameParser parser;
+  const auto out = feed(parser, make_frame(FrameKind::request, 1, "add", "p"), 1);
+  ASSERT_EQ(out.frames.size(), 1u);
+  FrameView v{};
+  const auto f = make_frame(FrameKind::request, 1, "add", "p");
+  ASSERT_TRUE(frame_from_message(f, kDefaultMaxFrameSize, &v).ok());
+  EXPECT_EQ(v.timeout_ms, 0u);
+}
+
+TEST(FrameTimeout, OnlyRequestsMayCarryIt) {
+  auto f = make_frame(FrameKind::reply, 1, {}, "12345678");
+  f[9] = std::byte{1};
+  FrameParser parser;
+  const auto out = feed(parser, f, 3);
+  EXPECT_TRUE(out.failed);
+  EXPECT_NE(out.error.message.find("not a request"), std::string::npos) << out.error.message;
+}
+
+TEST(FrameTimeout, ItMustFitTheFrame) {
+  auto f = make_frame(FrameKind::request, 1, "add", "ab");  // 2 bytes after the method: too few
+  f[9] = std::byte{1};
+  FrameParser parser;
+  EXPECT_TRUE(feed(parser, f, 64).failed);
+  FrameView v{};
+  EXPECT_FALSE(frame_from_message(f, kDefaultMaxFrameSize, &v).ok());
+}
+
+TEST(FrameTimeout, HugeTimeoutsAreClampedNotWrapped) {
+  Buffer b;
+  begin_request(b, FrameKind::request, 1, {}, "m");
+  set_timeout(b, std::chrono::hours(24 * 365 * 200));
+  EXPECT_EQ(load_be32(b.data() + kFixedSize + 1), 0xFFFFFFFFu);
+  set_timeout(b, std::chrono::milliseconds(-5));
+  EXPECT_EQ(load_be32(b.data() + kFixedSize + 1), 1u);
 }
 
 }  // namespace

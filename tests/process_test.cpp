@@ -11,6 +11,7 @@
 #include <future>
 #include <thread>
 
+#include "eventually.hpp"
 #include "families.hpp"
 #include "params.hpp"
 #include "process.hpp"
@@ -109,6 +110,64 @@ TEST_P(CrossProcess, KilledServerFailsPendingCallsWithUnavailable) {
   });
 }
 
+TEST_P(CrossProcess, StoppedServerIsDetectedByHeartbeats) {
+  run([&]<class F>() {
+    auto o = options();
+    o.heartbeat_interval = 200ms;
+    o.heartbeat_timeout = 1000ms;
+    Client c(uri_, o);
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(1, 1))), 2);
+    auto f = c.template call_async<typename F::Number>("wait", F::wait(20000), {60s});
+    // Stopped, not dead: the kernel keeps the connection open and says nothing. Only the
+    // missing heartbeat answers tell.
+    server_.child->kill(SIGSTOP);
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready) << "the call waited for its deadline";
+    try {
+      f.get();
+      FAIL();
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::unavailable) << e.what();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
+    server_.child->kill(SIGCONT);
+  });
+}
+
+TEST_P(CrossProcess, RestartedServerIsReachedAgain) {
+  run([&]<class F>() {
+    Client c(uri_, options());
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(1, 1))), 2);
+    server_.child->kill(SIGKILL);
+    ASSERT_TRUE(server_.child->wait(5s));
+    const auto lost = c.template try_call<typename F::Number>("add", F::add(1, 1), {2s});
+    EXPECT_EQ(lost.code(), StatusCode::unavailable) << lost.status().to_string();
+    // A new process on the same address; the client reconnects (with backoff) by itself.
+    auto again = start_calculator_server({"--listen", uri_});
+    ASSERT_EQ(again.uris, std::vector<std::string>{uri_});
+    EXPECT_EQ(F::value(c.template call<typename F::Number>(
+                  "add", F::add(2, 2), {.timeout = 10s, .wait_for_ready = true})),
+              4);
+    EXPECT_GE(c.stats().connections, 2u);
+    server_ = std::move(again);
+  });
+}
+
+TEST_P(CrossProcess, SigtermLetsRunningCallsFinish) {
+  run([&]<class F>() {
+    Client c(uri_, options());
+    auto a = c.template call_async<typename F::Number>("wait", F::wait(400));
+    auto b = c.template call_async<typename F::Number>("wait", F::wait(400));
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(1, 1))), 2);
+    server_.child->kill(SIGTERM);
+    EXPECT_EQ(F::value(a.get()), 400);
+    EXPECT_EQ(F::value(b.get()), 400);
+    const auto status = server_.child->wait(5s);
+    ASSERT_TRUE(status);
+    EXPECT_TRUE(WIFEXITED(*status));
+  });
+}
+
 TEST_P(CrossProcess, GracefulStopOnSigterm) {
   server_.child->kill(SIGTERM);
   const auto status = server_.child->wait(5s);
@@ -121,6 +180,48 @@ INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, CrossProcess,
                          testing::ValuesIn(grid({"tcp4", "tcp6", "unix", "abstract", "zmq_tcp",
                                                  "zmq_ipc"})),
                          ParamName());
+
+// A client process that dies or stops: the server frees what it held.
+class PeerFaults : public testing::TestWithParam<std::string> {};
+
+TEST_P(PeerFaults, AKilledClientsConnectionAndCallsAreFreed) {
+  // ZeroMQ peers have no connection to lose: they are dropped after heartbeat_timeout silence.
+  TestServer s({.heartbeat_interval = 200ms, .heartbeat_timeout = 1000ms});
+  const std::string uri = s.listen(GetParam());
+  s.server.start();
+  ChildProcess peer({BRINE_FAULT_PEER, uri, "3"});
+  ASSERT_EQ(peer.read_line(10s), "ready");
+  EXPECT_EQ(s.server.stats().calls_in_flight, 3u);
+  const bool stream = GetParam().rfind("zmq_", 0) != 0;
+  if (stream) {
+    EXPECT_EQ(s.server.stats().connections, 1u);
+  }
+  peer.kill(SIGKILL);
+  ASSERT_TRUE(peer.wait(5s));
+  // The three handlers learn that nobody waits for them and stop.
+  EXPECT_TRUE(eventually([&] { return s.saw_cancel->load() == 3; }, 5s)) << s.saw_cancel->load();
+  EXPECT_TRUE(eventually([&] { return s.server.stats().calls_in_flight == 0; }, 5s));
+  EXPECT_TRUE(eventually([&] { return s.server.stats().connections == 0; }, 5s));
+}
+
+TEST_P(PeerFaults, AStoppedClientIsClosedAfterTheIdleTimeout) {
+  if (GetParam().rfind("zmq_", 0) == 0) GTEST_SKIP() << "streams only (idle_timeout)";
+  TestServer s({.idle_timeout = 500ms});
+  const std::string uri = s.listen(GetParam());
+  s.server.start();
+  ChildProcess peer({BRINE_FAULT_PEER, uri, "0"});
+  ASSERT_EQ(peer.read_line(10s), "ready");
+  EXPECT_EQ(s.server.stats().connections, 1u);
+  peer.kill(SIGSTOP);  // no FIN, no heartbeat: a half-open connection
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(eventually([&] { return s.server.stats().connections == 0; }, 5s));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  EXPECT_EQ(s.server.stats().connections_timed_out, 1u);
+  peer.kill(SIGCONT);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, PeerFaults,
+                         testing::Values("tcp4", "tcp6", "unix", "abstract", "zmq_tcp", "zmq_ipc"));
 
 TEST(CrossProcessServer, ListensOnManyEndpointsAndRestrictsCodecs) {
   auto server = start_calculator_server(

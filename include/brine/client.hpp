@@ -20,10 +20,12 @@
 #include <chrono>
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <future>
 #include <memory>
 #include <optional>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -47,15 +49,43 @@ struct ClientOptions {
   // Largest frame sent or accepted (bytes after the length prefix). Minimum 1024.
   std::size_t max_frame_size = detail::kDefaultMaxFrameSize;
   DecodeLimits decode_limits{};
-  // ZeroMQ: heartbeats every interval; a server silent for the timeout counts as gone (pending
-  // calls fail with UNAVAILABLE).
+  // A heartbeat goes to the server whenever the client has sent nothing for heartbeat_interval
+  // (the server answers it on streams). A connection on which nothing has arrived for
+  // heartbeat_timeout is declared dead: its pending calls fail with UNAVAILABLE. So a server
+  // that stopped (SIGSTOP), hangs, or whose host vanished without closing the connection is
+  // noticed within about heartbeat_timeout + heartbeat_interval, not at each call's deadline.
+  // (A server running handlers inline, workers == 0, cannot answer while a handler runs: keep
+  // those handlers shorter than heartbeat_timeout.)
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds heartbeat_timeout{3000};
+  // After a failed connection attempt the next one waits reconnect_backoff_initial, and each
+  // further failure multiplies the wait by 1.6 up to reconnect_backoff_max, every wait jittered by
+  // +-20% (so clients of a restarted server do not all come back at once). A success resets it.
+  std::chrono::milliseconds reconnect_backoff_initial{100};
+  std::chrono::milliseconds reconnect_backoff_max{10000};
+  // false: a call made while the client waits to reconnect fails at once with UNAVAILABLE.
+  // true: it waits for the connection (attempts continue with backoff) until its deadline.
+  bool wait_for_ready = false;
 };
 
 struct CallOptions {
-  // 0 means ClientOptions::timeout.
+  // 0 means ClientOptions::timeout. The timeout travels with the request: the server does not
+  // start a call whose caller has stopped waiting, and handlers can read the time left
+  // (brine::this_call::time_left()).
   std::chrono::milliseconds timeout{0};
+  // Cancels the call when stop is requested: it completes at once with CANCELLED, and the server
+  // is told (a call still waiting for a worker is not run; a running handler sees
+  // brine::this_call::cancelled()). A cancel racing the reply completes the call exactly once.
+  std::stop_token cancel{};
+  // Overrides ClientOptions::wait_for_ready for this call.
+  std::optional<bool> wait_for_ready{};
+};
+
+// Counters of a client (Client::stats()).
+struct ClientStats {
+  std::uint64_t connect_attempts = 0;  // every attempt, failed or not
+  std::uint64_t connections = 0;       // attempts that connected
+  std::size_t calls_pending = 0;       // calls waiting for their outcome now
 };
 
 namespace detail {
@@ -144,7 +174,11 @@ Status encode_request(CodecId c, Buffer& frame, FrameKind kind, std::string_view
                       "'"};
   }
   try {
-    begin_frame(frame, kind, std::uint8_t(c), object, method);
+    if (kind == FrameKind::request) {
+      begin_request(frame, kind, std::uint8_t(c), object, method);
+    } else {
+      begin_frame(frame, kind, std::uint8_t(c), object, method);
+    }
     Serialization<Req>::encode(c, request, frame);
   } catch (const RpcError& e) {
     return e.status();
@@ -362,6 +396,7 @@ class Client {
   CodecId codec() const noexcept;
   const std::string& uri() const noexcept;
   const ClientOptions& options() const noexcept;
+  ClientStats stats() const;
 
   // --- typed calls -----------------------------------------------------------------------------
 

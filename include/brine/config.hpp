@@ -14,9 +14,17 @@
 //   unix_mode = 0o600                     # socket file permissions (unix://, zmq+ipc://)
 //   max_inflight_per_connection = 4096    # see ServerOptions
 //   max_queued_calls = 65536
+//   max_connections = 10000
+//   first_frame_timeout_ms = 10000        # timeouts for slow and silent peers
+//   frame_timeout_ms = 30000
+//   idle_timeout_ms = 60000
+//   max_outbound_bytes = 4194304          # replies queued per connection before reading stops
+//   drain_timeout_ms = 5000               # stop(): running calls may finish this long
 //   [client]
 //   connect = "tcp://127.0.0.1:7000"
 //   timeout_ms = 5000
+//   reconnect_backoff_initial_ms = 100
+//   reconnect_backoff_max_ms = 10000
 //
 // The top-level keys apply to both sides; the same key inside [server] or [client] applies to
 // that side only and wins. Unknown keys are errors (a typo must not pass silently).

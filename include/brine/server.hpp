@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
@@ -67,6 +68,35 @@ struct ServerOptions {
   // Calls waiting for or running on a worker, over the whole server (all transports); beyond it,
   // the same answer. Ignored when workers == 0 (calls run as they are read).
   std::size_t max_queued_calls = 65536;
+  // Stream connections open at once; one more is sent a RESOURCE_EXHAUSTED error frame (call id
+  // 0) and closed.
+  std::size_t max_connections = 10000;
+  // A stream connection must deliver its first complete frame within this, and every frame whose
+  // first byte has arrived must be complete within frame_timeout; otherwise the connection is
+  // closed (a peer that trickles bytes or sends nothing cannot hold a slot). frame_timeout also
+  // bounds how long a reply may wait for a peer that does not read.
+  std::chrono::milliseconds first_frame_timeout{10000};
+  std::chrono::milliseconds frame_timeout{30000};
+  // A stream connection with no call running that has received nothing, not even a heartbeat,
+  // for this long is closed. brine clients send a heartbeat every heartbeat_interval, so this
+  // only closes dead, stopped or heartbeat-less peers.
+  std::chrono::milliseconds idle_timeout{60000};
+  // Reply bytes queued for one stream connection beyond which the server stops reading that
+  // connection until the peer has read (TCP back-pressure), so a client that pipelines requests
+  // without reading replies cannot grow the server's memory.
+  std::size_t max_outbound_bytes = 4u * 1024 * 1024;
+  // stop(): calls still running are given this long to finish; the rest fail with UNAVAILABLE.
+  std::chrono::milliseconds drain_timeout{5000};
+};
+
+// Counters of a running server (Server::stats()).
+struct ServerStats {
+  std::size_t connections = 0;            // stream connections open
+  std::size_t calls_in_flight = 0;        // calls admitted and not yet finished, all transports
+  std::size_t remote_objects = 0;         // objects kept for remote references, all peers
+  std::uint64_t calls_skipped = 0;        // calls dropped unrun: cancelled, or past their deadline
+  std::uint64_t connections_refused = 0;  // over max_connections
+  std::uint64_t connections_timed_out = 0;  // closed by first_frame/frame/idle timeouts
 };
 
 struct HandlerOptions {
@@ -78,6 +108,18 @@ struct HandlerOptions {
   // "json": give one of them the codecs it should serve).
   std::vector<CodecId> codecs{};
 };
+
+// What a handler may ask about the call it is running (on the thread running it):
+//   if (brine::this_call::cancelled()) throw brine::RpcError(brine::StatusCode::cancelled, "");
+namespace this_call {
+// The caller's deadline: when it stops waiting (its timeout, carried by the request). The
+// largest time_point if the call carries none (a oneway, or a client that sent no timeout).
+std::chrono::steady_clock::time_point deadline() noexcept;
+// Time left until the deadline (zero when it has passed).
+std::chrono::milliseconds time_left() noexcept;
+// True once the caller cancelled the call or its deadline passed: the reply will not be read.
+bool cancelled() noexcept;
+}  // namespace this_call
 
 namespace detail {
 
@@ -293,9 +335,13 @@ class Server {
   void run();
   // Blocks until stop() is called.
   void wait();
-  // Stops accepting, closes every connection, waits for running handlers, joins the threads.
-  // Idempotent; safe from any thread, including a handler.
+  // Graceful stop: stops accepting, answers new requests UNAVAILABLE, lets running calls
+  // finish for up to ServerOptions::drain_timeout and delivers their replies, then fails the
+  // calls still running with UNAVAILABLE, closes every connection and joins the threads.
+  // Idempotent; safe from any thread, including a handler (which then only requests the stop:
+  // run() or wait() does the rest). The destructor stops at once, without draining.
   void stop();
+  ServerStats stats() const;
 
  private:
   template <class Req, class Resp, class F>

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <stdexcept>
+#include <thread>
 
 namespace brine_test {
 
@@ -23,6 +24,7 @@ namespace {
 
 template <class F>
 void register_family(brine::Server& server, std::shared_ptr<std::atomic<int>> counted,
+                     std::shared_ptr<std::atomic<int>> saw_cancel,
                      const brine::HandlerOptions& options) {
   using Blob = typename F::Blob;
   using Number = typename F::Number;
@@ -52,19 +54,41 @@ void register_family(brine::Server& server, std::shared_ptr<std::atomic<int>> co
       "garbage", [](const Number&) { return Raw{"\xFF\xFF\xFF"}; }, options);
   server.handle(
       "counted", [counted](const Number&) { return F::number(counted->load()); }, options);
+  // Runs until the caller cancels (counted in saw_cancel) or n milliseconds pass.
+  server.handle(
+      "until_cancelled",
+      [saw_cancel](const Number& n) {
+        const auto end =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(std::int64_t(F::value(n)));
+        while (std::chrono::steady_clock::now() < end) {
+          if (brine::this_call::cancelled()) {
+            saw_cancel->fetch_add(1);
+            throw brine::RpcError(brine::StatusCode::cancelled, "cancelled");
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        return n;
+      },
+      options);
+  // The caller's time left, in milliseconds, as the handler sees it.
+  server.handle(
+      "time_left",
+      [](const Number&) { return F::number(double(brine::this_call::time_left().count())); },
+      options);
 }
 
 }  // namespace
 
 TestServer::TestServer(brine::ServerOptions options) : server(std::move(options)) {
   calc::register_calculator(server);
-  register_family<CerealFamily>(server, counted, {});
-  register_family<ProtobufFamily>(server, counted, {.codecs = {brine::CodecId::protobuf}});
+  register_family<CerealFamily>(server, counted, saw_cancel, {});
+  register_family<ProtobufFamily>(server, counted, saw_cancel,
+                                  {.codecs = {brine::CodecId::protobuf}});
   server.start();
 }
 
-TestServer::~TestServer() {
-  server.stop();
-}
+// The Server's destructor stops at once (no drain): a test that wants the graceful stop calls
+// server.stop() itself.
+TestServer::~TestServer() = default;
 
 }  // namespace brine_test

@@ -19,6 +19,8 @@ struct TestServer {
   std::string listen(const std::string& transport) { return server.listen(listen_uri(transport)); }
 
   std::shared_ptr<std::atomic<int>> counted = std::make_shared<std::atomic<int>>(0);
+  // Calls of "until_cancelled" that saw their cancellation.
+  std::shared_ptr<std::atomic<int>> saw_cancel = std::make_shared<std::atomic<int>>(0);
   brine::Server server;
 };
 

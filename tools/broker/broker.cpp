@@ -188,6 +188,9 @@ class Broker {
       FrameView f{};
       brine::Status s = frame_from_message(bytes_of(parts[1]), kMaxFrame, &f);
       if (s.ok() && f.kind == FrameKind::heartbeat) continue;  // a client's "still here"
+      // A cancel is not forwarded: the worker finishes the call, and the client, which has
+      // completed it already, ignores the reply.
+      if (s.ok() && f.kind == FrameKind::cancel) continue;
       if (s.ok() && f.kind != FrameKind::request && f.kind != FrameKind::oneway) {
         s = {brine::StatusCode::invalid_argument, "clients send only requests"};
       }

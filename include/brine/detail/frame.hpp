@@ -8,17 +8,21 @@
 //   4      2    magic        0x62 0x72 ("br")
 //   6      1    version      1
 //   7      1    kind         1 request, 2 reply, 3 error, 4 oneway, 5 worker_ready,
-//                            6 heartbeat
-//   8      1    codec        codec id (1 cereal, 2 protobuf); 0 in error frames
-//   9      1    flags        0 (reserved; receivers reject non-zero)
+//                            6 heartbeat, 7 cancel
+//   8      1    codec        codec id (1 cereal, 2 protobuf, 3 json); 0 in error frames
+//   9      1    flags        bit 0: a u32 timeout (ms) follows the method name (requests only);
+//                            other bits reserved (receivers reject them)
 //   10     2    method_len   u16 big-endian, bytes of method name (0 in replies and errors)
 //   12     8    call_id      u64 big-endian, chosen by the caller, echoed in the reply
 //   20     m    method       UTF-8 method name
-//   20+m   ...  payload      codec bytes (request/reply/oneway) or the error payload
+//   20+m   4    timeout_ms   u32 big-endian, only when flags bit 0 is set: the time the caller
+//                            still waits for the reply, measured when the frame was sent
+//   ...    ...  payload      codec bytes (request/reply/oneway) or the error payload
 //
 // The length is checked against the limit from the prefix alone, before any allocation.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -39,6 +43,9 @@ inline constexpr std::size_t kMaxMethodLength = 0xFFFF;
 inline constexpr std::size_t kDefaultMaxFrameSize = 16u * 1024 * 1024;
 // Oneway "<object>.~release": the client dropped its last reference to <object>.
 inline constexpr std::string_view kReleaseMethod = "~release";
+// flags bit 0: a u32 timeout in milliseconds follows the method name.
+inline constexpr std::uint8_t kFlagTimeout = 0x01;
+inline constexpr std::size_t kTimeoutFieldSize = 4;
 
 enum class FrameKind : std::uint8_t {
   request = 1,
@@ -46,7 +53,8 @@ enum class FrameKind : std::uint8_t {
   error = 3,
   oneway = 4,
   worker_ready = 5,  // worker -> broker (ZeroMQ only): payload lists the idempotent methods
-  heartbeat = 6,     // worker -> broker (ZeroMQ only): empty
+  heartbeat = 6,     // "still here": worker -> broker, client -> server (answered on streams)
+  cancel = 7,        // client -> server: the caller gave up on call `call_id`; never answered
 };
 
 struct FrameView {
@@ -55,6 +63,8 @@ struct FrameView {
   std::uint64_t call_id;
   std::string_view method;
   std::span<const std::byte> payload;
+  // The caller's remaining wait in milliseconds when it sent the request; 0 = none given.
+  std::uint32_t timeout_ms = 0;
 };
 
 // Starts a frame in `out` (cleared first): prefix and header with length 0 and call id 0, then
@@ -64,6 +74,13 @@ void begin_frame(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_vi
 void begin_frame(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_view object,
                  std::string_view method);
 void set_call_id(Buffer& frame, std::uint64_t call_id) noexcept;
+// Starts a request frame carrying a timeout field (flags bit 0), set later by set_timeout().
+void begin_request(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_view object,
+                   std::string_view method);
+// Fills the timeout field of a frame begun by begin_request (clamped to u32 milliseconds).
+void set_timeout(Buffer& frame, std::chrono::milliseconds timeout) noexcept;
+// Whether the frame was begun with a timeout field.
+bool has_timeout(const Buffer& frame) noexcept;
 // Writes the length field. Returns false (frame untouched) if the frame exceeds max_frame_size.
 [[nodiscard]] bool finish_frame(Buffer& frame, std::size_t max_frame_size) noexcept;
 

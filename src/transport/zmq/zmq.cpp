@@ -232,6 +232,7 @@ class ZmqClientConn final : public ClientConn {
       } else if (event == ZMQ_EVENT_CONNECT_RETRIED && !connected_) {
         fail({StatusCode::unavailable, "cannot connect to " + uri_}, false);
       } else if (event == ZMQ_EVENT_DISCONNECTED) {
+        receive();  // replies that arrived before the server left still count
         fail({StatusCode::unavailable, "connection to " + uri_ + " lost"}, false);
       }
     }
@@ -345,7 +346,7 @@ class ZmqServerEndpoint final : public MessageEndpoint {
     }
   }
 
-  ~ZmqServerEndpoint() override { stop(); }
+  ~ZmqServerEndpoint() override { stop(false); }
 
   const std::string& uri() const override { return uri_; }
 
@@ -353,7 +354,8 @@ class ZmqServerEndpoint final : public MessageEndpoint {
     if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
   }
 
-  void stop() override {
+  void stop(bool graceful) override {
+    graceful_ = graceful;
     stop_ = true;
     wake_.signal();
     if (thread_.joinable()) thread_.join();
@@ -374,6 +376,12 @@ class ZmqServerEndpoint final : public MessageEndpoint {
     Buffer frame;
   };
 
+  // What the server keeps for one ROUTER peer (routing id).
+  struct PeerObjects {
+    std::shared_ptr<Session> session;
+    std::shared_ptr<CallRegistry> calls;
+  };
+
   // The envelope of one request: the routing parts before the frame, echoed on the reply.
   class Peer final : public ReplySink {
    public:
@@ -389,32 +397,42 @@ class ZmqServerEndpoint final : public MessageEndpoint {
     // broker, so it keeps none.
     Session* session() override {
       if (ep_.worker_ || envelope_.empty()) return nullptr;
-      if (!session_) session_ = ep_.session_for(routing_id(envelope_.front()));
-      return session_.get();
+      if (!peer_) peer_ = ep_.peer_for(routing_id(envelope_.front()));
+      return peer_->session.get();
+    }
+    // Cancel frames come straight from a client only (a broker does not forward them).
+    CallRegistry* calls() override {
+      if (ep_.worker_ || envelope_.empty()) return nullptr;
+      if (!peer_) peer_ = ep_.peer_for(routing_id(envelope_.front()));
+      return peer_->calls.get();
     }
 
    private:
     ZmqServerEndpoint& ep_;
     std::vector<zmq::message_t> envelope_;
-    std::shared_ptr<Session> session_;
+    std::shared_ptr<const PeerObjects> peer_;
   };
 
   static std::string routing_id(const zmq::message_t& m) {
     return {static_cast<const char*>(m.data()), m.size()};
   }
 
-  // --- the remote references of each peer; freed when the peer falls silent ------------------
-  struct PeerObjects {
-    std::shared_ptr<Session> session;
+  // --- the remote references and calls of each peer; freed when the peer falls silent --------
+  struct PeerEntry {
+    std::shared_ptr<const PeerObjects> peer;
     Clock::time_point last_seen;
   };
 
-  std::shared_ptr<Session> session_for(const std::string& id) {
+  std::shared_ptr<const PeerObjects> peer_for(const std::string& id) {
     std::lock_guard lk(sessions_mu_);
     auto& entry = sessions_[id];
-    if (!entry.session) entry.session = std::make_shared<Session>();
+    if (!entry.peer) {
+      entry.peer = std::make_shared<const PeerObjects>(
+          PeerObjects{std::make_shared<Session>(dispatcher_.object_counter()),
+                      std::make_shared<CallRegistry>()});
+    }
     entry.last_seen = Clock::now();
-    return entry.session;
+    return entry.peer;
   }
 
   void touch(const zmq::message_t& id) {
@@ -426,19 +444,22 @@ class ZmqServerEndpoint final : public MessageEndpoint {
 
   void expire_silent_peers() {
     const auto now = Clock::now();
-    std::vector<std::shared_ptr<Session>> expired;
+    std::vector<std::shared_ptr<const PeerObjects>> expired;
     {
       std::lock_guard lk(sessions_mu_);
       for (auto it = sessions_.begin(); it != sessions_.end();) {
         if (now - it->second.last_seen > peer_timeout_) {
-          expired.push_back(std::move(it->second.session));
+          expired.push_back(std::move(it->second.peer));
           it = sessions_.erase(it);
         } else {
           ++it;
         }
       }
     }
-    for (auto& s : expired) s->close();  // outside the lock: destructors run user code
+    for (auto& p : expired) {  // outside the lock: destructors run user code
+      p->session->close();
+      p->calls->cancel_all();
+    }
   }
 
   void run() {
@@ -467,10 +488,24 @@ class ZmqServerEndpoint final : public MessageEndpoint {
       flush();
       if (!worker_) expire_silent_peers();
     }
+    if (graceful_) {
+      // The replies of calls that finished during the drain. ZeroMQ has no close handshake, and
+      // a client (ZMQ_IMMEDIATE) drops what it has not read when the connection drops: give the
+      // peers a moment to read before closing.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+      do {
+        flush();
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      } while (std::chrono::steady_clock::now() < until);
+      socket_.set(zmq::sockopt::linger, 1000);
+    }
     monitor_.reset();
     socket_.close();
     std::lock_guard lk(sessions_mu_);
-    for (auto& [id, peer] : sessions_) peer.session->close();
+    for (auto& [id, entry] : sessions_) {
+      entry.peer->session->close();
+      entry.peer->calls->cancel_all();  // their replies would go nowhere
+    }
   }
 
   // Tells the broker this worker is ready, and which of its methods may be retried elsewhere.
@@ -521,7 +556,8 @@ class ZmqServerEndpoint final : public MessageEndpoint {
     FrameView f{};
     Status s = frame_from_message(bytes_of(msg), max_frame_size_, &f);
     if (s.ok() && f.kind == FrameKind::heartbeat) return;  // a client's "still here"
-    if (s.ok() && f.kind != FrameKind::request && f.kind != FrameKind::oneway) {
+    if (s.ok() && f.kind != FrameKind::request && f.kind != FrameKind::oneway &&
+        f.kind != FrameKind::cancel) {
       s = {StatusCode::invalid_argument, "clients send only requests"};
     }
     if (!s.ok()) {
@@ -571,11 +607,12 @@ class ZmqServerEndpoint final : public MessageEndpoint {
   EventFd wake_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> graceful_{false};
   std::mutex queue_mu_;
   std::vector<Outgoing> queue_;
   std::deque<Outgoing> backlog_;  // owned by the thread
   std::mutex sessions_mu_;
-  std::unordered_map<std::string, PeerObjects> sessions_;
+  std::unordered_map<std::string, PeerEntry> sessions_;
 };
 
 }  // namespace
