@@ -30,6 +30,7 @@ constexpr Key kShared[] = {
     {"codec", Kind::string},
     {"max_frame_size", Kind::integer, 1024, 0xFFFFFFFFll},
     {"max_depth", Kind::integer, 1, 10000},
+    {"max_decoded_bytes", Kind::integer, 1024, 1ll << 40},
     {"heartbeat_interval_ms", Kind::integer, 1, 3600000},
     {"heartbeat_timeout_ms", Kind::integer, 1, 3600000},
 };
@@ -325,6 +326,9 @@ class Reader {
                  std::chrono::milliseconds& hb_timeout) const {
     if (auto n = integer(side + ".max_frame_size", "max_frame_size")) max_frame = std::size_t(*n);
     if (auto n = integer(side + ".max_depth", "max_depth")) limits.max_depth = std::uint32_t(*n);
+    if (auto n = integer(side + ".max_decoded_bytes", "max_decoded_bytes")) {
+      limits.max_decoded_bytes = std::uint64_t(*n);
+    }
     if (auto n = integer(side + ".heartbeat_interval_ms", "heartbeat_interval_ms")) {
       hb_interval = std::chrono::milliseconds(*n);
     }

@@ -563,3 +563,98 @@ TEST(JsonCodec, StringsThatAreNotUtf8DoNotEncode) {
 }
 
 }  // namespace
+
+// --- decoded size: a frame of valid size that would decode into far more memory ----------------
+
+namespace {
+
+template <class T>
+brine::Status decode_with_limit(CodecId c, const Buffer& b, std::uint64_t limit) {
+  brine::DecodeLimits limits;
+  limits.max_decoded_bytes = limit;
+  try {
+    (void)brine::Serialization<T>::decode(c, b.bytes(), limits);
+    return {};
+  } catch (const RpcError& e) {
+    return e.status();
+  }
+}
+
+}  // namespace
+
+TEST(DecodedSize, CerealNodeContainersAreChargedPerElement) {
+  // 100,000 one-byte elements: 100 KB on the wire, ~2.4 MB as list nodes (charged 48 bytes each).
+  const std::list<std::uint8_t> list(100000, 7);
+  const Buffer b = encode(CodecId::cereal, list);
+  const auto refused = decode_with_limit<std::list<std::uint8_t>>(CodecId::cereal, b, 1 << 20);
+  EXPECT_EQ(refused.code, StatusCode::invalid_argument);
+  EXPECT_NE(refused.message.find("max_decoded_bytes"), std::string::npos) << refused.message;
+  EXPECT_TRUE((decode_with_limit<std::list<std::uint8_t>>(CodecId::cereal, b, 8 << 20)).ok());
+}
+
+TEST(DecodedSize, CerealContiguousDataCostsItsBytes) {
+  // A million bytes as a vector or a string: charged what they take, so a 2 MiB limit passes.
+  const Buffer v = encode(CodecId::cereal, std::vector<std::uint8_t>(1000000, 1));
+  EXPECT_TRUE((decode_with_limit<std::vector<std::uint8_t>>(CodecId::cereal, v, 2 << 20)).ok())
+      << decode_with_limit<std::vector<std::uint8_t>>(CodecId::cereal, v, 2 << 20).to_string();
+  const Buffer s = encode(CodecId::cereal, std::string(1000000, 's'));
+  EXPECT_TRUE((decode_with_limit<std::string>(CodecId::cereal, s, 2 << 20)).ok());
+  const Buffer d = encode(CodecId::cereal, std::vector<double>(100000, 1.5));
+  EXPECT_TRUE((decode_with_limit<std::vector<double>>(CodecId::cereal, d, 2 << 20)).ok());
+}
+
+TEST(DecodedSize, ProtobufEmptySubMessagesAreEstimatedBeforeParsing) {
+  // 500,000 empty children: 1 MB on the wire (2 bytes each), tens of MB as message objects.
+  std::string wire;
+  for (int i = 0; i < 500000; ++i) wire += std::string("\x0a\x00", 2);
+  Buffer b;
+  b.append(wire.data(), wire.size());
+  const auto refused = decode_with_limit<brine_test::Tree>(CodecId::protobuf, b, 4 << 20);
+  EXPECT_EQ(refused.code, StatusCode::invalid_argument);
+  EXPECT_NE(refused.message.find("max_decoded_bytes"), std::string::npos) << refused.message;
+  EXPECT_TRUE((decode_with_limit<brine_test::Tree>(CodecId::protobuf, b, 256 << 20)).ok());
+  // Nested the same way one level down: still seen (the estimate follows the descriptors).
+  std::string nested = "\x0a";
+  std::string len;
+  std::size_t n = wire.size();
+  while (n >= 0x80) {
+    len += char((n & 0x7F) | 0x80);
+    n >>= 7;
+  }
+  len += char(n);
+  nested += len + wire;
+  Buffer nb;
+  nb.append(nested.data(), nested.size());
+  EXPECT_EQ((decode_with_limit<brine_test::Tree>(CodecId::protobuf, nb, 4 << 20)).code,
+            StatusCode::invalid_argument);
+}
+
+TEST(DecodedSize, ProtobufUnknownFieldsAndPackedScalarsCount) {
+  // Unknown varint fields (number 15) are kept by the parser: 2 bytes each on the wire.
+  std::string unknown;
+  for (int i = 0; i < 300000; ++i) unknown += std::string("\x78\x01", 2);
+  Buffer b;
+  b.append(unknown.data(), unknown.size());
+  EXPECT_EQ((decode_with_limit<brine_test::Blob>(CodecId::protobuf, b, 4 << 20)).code,
+            StatusCode::invalid_argument);
+  // An ordinary message well under the limit decodes.
+  brine_test::Everything e;
+  e.set_text(std::string(100000, 't'));
+  for (int i = 0; i < 1000; ++i) e.add_inners()->set_name("n");
+  const Buffer ok = encode(CodecId::protobuf, e);
+  EXPECT_TRUE((decode_with_limit<brine_test::Everything>(CodecId::protobuf, ok, 4 << 20)).ok());
+}
+
+TEST(DecodedSize, JsonValuesAreCountedBeforeParsing) {
+  // [[],[],...]: 3 bytes per empty array, each a DOM value and a vector.
+  std::string text = "[";
+  for (int i = 0; i < 300000; ++i) text += i == 0 ? "[]" : ",[]";
+  text += "]";
+  Buffer b;
+  b.append(text.data(), text.size());
+  using Nested = std::vector<std::vector<int>>;
+  const auto refused = decode_with_limit<Nested>(CodecId::json, b, 4 << 20);
+  EXPECT_EQ(refused.code, StatusCode::invalid_argument);
+  EXPECT_NE(refused.message.find("max_decoded_bytes"), std::string::npos) << refused.message;
+  EXPECT_TRUE((decode_with_limit<Nested>(CodecId::json, b, 64 << 20)).ok());
+}

@@ -42,6 +42,7 @@ TEST(Config, EveryKeyReachesItsOption) {
 codec = "json"
 max_frame_size = 65536
 max_depth = 20
+max_decoded_bytes = 1048576
 heartbeat_interval_ms = 250
 heartbeat_timeout_ms = 900
 [server]
@@ -80,6 +81,8 @@ reconnect_backoff_max_ms = 800
   EXPECT_EQ(c.server.options.unix_socket_mode, 0660u);
   EXPECT_EQ(c.server.options.max_frame_size, 2048u);  // the section's own key wins
   EXPECT_EQ(c.server.options.decode_limits.max_depth, 20u);
+  EXPECT_EQ(c.server.options.decode_limits.max_decoded_bytes, 1048576u);
+  EXPECT_EQ(c.client.options.decode_limits.max_decoded_bytes, 1048576u);
   EXPECT_EQ(c.server.options.heartbeat_interval, 250ms);
   EXPECT_EQ(c.server.options.heartbeat_timeout, 900ms);
   EXPECT_EQ(c.client.connect, "unix:///tmp/x.sock");

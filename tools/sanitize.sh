@@ -4,7 +4,7 @@
 # sanitizer report fails the run.
 #
 # The presets skip the install and compile-fail tests (they check the build, not run time).
-# Under TSan they also skip the single-threaded codec tests (protobuf's map code in its headers
+# Under TSan they also skip the single-threaded codec tests (DecodedSize too) (protobuf's map code in its headers
 # changes under TSan and no longer matches the uninstrumented libprotobuf, which crashes in maps)
 # and the zmq+inproc runs (inproc passes message buffers between threads through libzmq's
 # lock-free pipes, which TSan cannot see; tools/tsan.supp covers libzmq's own internals).

@@ -41,19 +41,20 @@ bool zero_with_exponent(const char* s, std::size_t n) {
 // reads strings as C strings) strings holding a NUL character.
 class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthGuard> {
  public:
-  DepthGuard(std::uint32_t max_depth, bool allow_nul)
-      : max_depth_(max_depth), allow_nul_(allow_nul) {}
-  bool Default() { return true; }
-  bool String(const char* s, rapidjson::SizeType n, bool) { return text(s, n); }
+  DepthGuard(std::uint32_t max_depth, bool allow_nul, std::uint64_t max_bytes)
+      : max_depth_(max_depth), allow_nul_(allow_nul), max_bytes_(max_bytes) {}
+  bool Default() { return value(0); }
+  bool String(const char* s, rapidjson::SizeType n, bool) { return value(n) && text(s, n); }
   bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
     if (zero_with_exponent(s, n)) bad_number_ = true;
-    return !bad_number_;
+    return !bad_number_ && value(0);
   }
   bool bad_number() const { return bad_number_; }
-  bool Key(const char* s, rapidjson::SizeType n, bool) { return text(s, n); }
+  bool Key(const char* s, rapidjson::SizeType n, bool) { return value(n) && text(s, n); }
   bool nul() const { return nul_; }
-  bool StartObject() { return enter(); }
-  bool StartArray() { return enter(); }
+  bool StartObject() { return value(0) && enter(); }
+  bool StartArray() { return value(0) && enter(); }
+  bool too_big() const { return too_big_; }
   bool EndObject(rapidjson::SizeType) { return leave(); }
   bool EndArray(rapidjson::SizeType) { return leave(); }
   bool too_deep() const { return too_deep_; }
@@ -67,6 +68,15 @@ class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthG
     if (++depth_ > max_depth_) too_deep_ = true;
     return !too_deep_;
   }
+  // What decoding will allocate, at least: a DOM node per value (the readers behind this check
+  // build one) and the text of strings. kValueEstimate is rapidjson's 16-byte value plus the
+  // slot of the container holding it.
+  bool value(std::size_t text_bytes) {
+    constexpr std::uint64_t kValueEstimate = 32;
+    estimate_ += kValueEstimate + text_bytes;
+    if (estimate_ > max_bytes_) too_big_ = true;
+    return !too_big_;
+  }
   bool leave() {
     --depth_;
     return true;
@@ -74,6 +84,9 @@ class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthG
   std::uint32_t depth_ = 0;
   std::uint32_t max_depth_;
   bool allow_nul_;
+  std::uint64_t max_bytes_;
+  std::uint64_t estimate_ = 0;
+  bool too_big_ = false;
   bool too_deep_ = false;
   bool nul_ = false;
   bool bad_number_ = false;
@@ -118,10 +131,14 @@ void check(std::span<const std::byte> in, const DecodeLimits& limits, bool allow
   if (std::memchr(text, 0, in.size()) != nullptr) fail("NUL byte in the text");
   rapidjson::MemoryStream ms(text, in.size());
   rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
-  DepthGuard guard(limits.max_depth, allow_nul);
+  DepthGuard guard(limits.max_depth, allow_nul, limits.max_decoded_bytes);
   rapidjson::Reader reader;
   const rapidjson::ParseResult r = reader.Parse<kCheckFlags>(is, guard);
   if (guard.too_deep()) fail("nesting deeper than " + std::to_string(limits.max_depth));
+  if (guard.too_big()) {
+    fail("decoding would take more than max_decoded_bytes (" +
+         std::to_string(limits.max_decoded_bytes) + " bytes)");
+  }
   if (guard.bad_number()) fail("zero written with an exponent (like 0e93): write 0");
   if (guard.nul()) fail("a string holds a NUL character (\\u0000), which this type cannot carry");
   if (r.IsError()) {

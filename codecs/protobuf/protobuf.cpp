@@ -1,10 +1,13 @@
 #include "brine/codecs/protobuf.hpp"
 
+#include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <google/protobuf/wrappers.pb.h>
 
 #include <climits>
 #include <string>
+#include <vector>
 
 #include "brine/codecs/json.hpp"
 
@@ -20,10 +23,122 @@ void encode(const google::protobuf::MessageLite& message, Buffer& out) {
   message.SerializeWithCachedSizesToArray(p);
 }
 
-void decode(std::span<const std::byte> in, const DecodeLimits& /*limits*/,
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedInputStream;
+
+// What one object of `type` costs in memory: the object header and about a word per field, and
+// the pointer a repeated field keeps to it. (Counted from the descriptor: SpaceUsedLong() on
+// default instances crashes for map entries in protobuf 3.21.)
+std::uint64_t object_cost(const Descriptor* type) {
+  return 32 + 8 * std::uint64_t(type->field_count()) + 8;
+}
+
+// Estimates, from the wire alone, the memory that parsing `in` as `type` allocates: each
+// sub-message object, string bytes, repeated elements, unknown fields. Walks iteratively with
+// the descriptors (no recursion, no allocation per field). Returns false as soon as the estimate
+// exceeds `limit`. Malformed input ends the walk with true: the parser refuses it anyway.
+bool decoded_size_within(const Descriptor* type, std::span<const std::byte> in,
+                         std::uint64_t limit) {
+  struct Level {
+    const Descriptor* type;  // null inside an unknown group
+    CodedInputStream::Limit limit;
+    bool group;
+  };
+  CodedInputStream input(reinterpret_cast<const std::uint8_t*>(in.data()), int(in.size()));
+  std::vector<Level> stack;
+  stack.push_back({type, input.PushLimit(int(in.size())), false});
+  std::uint64_t total = object_cost(type);
+  constexpr std::uint64_t kUnknownField = 24;  // an UnknownField and its slot
+  while (!stack.empty()) {
+    if (total > limit) return false;
+    if (!stack.back().group && input.BytesUntilLimit() == 0) {
+      input.PopLimit(stack.back().limit);
+      stack.pop_back();
+      continue;
+    }
+    const std::uint32_t tag = input.ReadTag();
+    if (tag == 0) return true;
+    const Descriptor* current = stack.back().type;
+    const FieldDescriptor* field =
+        current != nullptr ? current->FindFieldByNumber(WireFormatLite::GetTagFieldNumber(tag))
+                           : nullptr;
+    const bool repeated = field != nullptr && field->is_repeated();
+    switch (WireFormatLite::GetTagWireType(tag)) {
+      case WireFormatLite::WIRETYPE_VARINT: {
+        std::uint64_t v;
+        if (!input.ReadVarint64(&v)) return true;
+        total += field == nullptr ? kUnknownField : repeated ? 8 : 0;
+        break;
+      }
+      case WireFormatLite::WIRETYPE_FIXED64:
+        if (!input.Skip(8)) return true;
+        total += field == nullptr ? kUnknownField : repeated ? 8 : 0;
+        break;
+      case WireFormatLite::WIRETYPE_FIXED32:
+        if (!input.Skip(4)) return true;
+        total += field == nullptr ? kUnknownField : repeated ? 4 : 0;
+        break;
+      case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
+        std::uint32_t length;
+        if (!input.ReadVarint32(&length) || length > std::uint32_t(input.BytesUntilLimit())) {
+          return true;
+        }
+        if (field != nullptr && field->type() == FieldDescriptor::TYPE_MESSAGE) {
+          if (stack.size() >= 100) return true;  // the parser's own depth limit refuses it
+          total += object_cost(field->message_type());
+          stack.push_back({field->message_type(), input.PushLimit(int(length)), false});
+          continue;
+        }
+        if (field != nullptr && field->is_packable()) {
+          // Packed scalars: a 1-byte varint may become an 8-byte integer.
+          total += std::uint64_t(length) * 8;
+        } else {
+          total += std::uint64_t(length) + 32;  // a string (or unknown bytes) and its header
+        }
+        if (!input.Skip(int(length))) return true;
+        break;
+      }
+      case WireFormatLite::WIRETYPE_START_GROUP:
+        if (stack.size() >= 100) return true;
+        total += field != nullptr && field->type() == FieldDescriptor::TYPE_GROUP
+                     ? object_cost(field->message_type())
+                     : kUnknownField;
+        stack.push_back({field != nullptr && field->type() == FieldDescriptor::TYPE_GROUP
+                             ? field->message_type()
+                             : nullptr,
+                         {},
+                         true});
+        break;
+      case WireFormatLite::WIRETYPE_END_GROUP:
+        if (!stack.back().group) return true;
+        stack.pop_back();
+        break;
+      default:
+        return true;
+    }
+  }
+  return total <= limit;
+}
+
+}  // namespace
+
+void decode(std::span<const std::byte> in, const DecodeLimits& limits,
             google::protobuf::MessageLite& message) {
   if (in.size() > std::size_t(INT_MAX)) {
     throw RpcError(StatusCode::invalid_argument, "protobuf payload too large");
+  }
+  // Generated full messages have descriptors: estimate what parsing allocates before parsing.
+  // (Lite messages have none and are bounded by the frame size alone.)
+  if (const auto* full = dynamic_cast<const google::protobuf::Message*>(&message);
+      full != nullptr &&
+      !decoded_size_within(full->GetDescriptor(), in, limits.max_decoded_bytes)) {
+    throw RpcError(StatusCode::invalid_argument,
+                   "protobuf payload: decoding would take more than max_decoded_bytes (" +
+                       std::to_string(limits.max_decoded_bytes) + " bytes)");
   }
   // ParsePartialFromArray, not a CodedInputStream: through a CodedInputStream (even with
   // PushLimit) protobuf 3.21 reserves up to 50 MB for a string whose claimed length exceeds the

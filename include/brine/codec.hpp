@@ -63,9 +63,14 @@ std::optional<CodecId> codec_from_name(std::string_view name) noexcept;
 std::span<const CodecId> known_codecs() noexcept;
 
 struct DecodeLimits {
-  // Upper bound on the nesting depth of decoded cereal values. (protobuf keeps its own limit of
-  // 100; see codecs/protobuf.)
+  // Upper bound on the nesting depth of decoded cereal and JSON values. (protobuf keeps its own
+  // limit of 100; see codecs/protobuf.)
   std::uint32_t max_depth = 100;
+  // Upper bound on the memory one payload may decode into, estimated from the payload before (or
+  // while) it is decoded: a frame of valid size whose elements are tiny on the wire but large in
+  // memory (a million empty sub-messages, a set of one-byte keys) is refused with
+  // INVALID_ARGUMENT instead of allocating hundreds of megabytes. See docs/security.md.
+  std::uint64_t max_decoded_bytes = 256ull * 1024 * 1024;
 };
 
 // Specialised (partially, with constraints) by the codec headers: CodecTraits<codec, T> exists

@@ -85,6 +85,7 @@ class InputArchive : public ::cereal::InputArchive<InputArchive, ::cereal::Allow
       : ::cereal::InputArchive<InputArchive, ::cereal::AllowEmptyClassElision>(this),
         in_(in),
         budget_(in.size()),
+        memory_budget_(limits.max_decoded_bytes),
         max_depth_(limits.max_depth) {
     std::uint8_t flag = 0;
     load_binary<1>(&flag, 1);
@@ -95,6 +96,15 @@ class InputArchive : public ::cereal::InputArchive<InputArchive, ::cereal::Allow
   template <std::size_t ElemSize>
   void load_binary(void* data, std::size_t size) {
     if (size > in_.size() - pos_) fail("payload truncated");
+    // Right after a claim of n elements, n * ElemSize bytes at once are those elements stored
+    // contiguously (a string, a vector of numbers): they cost their bytes. Anything else means
+    // the elements come one by one, as objects or nodes.
+    if (pending_claim_ != 0 && size == pending_claim_ * ElemSize) {
+      pending_claim_ = 0;
+      charge(size);
+    } else {
+      settle();
+    }
     if (size == 0) return;  // data may be null (an empty vector)
     std::memcpy(data, in_.data() + pos_, size);
     pos_ += size;
@@ -108,16 +118,30 @@ class InputArchive : public ::cereal::InputArchive<InputArchive, ::cereal::Allow
     }
   }
 
-  // Called for every size the data claims, before the container is resized.
+  // Called for every size the data claims, before the container is resized. Each claimed element
+  // must have a byte left to come from (all claims together too). Its memory is charged at the
+  // next step of the decoding, which shows what the elements are (see load_binary): kNodeEstimate
+  // bytes each (a node of a set or map, a small object) unless they are contiguous bytes.
   void check_claim(std::uint64_t claimed) {
+    settle();
     if (claimed > in_.size() - pos_ || claimed > budget_) {
       fail("claimed size " + std::to_string(claimed) + " exceeds the " +
            std::to_string(in_.size() - pos_) + " bytes left");
     }
     budget_ -= claimed;
+    pending_claim_ = claimed;
+  }
+
+  // Charges the elements of a pending claim as separate objects.
+  void settle() {
+    if (pending_claim_ == 0) return;
+    const std::uint64_t n = pending_claim_;
+    pending_claim_ = 0;
+    charge(n * kNodeEstimate);
   }
 
   void enter() {
+    settle();
     if (++depth_ > max_depth_) fail("nesting deeper than " + std::to_string(max_depth_));
   }
   void leave() noexcept { --depth_; }
@@ -129,9 +153,22 @@ class InputArchive : public ::cereal::InputArchive<InputArchive, ::cereal::Allow
   }
 
  private:
+  static constexpr std::uint64_t kNodeEstimate = 48;
+
   std::span<const std::byte> in_;
   std::size_t pos_ = 0;
   std::uint64_t budget_;
+  void charge(std::uint64_t bytes) {
+    if (bytes > memory_budget_) {
+      fail("decoding would take more than max_decoded_bytes (" + std::to_string(memory_limit_) +
+           " bytes)");
+    }
+    memory_budget_ -= bytes;
+  }
+
+  std::uint64_t memory_budget_;
+  std::uint64_t memory_limit_ = memory_budget_;
+  std::uint64_t pending_claim_ = 0;
   std::uint32_t depth_ = 0;
   std::uint32_t max_depth_;
   bool swap_ = false;
@@ -215,6 +252,11 @@ template <class T>
 void prologue(InputArchive&, const ::cereal::SizeTag<T>&) {}
 template <class T>
 void epilogue(InputArchive&, const ::cereal::SizeTag<T>&) {}
+// A contiguous block is a leaf, not a level (and must reach load_binary right after its claim).
+template <class T>
+void prologue(InputArchive&, const ::cereal::BinaryData<T>&) {}
+template <class T>
+void epilogue(InputArchive&, const ::cereal::BinaryData<T>&) {}
 
 // --- no pointers on the wire --------------------------------------------------------------------
 template <class T>
@@ -254,6 +296,7 @@ void decode_all(std::span<const std::byte> in, const DecodeLimits& limits, Ts&..
   try {
     InputArchive ar(in, limits);
     if constexpr (sizeof...(Ts) > 0) ar(values...);
+    ar.settle();
     if (ar.remaining() != 0) {
       InputArchive::fail(std::to_string(ar.remaining()) + " trailing bytes");
     }
