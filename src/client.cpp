@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "brine/client.hpp"
 #include "brine_asio.hpp"
 #include "client_conn.hpp"
+#include "transport/tls/tls.hpp"
 #include "transport/transport.hpp"
 
 namespace brine {
@@ -24,20 +26,51 @@ namespace detail {
 
 using Clock = std::chrono::steady_clock;
 
+// One stream connection: Stream is a plain socket, or a TLS stream over one.
+//
+// Plain: callers write straight to the socket (under a lock). TLS: an SSL object must not be
+// used by two threads at once, and the I/O thread reads from it, so callers queue their frames
+// and the I/O thread writes them (several in one gather write).
+template <class Stream>
 class StreamClientConn final : public ClientConn {
+  static constexpr bool kTls = std::is_same_v<Stream, tls::TlsStream>;
+
  public:
   StreamClientConn(asio::io_context& io, int fd, int family, int protocol,
-                   const ClientOptions& options)
+                   const ClientOptions& options, asio::ssl::context* tls_context = nullptr)
       : ClientConn(io.get_executor()),
-        socket_(io, asio::generic::stream_protocol(family, protocol), fd),
+        socket_(make_stream(io, fd, family, protocol, tls_context)),
         fd_(fd),
         parser_(options.max_frame_size),
         heartbeat_interval_(options.heartbeat_interval),
         heartbeat_timeout_(options.heartbeat_timeout),
         heartbeat_timer_(io) {}
 
+  // TLS: the client handshake, on the I/O thread, waited for here until the deadline. False with
+  // `why` set when it fails (the connection is then unusable).
+  bool handshake(const std::string& host, Deadline deadline, std::string& why) {
+    static_assert(kTls);
+    tls::expect_host(socket_, host);
+    auto done = std::make_shared<std::promise<std::error_code>>();
+    auto outcome = done->get_future();
+    asio::post(heartbeat_timer_.get_executor(), [this, done] {
+      socket_.async_handshake(asio::ssl::stream_base::client,
+                              [done](std::error_code ec) { done->set_value(ec); });
+    });
+    if (outcome.wait_until(deadline) == std::future_status::timeout) {
+      ::shutdown(fd_, SHUT_RDWR);  // ends the handshake; then wait for it to let go of `this`
+      outcome.wait();
+      why = "the TLS handshake did not finish before the deadline";
+      return false;
+    }
+    const std::error_code ec = outcome.get();
+    if (ec) why = tls::describe_failure(socket_, ec);
+    return !ec;
+  }
+
   void start(std::shared_ptr<ClientConn> self) override {
     auto conn = std::static_pointer_cast<StreamClientConn>(std::move(self));
+    self_ = conn;
     const auto now = Clock::now().time_since_epoch().count();
     last_received_ = now;
     last_sent_ = now;
@@ -48,13 +81,18 @@ class StreamClientConn final : public ClientConn {
   }
 
   transport::WriteResult write(Buffer&& frame, Deadline deadline) override {
-    std::unique_lock lk(write_mu_, std::defer_lock);
-    if (!lk.try_lock_until(deadline)) return {transport::WriteOutcome::timed_out_clean, {}};
-    auto result = transport::write_all(fd_, frame.data(), frame.size(), deadline);
-    if (result.outcome == transport::WriteOutcome::done) {
-      last_sent_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    if constexpr (kTls) {
+      (void)deadline;  // the call's own timer bounds it: the frame is queued
+      return queue(std::move(frame));
+    } else {
+      std::unique_lock lk(write_mu_, std::defer_lock);
+      if (!lk.try_lock_until(deadline)) return {transport::WriteOutcome::timed_out_clean, {}};
+      auto result = transport::write_all(fd_, frame.data(), frame.size(), deadline);
+      if (result.outcome == transport::WriteOutcome::done) {
+        last_sent_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+      }
+      return result;
     }
-    return result;
   }
 
  private:
@@ -72,6 +110,57 @@ class StreamClientConn final : public ClientConn {
     });
   }
 
+  static Stream make_stream(asio::io_context& io, int fd, int family, int protocol,
+                            asio::ssl::context* tls_context) {
+    tls::Socket socket(io, asio::generic::stream_protocol(family, protocol), fd);
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *tls_context);
+    } else {
+      (void)tls_context;
+      return socket;
+    }
+  }
+
+  // TLS: queues a frame for the I/O thread.
+  transport::WriteResult queue(Buffer&& frame) {
+    {
+      std::lock_guard lk(out_mu_);
+      if (dead()) return {transport::WriteOutcome::failed, "connection closed"};
+      out_.push_back(std::move(frame));
+      if (writing_) return {transport::WriteOutcome::done, {}};
+      writing_ = true;
+    }
+    asio::post(heartbeat_timer_.get_executor(), [weak = self_] {
+      if (auto c = weak.lock()) c->flush();
+    });
+    return {transport::WriteOutcome::done, {}};
+  }
+
+  // TLS, on the I/O thread: writes everything queued, in one gather write, until none is left.
+  void flush() {
+    {
+      std::lock_guard lk(out_mu_);
+      if (out_.empty()) {
+        writing_ = false;
+        return;
+      }
+      sending_.swap(out_);
+    }
+    gather_.clear();
+    for (const Buffer& b : sending_) gather_.emplace_back(b.data(), b.size());
+    asio::async_write(socket_, gather_, [weak = self_](std::error_code ec, std::size_t) {
+      auto c = weak.lock();
+      if (!c) return;
+      c->sending_.clear();
+      if (ec) {
+        c->fail({StatusCode::unavailable, "connection lost while sending: " + ec.message()}, true);
+        return;
+      }
+      c->last_sent_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+      c->flush();
+    });
+  }
+
   // False when the connection was declared dead.
   bool beat() {
     const auto now = Clock::now();
@@ -86,6 +175,13 @@ class StreamClientConn final : public ClientConn {
       return false;
     }
     if (since(last_sent_) < heartbeat_interval_) return true;
+    if constexpr (kTls) {
+      Buffer frame;
+      begin_frame(frame, FrameKind::heartbeat, 0, {});
+      (void)finish_frame(frame, 0xFFFFFFFFu);
+      (void)queue(std::move(frame));
+      return true;
+    }
     // Never block the I/O thread: a writer busy on the socket is activity enough.
     std::unique_lock lk(write_mu_, std::defer_lock);
     if (!lk.try_lock_until(now)) return true;
@@ -151,10 +247,17 @@ class StreamClientConn final : public ClientConn {
     }
   }
 
-  asio::generic::stream_protocol::socket socket_;
+  Stream socket_;
   int fd_;
   FrameParser parser_;
-  DeadlineMutex write_mu_;
+  DeadlineMutex write_mu_;  // plain: one writer at a time
+  // TLS: frames waiting for the I/O thread, and those it is writing.
+  std::mutex out_mu_;
+  std::vector<Buffer> out_;
+  bool writing_ = false;
+  std::vector<Buffer> sending_;
+  std::vector<asio::const_buffer> gather_;
+  std::weak_ptr<StreamClientConn> self_;
   std::chrono::milliseconds heartbeat_interval_;
   std::chrono::milliseconds heartbeat_timeout_;
   asio::steady_timer heartbeat_timer_;
@@ -170,6 +273,7 @@ class ClientCore {
       check_zmq_uri(uri_);
     } else {
       parsed_ = transport::parse_uri(uri_);
+      if (parsed_.transport->secure) tls_ = tls::client_context(options_.tls);
     }
     const auto codec = codec_from_name(options_.codec);
     if (!codec) throw std::invalid_argument("unknown codec '" + options_.codec + "'");
@@ -312,8 +416,18 @@ class ClientCore {
           socklen_t len = sizeof local;
           ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
           const int family = local.ss_family;
-          conn = std::make_shared<StreamClientConn>(
-              io_, fd, family, family == AF_UNIX ? 0 : int(IPPROTO_TCP), options_);
+          const int protocol = family == AF_UNIX ? 0 : int(IPPROTO_TCP);
+          if (tls_) {
+            auto secure = std::make_shared<StreamClientConn<tls::TlsStream>>(
+                io_, fd, family, protocol, options_, tls_.get());
+            const std::string host = options_.tls.server_name.empty()
+                                         ? parsed_.transport->host(parsed_.rest)
+                                         : options_.tls.server_name;
+            if (secure->handshake(host, deadline, why)) conn = std::move(secure);
+          } else {
+            conn = std::make_shared<StreamClientConn<tls::Socket>>(io_, fd, family, protocol,
+                                                                   options_);
+          }
         }
       }
     } catch (const std::exception& e) {
@@ -481,6 +595,7 @@ class ClientCore {
   std::string uri_;
   ClientOptions options_;
   transport::ParsedUri parsed_{nullptr, {}};
+  std::shared_ptr<asio::ssl::context> tls_;  // for tls:// URIs
   CodecId codec_ = CodecId::cereal;
   asio::io_context io_{1};
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);

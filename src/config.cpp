@@ -49,12 +49,19 @@ constexpr Key kServer[] = {
     {"idle_timeout_ms", Kind::integer, 1, 86400000},
     {"max_outbound_bytes", Kind::integer, 1024, 1ll << 40},
     {"drain_timeout_ms", Kind::integer, 0, 86400000},
+    {"tls_certificate", Kind::string},
+    {"tls_private_key", Kind::string},
+    {"tls_client_ca", Kind::string},
 };
 constexpr Key kClient[] = {
     {"connect", Kind::string},
     {"timeout_ms", Kind::integer, 1, 86400000},
     {"reconnect_backoff_initial_ms", Kind::integer, 1, 3600000},
     {"reconnect_backoff_max_ms", Kind::integer, 1, 3600000},
+    {"tls_ca", Kind::string},
+    {"tls_certificate", Kind::string},
+    {"tls_private_key", Kind::string},
+    {"tls_server_name", Kind::string},
 };
 
 std::string kind_name(Kind k) {
@@ -187,6 +194,16 @@ class Reader {
     millis("server.drain_timeout_ms", c.server.options.drain_timeout);
     millis("client.reconnect_backoff_initial_ms", c.client.options.reconnect_backoff_initial);
     millis("client.reconnect_backoff_max_ms", c.client.options.reconnect_backoff_max);
+    auto text = [&](const char* path, std::string& out) {
+      if (auto v = string(path)) out = *v;
+    };
+    text("server.tls_certificate", c.server.options.tls.certificate_file);
+    text("server.tls_private_key", c.server.options.tls.private_key_file);
+    text("server.tls_client_ca", c.server.options.tls.client_ca_file);
+    text("client.tls_ca", c.client.options.tls.ca_file);
+    text("client.tls_certificate", c.client.options.tls.certificate_file);
+    text("client.tls_private_key", c.client.options.tls.private_key_file);
+    text("client.tls_server_name", c.client.options.tls.server_name);
     if (c.client.options.reconnect_backoff_max < c.client.options.reconnect_backoff_initial) {
       throw ConfigError(
           "client.reconnect_backoff_max_ms must not be shorter than reconnect_backoff_initial_ms");

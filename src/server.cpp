@@ -22,6 +22,7 @@
 #include "brine/server.hpp"
 #include "client_conn.hpp"
 #include "server_core.hpp"
+#include "transport/tls/tls.hpp"
 #include "transport/transport.hpp"
 
 namespace brine {
@@ -45,7 +46,15 @@ struct StringHash {
 
 }  // namespace
 
-class ServerConn;
+// One stream connection, plain or TLS (ServerConn<Stream> below).
+class ServerConnBase : public ReplySink {
+ public:
+  virtual void start() = 0;
+  // Sends a connection-level error frame after the queued replies, then closes. Any thread.
+  virtual void fail(const Status& status) = 0;
+  // Closes at once. On the connection's executor, or after the I/O threads stopped.
+  virtual void close_now() = 0;
+};
 
 class ServerCore final : public FrameDispatcher {
  public:
@@ -234,8 +243,9 @@ class ServerCore final : public FrameDispatcher {
       drain_cv_.notify_all();
     }
   }
-  void register_conn(const std::shared_ptr<ServerConn>& conn);
-  void unregister_conn(ServerConn* conn);
+  void register_conn(const std::shared_ptr<ServerConnBase>& conn);
+  void unregister_conn(ServerConnBase* conn);
+  void count_tls_failure() { tls_failed_.fetch_add(1, std::memory_order_relaxed); }
   std::size_t connection_count() {
     std::lock_guard lk(conns_mu_);
     return conns_.size();
@@ -292,24 +302,36 @@ class ServerCore final : public FrameDispatcher {
   std::vector<std::unique_ptr<MessageEndpoint>> message_endpoints_;
   std::vector<std::string> idempotent_;
   std::mutex conns_mu_;
-  std::unordered_map<ServerConn*, std::weak_ptr<ServerConn>> conns_;
+  std::unordered_map<ServerConnBase*, std::weak_ptr<ServerConnBase>> conns_;
+  std::shared_ptr<asio::ssl::context> tls_;  // made by the first tls:// listen()
+  std::atomic<std::uint64_t> tls_failed_{0};
 };
 
-class ServerConn final : public ReplySink, public std::enable_shared_from_this<ServerConn> {
+template <class Stream>
+class ServerConn final : public ServerConnBase,
+                         public std::enable_shared_from_this<ServerConn<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, tls::TlsStream>;
+
  public:
-  ServerConn(ServerCore& core, asio::generic::stream_protocol::socket socket)
+  // `stream` is a connected socket, or one wrapped in TLS (not yet handshaken).
+  ServerConn(ServerCore& core, Stream stream)
       : core_(core),
-        socket_(std::move(socket)),
+        socket_(std::move(stream)),
         parser_(core.options().max_frame_size),
         watchdog_(socket_.get_executor()),
         session_(core.object_counter()) {}
 
-  // Before any other use; no handler of this connection runs yet.
-  void start() {
+  // Before any other use; no handler of this connection runs yet. The watchdog's first-frame
+  // deadline bounds the TLS handshake too.
+  void start() override {
     const auto now = Clock::now();
     connected_at_ = last_received_ = last_write_progress_ = now;
     arm_watchdog(now);
-    read_more();
+    if constexpr (kTls) {
+      handshake();
+    } else {
+      read_more();
+    }
   }
 
   Session* session() override { return &session_; }
@@ -333,16 +355,17 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
       if (write_active_) return;
       write_active_ = true;
     }
-    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->write_more(); });
+    asio::dispatch(socket_.get_executor(),
+                   [self = this->shared_from_this()] { self->write_more(); });
   }
 
   // Sends a connection-level error frame after the replies already queued, then closes (at the
   // latest after one second). Safe from any thread.
-  void fail(const Status& status) {
+  void fail(const Status& status) override {
     Buffer frame;
     make_error_frame(frame, 0, status);
     send(std::move(frame));
-    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+    asio::dispatch(socket_.get_executor(), [self = this->shared_from_this()] {
       {
         std::lock_guard lk(self->out_mu_);
         if (self->closing_) return;
@@ -360,11 +383,11 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
   }
 
   // Closes the socket. On the connection's executor, or after the I/O threads stopped.
-  void close_now() {
+  void close_now() override {
     if (closed_.exchange(true)) return;
     std::error_code ignored;
-    socket_.shutdown(asio::socket_base::shutdown_both, ignored);
-    socket_.close(ignored);
+    lowest().shutdown(asio::socket_base::shutdown_both, ignored);
+    lowest().close(ignored);
     if (linger_) linger_->cancel();
     watchdog_.cancel();
     session_.close();     // the connection's remote references end with it
@@ -373,11 +396,60 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
   }
 
  private:
+  tls::Socket& lowest() {
+    if constexpr (kTls) {
+      return socket_.next_layer();
+    } else {
+      return socket_;
+    }
+  }
+
+  // TLS: a peer whose first byte is not a TLS handshake record is told, in a plain brine error
+  // frame, that this endpoint needs TLS (a plaintext client then fails with that message instead
+  // of a bare disconnect); otherwise the handshake runs, then the frames.
+  void handshake() {
+    lowest().async_wait(asio::socket_base::wait_read, [self = this->shared_from_this()](
+                                                          std::error_code ec) {
+      if (ec) {
+        self->close_now();
+        return;
+      }
+      unsigned char first = 0;
+      const int fd = self->lowest().native_handle();
+      if (::recv(fd, &first, 1, MSG_PEEK | MSG_DONTWAIT) != 1) {
+        self->close_now();
+        return;
+      }
+      if (first != tls::kHandshakeRecord) {
+        self->core_.count_tls_failure();
+        Buffer frame;
+        make_error_frame(frame, 0,
+                         {StatusCode::invalid_argument,
+                          "protocol error: this endpoint speaks TLS; connect with tls://"});
+        (void)::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        self->close_now();
+        return;
+      }
+      if constexpr (kTls) {
+        self->socket_.async_handshake(asio::ssl::stream_base::server, [self](std::error_code e) {
+          if (e) {
+            self->core_.count_tls_failure();
+            self->close_now();
+            return;
+          }
+          self->secured_ = true;
+          self->read_more();
+        });
+      }
+    });
+  }
+
   void read_more() {
     const auto space = parser_.prepare();
-    socket_.async_read_some(
-        asio::mutable_buffer(space.data(), space.size()),
-        [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_read(ec, n); });
+    socket_.async_read_some(asio::mutable_buffer(space.data(), space.size()),
+                            [self = this->shared_from_this()](std::error_code ec, std::size_t n) {
+                              self->on_read(ec, n);
+                            });
   }
 
   void on_read(std::error_code ec, std::size_t n) {
@@ -402,7 +474,7 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
       completed = true;
       if (f.kind == FrameKind::request || f.kind == FrameKind::oneway ||
           f.kind == FrameKind::cancel) {
-        core_.dispatch(shared_from_this(), f);
+        core_.dispatch(this->shared_from_this(), f);
       } else if (f.kind == FrameKind::heartbeat) {
         Buffer pong;
         begin_frame(pong, FrameKind::heartbeat, 0, {});
@@ -449,7 +521,7 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
     }
     last_write_progress_ = Clock::now();
     asio::async_write(socket_, gather_,
-                      [self = shared_from_this()](std::error_code ec, std::size_t) {
+                      [self = this->shared_from_this()](std::error_code ec, std::size_t) {
                         self->writing_.clear();
                         if (ec) {
                           {
@@ -484,7 +556,7 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
     next = std::min(next, last_received_ + o.idle_timeout);
     next = std::min(next, last_write_progress_ + o.frame_timeout);
     watchdog_.expires_at(next);
-    watchdog_.async_wait([self = shared_from_this()](std::error_code ec) {
+    watchdog_.async_wait([self = this->shared_from_this()](std::error_code ec) {
       if (!ec) self->on_watchdog();
     });
   }
@@ -515,6 +587,10 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
     }
     if (!why.empty()) {
       core_.count_timeout();
+      if (!secured_) {
+        close_now();  // no TLS session yet to carry an error frame
+        return;
+      }
       fail({StatusCode::unavailable, "connection closed by the server: " + why});
       return;
     }
@@ -522,7 +598,7 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
   }
 
   ServerCore& core_;
-  asio::generic::stream_protocol::socket socket_;
+  Stream socket_;  // a plain socket or a TLS stream over one
   FrameParser parser_;
   std::mutex out_mu_;
   std::vector<Buffer> queue_;
@@ -542,6 +618,7 @@ class ServerConn final : public ReplySink, public std::enable_shared_from_this<S
   Clock::time_point partial_since_{};
   Clock::time_point last_write_progress_{};
   bool seen_frame_ = false;
+  bool secured_ = !kTls;  // TLS: the handshake is done
   Session session_;
   CallRegistry calls_;
   std::atomic<std::size_t> inflight_{0};
@@ -553,6 +630,7 @@ std::string ServerCore::listen(std::string_view uri) {
   auto addresses = parsed.transport->resolve(parsed.rest, true);
   std::lock_guard lk(mu_);
   if (stop_requested_) throw std::logic_error("listen() after stop()");
+  if (parsed.transport->secure && !tls_) tls_ = tls::server_context(options_.tls);
   std::optional<std::string> bound_uri;
   std::uint16_t port = 0;
   std::error_code first_error;
@@ -641,19 +719,25 @@ void ServerCore::accept_more(Listener& l) {
           return;
         }
         l.transport->configure(socket.native_handle());
-        auto conn = std::make_shared<ServerConn>(*this, std::move(socket));
+        std::shared_ptr<ServerConnBase> conn;
+        if (l.transport->secure) {
+          conn = std::make_shared<ServerConn<tls::TlsStream>>(
+              *this, tls::TlsStream(std::move(socket), *tls_));
+        } else {
+          conn = std::make_shared<ServerConn<tls::Socket>>(*this, std::move(socket));
+        }
         register_conn(conn);
         conn->start();
         accept_more(l);
       });
 }
 
-void ServerCore::register_conn(const std::shared_ptr<ServerConn>& conn) {
+void ServerCore::register_conn(const std::shared_ptr<ServerConnBase>& conn) {
   std::lock_guard lk(conns_mu_);
   conns_.emplace(conn.get(), conn);
 }
 
-void ServerCore::unregister_conn(ServerConn* conn) {
+void ServerCore::unregister_conn(ServerConnBase* conn) {
   std::lock_guard lk(conns_mu_);
   conns_.erase(conn);
 }
@@ -901,7 +985,7 @@ void ServerCore::shutdown(bool drain) {
         return live_calls_.load(std::memory_order_acquire) == 0;
       });
     }
-    std::vector<std::shared_ptr<ServerConn>> conns;
+    std::vector<std::shared_ptr<ServerConnBase>> conns;
     {
       std::lock_guard lk(conns_mu_);
       for (auto& [ptr, weak] : conns_) {
@@ -935,7 +1019,7 @@ void ServerCore::shutdown(bool drain) {
     if (l->retry) l->retry->cancel();
     l->transport->after_close(l->address);
   }
-  std::vector<std::shared_ptr<ServerConn>> conns;
+  std::vector<std::shared_ptr<ServerConnBase>> conns;
   {
     std::lock_guard lk(conns_mu_);
     for (auto& [ptr, weak] : conns_) {
@@ -957,6 +1041,7 @@ ServerStats ServerCore::stats() {
   st.calls_skipped = skipped_.load(std::memory_order_relaxed);
   st.connections_refused = refused_.load(std::memory_order_relaxed);
   st.connections_timed_out = timed_out_.load(std::memory_order_relaxed);
+  st.tls_handshakes_failed = tls_failed_.load(std::memory_order_relaxed);
   return st;
 }
 

@@ -58,11 +58,18 @@ frame_timeout_ms = 1200
 idle_timeout_ms = 1300
 max_outbound_bytes = 65536
 drain_timeout_ms = 1400
+tls_certificate = "s.crt"
+tls_private_key = "s.key"
+tls_client_ca = "c-ca.crt"
 [client]
 connect = "unix:///tmp/x.sock"
 timeout_ms = 1500
 reconnect_backoff_initial_ms = 20
 reconnect_backoff_max_ms = 800
+tls_ca = "ca.crt"
+tls_certificate = "c.crt"
+tls_private_key = "c.key"
+tls_server_name = "calc.example"
 )");
   EXPECT_EQ(c.server.options.max_connections, 77u);
   EXPECT_EQ(c.server.options.first_frame_timeout, 1100ms);
@@ -72,6 +79,13 @@ reconnect_backoff_max_ms = 800
   EXPECT_EQ(c.server.options.drain_timeout, 1400ms);
   EXPECT_EQ(c.client.options.reconnect_backoff_initial, 20ms);
   EXPECT_EQ(c.client.options.reconnect_backoff_max, 800ms);
+  EXPECT_EQ(c.server.options.tls.certificate_file, "s.crt");
+  EXPECT_EQ(c.server.options.tls.private_key_file, "s.key");
+  EXPECT_EQ(c.server.options.tls.client_ca_file, "c-ca.crt");
+  EXPECT_EQ(c.client.options.tls.ca_file, "ca.crt");
+  EXPECT_EQ(c.client.options.tls.certificate_file, "c.crt");
+  EXPECT_EQ(c.client.options.tls.private_key_file, "c.key");
+  EXPECT_EQ(c.client.options.tls.server_name, "calc.example");
   EXPECT_EQ(c.server.listen,
             (std::vector<std::string>{"tcp://127.0.0.1:0", "unix://@brine-config-test"}));
   EXPECT_EQ(c.server.brokers, (std::vector<std::string>{"zmq+tcp://127.0.0.1:5556"}));

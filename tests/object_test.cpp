@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "families.hpp"
 #include "params.hpp"
 #include "test_server.hpp"
@@ -233,18 +234,6 @@ using namespace objects;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Waits up to `limit` for `done`, checking every few milliseconds: for effects that another
-// process or thread brings about at its own pace (a oneway release, a dropped connection).
-template <class F>
-bool eventually(F&& done, std::chrono::milliseconds limit = 10s) {
-  const auto until = Clock::now() + limit;
-  while (!done()) {
-    if (Clock::now() > until) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
-
 class Objects : public testing::TestWithParam<Param> {
  protected:
   template <class F>
@@ -259,6 +248,7 @@ class Objects : public testing::TestWithParam<Param> {
     brine::ClientOptions o;
     o.codec = GetParam().codec;
     o.timeout = 10s;
+    o.tls.ca_file = tls_paths().ca;
     return o;
   }
   // A server with one object "calc" of the family's interface.
@@ -267,6 +257,7 @@ class Objects : public testing::TestWithParam<Param> {
     explicit Served(const Param& p, brine::ServerOptions options = quick_peer_timeout())
         : server(std::move(options)), impl(std::make_shared<typename F::Impl>(census)) {
       server.expose<typename F::I>("calc", impl);
+      if (p.transport.rfind("tls", 0) == 0) (void)tls_files();
       uri = server.listen(listen_uri(p.transport));
       server.start();
     }
@@ -274,6 +265,8 @@ class Objects : public testing::TestWithParam<Param> {
       brine::ServerOptions o;
       o.heartbeat_interval = 200ms;
       o.heartbeat_timeout = 1000ms;
+      o.tls.certificate_file = tls_paths().server_crt;
+      o.tls.private_key_file = tls_paths().server_key;
       return o;
     }
     Census census;
@@ -423,8 +416,8 @@ TEST_P(Objects, ManyThreadsShareOneProxy) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, Objects,
-                         testing::ValuesIn(grid({"tcp4", "tcp6", "unix", "abstract", "zmq_tcp",
-                                                 "zmq_ipc", "zmq_inproc"})),
+                         testing::ValuesIn(grid({"tcp4", "tcp6", "tls4", "unix", "abstract",
+                                                 "zmq_tcp", "zmq_ipc", "zmq_inproc"})),
                          ParamName{});
 
 // --- the plain interface's richer types: cereal and json ----------------------------------------

@@ -28,14 +28,24 @@ using namespace std::chrono_literals;
 class CrossProcess : public testing::TestWithParam<Param> {
  protected:
   void SetUp() override {
+    if (GetParam().transport.rfind("tls", 0) == 0) {
+      // The server process reads its certificate from the environment (BRINE_<KEY>).
+      ::setenv("BRINE_SERVER_TLS_CERTIFICATE", tls_files().server_crt.c_str(), 1);
+      ::setenv("BRINE_SERVER_TLS_PRIVATE_KEY", tls_files().server_key.c_str(), 1);
+    }
     server_ = start_calculator_server({"--listen", listen_uri(GetParam().transport)});
     ASSERT_EQ(server_.uris.size(), 1u);
     uri_ = server_.uris[0];
+  }
+  void TearDown() override {
+    ::unsetenv("BRINE_SERVER_TLS_CERTIFICATE");
+    ::unsetenv("BRINE_SERVER_TLS_PRIVATE_KEY");
   }
   brine::ClientOptions options() const {
     brine::ClientOptions o;
     o.codec = GetParam().codec;
     o.timeout = 10s;
+    o.tls.ca_file = tls_paths().ca;
     return o;
   }
   template <class F>
@@ -177,8 +187,8 @@ TEST_P(CrossProcess, GracefulStopOnSigterm) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, CrossProcess,
-                         testing::ValuesIn(grid({"tcp4", "tcp6", "unix", "abstract", "zmq_tcp",
-                                                 "zmq_ipc"})),
+                         testing::ValuesIn(grid({"tcp4", "tcp6", "tls4", "unix", "abstract",
+                                                 "zmq_tcp", "zmq_ipc"})),
                          ParamName());
 
 // A client process that dies or stops: the server frees what it held.
@@ -192,6 +202,8 @@ TEST_P(PeerFaults, AKilledClientsConnectionAndCallsAreFreed) {
   ChildProcess peer({BRINE_FAULT_PEER, uri, "3"});
   ASSERT_EQ(peer.read_line(10s), "ready");
   EXPECT_EQ(s.server.stats().calls_in_flight, 3u);
+  // All three handlers running (a call still queued would be skipped, not see its cancel).
+  ASSERT_TRUE(eventually([&] { return s.running_cancellable->load() == 3; }, 5s));
   const bool stream = GetParam().rfind("zmq_", 0) != 0;
   if (stream) {
     EXPECT_EQ(s.server.stats().connections, 1u);

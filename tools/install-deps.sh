@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake make pkg-config
   libasio-dev libcereal-dev rapidjson-dev libprotobuf-dev protobuf-compiler libtomlplusplus-dev
-  libzmq3-dev cppzmq-dev
+  libzmq3-dev cppzmq-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format python3
 )

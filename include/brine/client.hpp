@@ -40,6 +40,17 @@
 
 namespace brine {
 
+// TLS for tls:// URIs (OpenSSL; TLS 1.2 or newer). Files are PEM. The server's certificate is
+// always verified: it must chain to ca_file (or the system's CAs) and name the host.
+struct TlsClientOptions {
+  std::string ca_file;  // empty: the system's CA store
+  // This client's certificate chain and key, for servers that require one (mutual TLS).
+  std::string certificate_file;
+  std::string private_key_file;
+  // The name the server's certificate must carry; empty: the URI's host (a DNS name or an IP).
+  std::string server_name;
+};
+
 struct ClientOptions {
   // Codec name for every call of this client: "cereal" or "protobuf". Unknown names make the
   // constructor throw std::invalid_argument.
@@ -66,6 +77,8 @@ struct ClientOptions {
   // false: a call made while the client waits to reconnect fails at once with UNAVAILABLE.
   // true: it waits for the connection (attempts continue with backoff) until its deadline.
   bool wait_for_ready = false;
+  // For tls:// URIs. The handshake counts as part of connecting (the call's timeout bounds it).
+  TlsClientOptions tls{};
 };
 
 struct CallOptions {
@@ -376,8 +389,9 @@ class Remote final : public detail::proxy_t<I, detail::CallStyle::throwing> {
 
 class Client {
  public:
-  // Parses the URI (tcp://host:port, tcp://[v6]:port, unix:///path, unix://@abstract) and
-  // checks the options; does not connect. Throws std::invalid_argument on a bad URI or codec.
+  // Parses the URI (tcp://host:port, tcp://[v6]:port, tls://host:port, unix:///path,
+  // unix://@abstract, zmq+...) and checks the options; does not connect. Throws
+  // std::invalid_argument on a bad URI or codec, or TLS files that do not load.
   explicit Client(std::string_view uri, ClientOptions options = {});
   // Closes (see close()). A moved-from Client may only be destroyed or assigned to.
   ~Client();

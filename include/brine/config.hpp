@@ -20,11 +20,17 @@
 //   idle_timeout_ms = 60000
 //   max_outbound_bytes = 4194304          # replies queued per connection before reading stops
 //   drain_timeout_ms = 5000               # stop(): running calls may finish this long
+//   tls_certificate = "server.crt"        # for tls:// endpoints (PEM files)
+//   tls_private_key = "server.key"
+//   tls_client_ca = "clients-ca.crt"      # require client certificates (mutual TLS)
 //   [client]
 //   connect = "tcp://127.0.0.1:7000"
 //   timeout_ms = 5000
 //   reconnect_backoff_initial_ms = 100
 //   reconnect_backoff_max_ms = 10000
+//   tls_ca = "ca.crt"                     # for tls:// (default: the system's CAs)
+//   tls_certificate = "client.crt"        # and tls_private_key: this client's certificate
+//   tls_server_name = "calc.example"      # default: the URI's host
 //
 // The top-level keys apply to both sides; the same key inside [server] or [client] applies to
 // that side only and wins. Unknown keys are errors (a typo must not pass silently).

@@ -42,6 +42,14 @@
 
 namespace brine {
 
+// TLS for tls:// endpoints (OpenSSL; TLS 1.2 or newer). Files are PEM.
+struct TlsServerOptions {
+  std::string certificate_file;  // this server's certificate chain
+  std::string private_key_file;  // its key
+  // Non-empty: every client must present a certificate that chains to these CAs (mutual TLS).
+  std::string client_ca_file;
+};
+
 struct ServerOptions {
   // Threads that run handlers; 0 runs them inline on the I/O thread.
   std::size_t workers = 4;
@@ -87,6 +95,9 @@ struct ServerOptions {
   std::size_t max_outbound_bytes = 4u * 1024 * 1024;
   // stop(): calls still running are given this long to finish; the rest fail with UNAVAILABLE.
   std::chrono::milliseconds drain_timeout{5000};
+  // Certificate and key for tls:// endpoints (listen() on tls:// throws without them). The
+  // handshake must finish within first_frame_timeout.
+  TlsServerOptions tls{};
 };
 
 // Counters of a running server (Server::stats()).
@@ -97,6 +108,7 @@ struct ServerStats {
   std::uint64_t calls_skipped = 0;        // calls dropped unrun: cancelled, or past their deadline
   std::uint64_t connections_refused = 0;  // over max_connections
   std::uint64_t connections_timed_out = 0;  // closed by first_frame/frame/idle timeouts
+  std::uint64_t tls_handshakes_failed = 0;  // tls:// connections whose handshake failed
 };
 
 struct HandlerOptions {
@@ -317,8 +329,8 @@ class Server {
   // Starts listening on `uri` and returns it with the real port (tcp://127.0.0.1:0 ->
   // tcp://127.0.0.1:41234). Connections are accepted once the server is started. Throws
   // std::invalid_argument for a bad URI, std::system_error when the address cannot be bound.
-  // URIs: tcp://host:port, tcp://[v6]:port, unix:///path, unix://@name, zmq+tcp://host:port,
-  // zmq+ipc:///path, zmq+inproc://name.
+  // URIs: tcp://host:port, tcp://[v6]:port, tls://host:port (ServerOptions::tls), unix:///path,
+  // unix://@name, zmq+tcp://host:port, zmq+ipc:///path, zmq+inproc://name.
   std::string listen(std::string_view uri);
   // Serves as a worker of a brine-broker: connects to the broker's backend (a zmq+ URI), says
   // which methods are idempotent, and sends heartbeats. Reconnects by itself. Returns `uri`.

@@ -40,6 +40,10 @@ struct StreamTransport {
   // After bind, before listen (so nobody can connect yet): restrict who may connect (the unix
   // socket file's mode). Returns an errno value, 0 on success.
   int (*after_bind)(const SocketAddress& address, unsigned unix_mode);
+  // The host named by the URI (for TLS name checks); empty where there is none.
+  std::string (*host)(std::string_view rest);
+  // Connections are TLS over this transport (src/transport/tls).
+  bool secure = false;
 };
 
 struct ParsedUri {

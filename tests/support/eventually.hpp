@@ -9,7 +9,7 @@ namespace brine_test {
 // Polls `pred` every 2 ms until it holds or `limit` passes; returns whether it held. For state
 // that has no event to wait on (a server's counters, a process's file descriptors).
 template <class P>
-bool eventually(P pred, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+bool eventually(P pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
   const auto end = std::chrono::steady_clock::now() + limit;
   while (!pred()) {
     if (std::chrono::steady_clock::now() >= end) return false;

@@ -12,6 +12,8 @@ std::string listen_uri(const std::string& transport) {
   const std::string unique = std::to_string(::getpid()) + "-" + std::to_string(counter++);
   if (transport == "tcp4") return "tcp://127.0.0.1:0";
   if (transport == "tcp6") return "tcp://[::1]:0";
+  if (transport == "tls4") return "tls://127.0.0.1:0";
+  if (transport == "tls6") return "tls://[::1]:0";
   if (transport == "unix") return "unix:///tmp/brine-test-" + unique + ".sock";
   if (transport == "abstract") return "unix://@brine-test-" + unique;
   if (transport == "zmq_tcp") return "zmq+tcp://127.0.0.1:0";
@@ -25,6 +27,7 @@ namespace {
 template <class F>
 void register_family(brine::Server& server, std::shared_ptr<std::atomic<int>> counted,
                      std::shared_ptr<std::atomic<int>> saw_cancel,
+                     std::shared_ptr<std::atomic<int>> running,
                      const brine::HandlerOptions& options) {
   using Blob = typename F::Blob;
   using Number = typename F::Number;
@@ -57,7 +60,8 @@ void register_family(brine::Server& server, std::shared_ptr<std::atomic<int>> co
   // Runs until the caller cancels (counted in saw_cancel) or n milliseconds pass.
   server.handle(
       "until_cancelled",
-      [saw_cancel](const Number& n) {
+      [saw_cancel, running](const Number& n) {
+        running->fetch_add(1);
         const auto end =
             std::chrono::steady_clock::now() + std::chrono::milliseconds(std::int64_t(F::value(n)));
         while (std::chrono::steady_clock::now() < end) {
@@ -79,10 +83,26 @@ void register_family(brine::Server& server, std::shared_ptr<std::atomic<int>> co
 
 }  // namespace
 
-TestServer::TestServer(brine::ServerOptions options) : server(std::move(options)) {
+namespace {
+// The test certificate, unless the test chose its own.
+brine::ServerOptions with_tls(brine::ServerOptions options) {
+  if (options.tls.certificate_file.empty()) {
+    options.tls.certificate_file = tls_paths().server_crt;
+    options.tls.private_key_file = tls_paths().server_key;
+  }
+  return options;
+}
+}  // namespace
+
+std::string TestServer::listen(const std::string& transport) {
+  if (transport.rfind("tls", 0) == 0) (void)tls_files();  // made on first use
+  return server.listen(listen_uri(transport));
+}
+
+TestServer::TestServer(brine::ServerOptions options) : server(with_tls(std::move(options))) {
   calc::register_calculator(server);
-  register_family<CerealFamily>(server, counted, saw_cancel, {});
-  register_family<ProtobufFamily>(server, counted, saw_cancel,
+  register_family<CerealFamily>(server, counted, saw_cancel, running_cancellable, {});
+  register_family<ProtobufFamily>(server, counted, saw_cancel, running_cancellable,
                                   {.codecs = {brine::CodecId::protobuf}});
   server.start();
 }

@@ -7,20 +7,25 @@
 #include <string>
 
 #include "families.hpp"
+#include "tls_files.hpp"
 
 namespace brine_test {
 
-// URIs on loopback only: tcp4, tcp6, unix (path), abstract, zmq_tcp, zmq_ipc, zmq_inproc.
+// URIs on loopback only: tcp4, tcp6, tls4, tls6, unix (path), abstract, zmq_tcp, zmq_ipc,
+// zmq_inproc.
 std::string listen_uri(const std::string& transport);
 
 struct TestServer {
   explicit TestServer(brine::ServerOptions options = {});
   ~TestServer();
-  std::string listen(const std::string& transport) { return server.listen(listen_uri(transport)); }
+  // tls transports use the test certificates (tls_files.hpp).
+  std::string listen(const std::string& transport);
 
   std::shared_ptr<std::atomic<int>> counted = std::make_shared<std::atomic<int>>(0);
   // Calls of "until_cancelled" that saw their cancellation.
   std::shared_ptr<std::atomic<int>> saw_cancel = std::make_shared<std::atomic<int>>(0);
+  // Calls of "until_cancelled" whose handler has started.
+  std::shared_ptr<std::atomic<int>> running_cancellable = std::make_shared<std::atomic<int>>(0);
   brine::Server server;
 };
 

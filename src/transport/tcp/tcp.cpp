@@ -1,4 +1,5 @@
-// tcp://host:port, tcp://[v6addr]:port. Port 0 (listening) picks a free port.
+// tcp://host:port, tcp://[v6addr]:port, and the same with tls://. Port 0 (listening) picks a free
+// port.
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -73,13 +74,24 @@ std::vector<SocketAddress> resolve(std::string_view rest, bool /*passive*/) {
   return out;
 }
 
-std::string bound_uri(std::string_view rest, const SocketAddress& bound) {
+std::string bound_uri_of(std::string_view scheme, std::string_view rest,
+                         const SocketAddress& bound) {
   const HostPort hp = split(rest);
   const auto port = bound.family == AF_INET6
                         ? ntohs(reinterpret_cast<const sockaddr_in6*>(&bound.storage)->sin6_port)
                         : ntohs(reinterpret_cast<const sockaddr_in*>(&bound.storage)->sin_port);
   const bool v6 = hp.host.find(':') != std::string::npos;
-  return "tcp://" + (v6 ? "[" + hp.host + "]" : hp.host) + ":" + std::to_string(port);
+  return std::string(scheme) + "://" + (v6 ? "[" + hp.host + "]" : hp.host) + ":" +
+         std::to_string(port);
+}
+std::string bound_uri(std::string_view rest, const SocketAddress& bound) {
+  return bound_uri_of("tcp", rest, bound);
+}
+std::string bound_tls_uri(std::string_view rest, const SocketAddress& bound) {
+  return bound_uri_of("tls", rest, bound);
+}
+std::string host(std::string_view rest) {
+  return split(rest).host;
 }
 
 void configure(int fd) {
@@ -98,7 +110,11 @@ void check(std::string_view rest) {
 }  // namespace
 
 extern const StreamTransport kTcpTransport;
-const StreamTransport kTcpTransport{"tcp",     check,   resolve, bound_uri,
-                                    configure, nothing, nothing, any_mode};
+const StreamTransport kTcpTransport{"tcp",   check,   resolve,  bound_uri, configure,
+                                    nothing, nothing, any_mode, host,      false};
+// tls://host:port: TCP underneath, TLS on top (src/transport/tls).
+extern const StreamTransport kTlsTransport;
+const StreamTransport kTlsTransport{"tls",   check,   resolve,  bound_tls_uri, configure,
+                                    nothing, nothing, any_mode, host,          true};
 
 }  // namespace brine::transport

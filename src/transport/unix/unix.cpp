@@ -85,10 +85,15 @@ int restrict_file(const SocketAddress& a, unsigned mode) {
   return ::chmod(path, mode_t(mode)) == 0 ? 0 : errno;
 }
 
+std::string no_host(std::string_view) {
+  return {};
+}
+
 }  // namespace
 
 extern const StreamTransport kUnixTransport;
 const StreamTransport kUnixTransport{"unix",    check,         resolve,     bound_uri,
-                                     configure, before_listen, after_close, restrict_file};
+                                     configure, before_listen, after_close, restrict_file,
+                                     no_host,   false};
 
 }  // namespace brine::transport
