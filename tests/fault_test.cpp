@@ -66,16 +66,8 @@ TEST(Backoff, JitterSpreadsClients) {
 }
 
 TEST(Reconnect, CallsFailFastWhileBackingOff) {
-  // A port with nobody listening: bind without listen.
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  const std::string uri = "tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
-  Client c(uri, {.reconnect_backoff_initial = 500ms, .reconnect_backoff_max = 500ms});
+  const LoopbackPort dead(LoopbackPort::refusing);
+  Client c(dead.uri(), {.reconnect_backoff_initial = 500ms, .reconnect_backoff_max = 500ms});
   const auto first = c.try_call<calc::Number>("add", calc::AddRequest{1, 2});
   EXPECT_EQ(first.code(), StatusCode::unavailable);
   const auto t0 = Clock::now();
@@ -85,26 +77,17 @@ TEST(Reconnect, CallsFailFastWhileBackingOff) {
       << second.status().to_string();
   EXPECT_LT(Clock::now() - t0, 100ms);
   EXPECT_EQ(c.stats().connect_attempts, 1u);
-  ::close(fd);
 }
 
 TEST(Reconnect, WaitForReadyRetriesWithGrowingWaits) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  const std::string uri = "tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
-  Client c(uri, {.reconnect_backoff_initial = 50ms, .wait_for_ready = true});
+  const LoopbackPort dead(LoopbackPort::refusing);
+  Client c(dead.uri(), {.reconnect_backoff_initial = 50ms, .wait_for_ready = true});
   const auto r = c.try_call<calc::Number>("add", calc::AddRequest{1, 2}, {.timeout = 1500ms});
   EXPECT_EQ(r.code(), StatusCode::deadline_exceeded) << r.status().to_string();
   // Waits 50, 80, 128, 205, 328, 524 ms (each +-20%) fit 1.5 s: about 6 attempts, not hundreds.
   const auto attempts = c.stats().connect_attempts;
   EXPECT_GE(attempts, 4u);
   EXPECT_LE(attempts, 9u);
-  ::close(fd);
 }
 
 // --- server timeouts --------------------------------------------------------------------------
@@ -232,22 +215,14 @@ TEST(ServerLimits, ClosingAConnectionCancelsItsCalls) {
 TEST(ClientHeartbeats, ASilentServerIsDetectedWithinTheHeartbeatTimeout) {
   // A "server" that accepts and then never sends a byte: what a stopped process or a vanished
   // host looks like from the client.
-  const int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(lfd, 4), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
-  Client c("tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port)),
+  const LoopbackPort stopped(LoopbackPort::silent);
+  Client c(stopped.uri(),
            {.timeout = 20s, .heartbeat_interval = 100ms, .heartbeat_timeout = 500ms});
   const auto t0 = Clock::now();
   const auto r = c.try_call<calc::Number>("add", calc::AddRequest{1, 2});
   EXPECT_EQ(r.code(), StatusCode::unavailable) << r.status().to_string();
   EXPECT_NE(r.status().message.find("heartbeat_timeout"), std::string::npos);
   EXPECT_LT(Clock::now() - t0, 2s);  // not the call's 20 s
-  ::close(lfd);
 }
 
 }  // namespace

@@ -131,24 +131,16 @@ TEST(Tls, AStalledHandshakeIsClosedAndOthersAreServed) {
 }
 
 TEST(Tls, AClientGivesUpOnAServerThatNeverCompletesTheHandshake) {
-  const int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(lfd, 4), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  const LoopbackPort stopped(LoopbackPort::silent);
   auto o = trusting(tls_files().ca);
   o.timeout = 500ms;
-  Client c("tls://127.0.0.1:" + std::to_string(ntohs(a.sin_port)), o);
+  Client c(stopped.uri("tls"), o);
   const auto t0 = Clock::now();
   const auto r = add(c);
   EXPECT_EQ(r.code(), StatusCode::unavailable);
   EXPECT_NE(r.status().message.find("handshake did not finish"), std::string::npos)
       << r.status().to_string();
   EXPECT_LT(Clock::now() - t0, 2s);
-  ::close(lfd);
 }
 
 TEST(Tls, MutualTlsRequiresAClientCertificate) {

@@ -1,6 +1,7 @@
 #include "raw_peer.hpp"
 
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -129,6 +130,27 @@ brine::Buffer control_frame(brine::detail::FrameKind kind, std::uint64_t id) {
   brine::detail::set_call_id(frame, id);
   (void)brine::detail::finish_frame(frame, brine::detail::kDefaultMaxFrameSize);
   return frame;
+}
+
+LoopbackPort::LoopbackPort(Kind kind) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      (kind == silent && ::listen(fd_, 16) != 0) ||
+      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    throw std::runtime_error(std::string("LoopbackPort: ") + std::strerror(errno));
+  }
+  port_ = ntohs(a.sin_port);
+}
+
+LoopbackPort::~LoopbackPort() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string LoopbackPort::uri(const std::string& scheme) const {
+  return scheme + "://127.0.0.1:" + std::to_string(port_);
 }
 
 }  // namespace brine_test

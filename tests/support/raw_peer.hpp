@@ -56,4 +56,22 @@ brine::Buffer request_frame(std::string_view method, const Req& request, std::ui
 
 brine::Buffer control_frame(brine::detail::FrameKind kind, std::uint64_t id = 0);
 
+// A loopback TCP port that looks like a dead server (`refusing`: bound, not listening, so a
+// connect is refused) or a stopped one (`silent`: listening, connections complete in the backlog
+// and nothing is ever read or written).
+class LoopbackPort {
+ public:
+  enum Kind { refusing, silent };
+  explicit LoopbackPort(Kind kind);
+  ~LoopbackPort();
+  LoopbackPort(const LoopbackPort&) = delete;
+  LoopbackPort& operator=(const LoopbackPort&) = delete;
+  // "tcp://127.0.0.1:PORT" (or another scheme: "tls").
+  std::string uri(const std::string& scheme = "tcp") const;
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 }  // namespace brine_test
