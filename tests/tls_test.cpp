@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 
 #include "eventually.hpp"
@@ -178,6 +179,30 @@ TEST(Tls, MisconfigurationIsReportedWhereItIsMade) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/ca.crt"), std::string::npos) << e.what();
   }
+}
+
+}  // namespace
+
+namespace {
+
+// Runs `openssl s_client` against the server with one protocol version forced, and with the
+// client's own security level lowered so that it would speak old versions: true if the
+// handshake succeeded with a verified certificate.
+bool openssl_handshake(const std::string& uri, const char* version) {
+  const std::string hostport = uri.substr(uri.find("://") + 3);
+  const std::string command = "timeout 10 openssl s_client -connect " + hostport + " " + version +
+                              " -cipher DEFAULT@SECLEVEL=0 -CAfile " + tls_files().ca +
+                              " -verify_return_error </dev/null >/dev/null 2>&1";
+  return std::system(command.c_str()) == 0;
+}
+
+TEST(Tls, OnlyTls12AndNewerAreSpoken) {
+  TlsServer server;
+  EXPECT_TRUE(openssl_handshake(server.uri, "-tls1_2"));
+  EXPECT_TRUE(openssl_handshake(server.uri, "-tls1_3"));
+  EXPECT_FALSE(openssl_handshake(server.uri, "-tls1_1"));
+  EXPECT_FALSE(openssl_handshake(server.uri, "-tls1"));
+  server.expect_still_serving();
 }
 
 }  // namespace
