@@ -523,9 +523,22 @@ TEST(JsonCodec, MalformedTextIsInvalidArgument) {
            std::string("{\"0\": 1}"),       // not an array
            std::string("[\"1\", \"a\"]"),   // wrong type
            std::string("[0e93, \"a\"]"),    // zero with an exponent: refused (rapidjson 1.1)
-           std::string("[1, \"a\""),        // truncated
+           "[" + std::string(140, '4') +
+               "3e300, \"a\"]",                       // beyond a double (rapidjson 1.1 overread)
+           "[" + std::string(101, '1') + ", \"a\"]",  // over 100 digits
+           std::string("[1, \"a\""),                  // truncated
        }) {
     EXPECT_EQ(decode_status<Args>(CodecId::json, bytes(bad)), StatusCode::invalid_argument) << bad;
+  }
+}
+
+TEST(JsonCodec, EveryDoubleStillParses) {
+  for (const char* text :
+       {"1.7976931348623157e308", "-1.7976931348623157e308", "5e-324", "2.2250738585072014e-308",
+        "123456789012345678901234567890", "0.1", "1e310", "0.000001e-300"}) {
+    const std::string t(text);
+    const bool in_range = t != "1e310";  // 1e310: its leading digit lies above 10^310
+    EXPECT_EQ(decode_status<double>(CodecId::json, bytes(t)) == StatusCode::ok, in_range) << t;
   }
 }
 
