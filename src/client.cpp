@@ -1,10 +1,19 @@
 // Client core: one connection, calls matched to replies by call id.
 //
 // Writes happen on the calling thread, straight to the socket under a write lock (no hand-off to
-// the I/O thread on the way out). Replies are read by one I/O thread, which decodes each reply
-// into its caller's slot and wakes the caller. Per-call timers exist only for asynchronous
-// calls; a blocking caller times out by itself.
+// the I/O thread on the way out). On plain stream sockets a blocking caller then reads the socket
+// itself until its reply is in (spinning first in low-latency mode), completing any other replies
+// it meets; the I/O thread reads only while asynchronous calls are pending and nobody else does.
+// So a blocking call costs one wake-up, as a hand-written blocking client does. TLS and ZeroMQ
+// replies are read by the I/O thread, which wakes the caller. Per-call timers exist only for
+// asynchronous calls; a blocking caller times out by itself.
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <condition_variable>
@@ -44,7 +53,15 @@ class StreamClientConn final : public ClientConn {
         parser_(options.max_frame_size),
         heartbeat_interval_(options.heartbeat_interval),
         heartbeat_timeout_(options.heartbeat_timeout),
-        heartbeat_timer_(io) {}
+        heartbeat_timer_(io) {
+    if constexpr (!kTls) {
+      wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+    }
+  }
+  ~StreamClientConn() override {
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+  }
 
   // TLS: the client handshake, on the I/O thread, waited for here until the deadline. False with
   // `why` set when it fails (the connection is then unusable).
@@ -77,7 +94,41 @@ class StreamClientConn final : public ClientConn {
     // The timer belongs to the I/O thread.
     asio::post(heartbeat_timer_.get_executor(),
                [weak = std::weak_ptr<StreamClientConn>(conn)] { arm_heartbeat(weak); });
-    read_more(std::move(conn));
+    if constexpr (kTls) read_more(std::move(conn));  // plain: read on demand (wait_for, watch)
+  }
+
+  bool wait_for(Waiter& w, Deadline deadline, std::chrono::microseconds spin) override {
+    if constexpr (kTls) {
+      return ClientConn::wait_for(w, deadline, spin);
+    } else {
+      for (;;) {
+        if (w.finished.load(std::memory_order_acquire)) return true;
+        if (take_reading()) {
+          read_until(w, deadline, spin);
+          release_reading();
+          if (w.finished.load(std::memory_order_acquire)) return true;
+          if (Clock::now() >= deadline) return false;
+          continue;  // being completed by another thread (cancel) right now
+        }
+        // Another thread reads: it completes this call, or hands the reading on when it stops.
+        std::unique_lock lk(w.mu);
+        return w.cv.wait_until(lk, deadline, [&] { return w.done; });
+      }
+    }
+  }
+
+  void expect_reply() override {
+    if constexpr (!kTls) watch();  // TLS: the I/O thread always reads
+  }
+
+  bool refresh() override {
+    if constexpr (!kTls) {
+      if (!watching_.load(std::memory_order_relaxed) && take_reading()) {
+        (void)read_available(false);
+        release_reading();
+      }
+    }
+    return !dead();
   }
 
   transport::WriteResult write(Buffer&& frame, Deadline deadline) override {
@@ -161,8 +212,110 @@ class StreamClientConn final : public ClientConn {
     });
   }
 
+  // --- plain sockets: whoever holds the reading role reads (a blocking caller, or the I/O thread)
+  bool take_reading() { return !reading_.exchange(true, std::memory_order_acquire); }
+
+  // Lets go of the reading role; calls still pending are then read by the I/O thread. (Both
+  // sides are sequentially consistent: see on_readable.)
+  void release_reading() {
+    reading_.store(false, std::memory_order_seq_cst);
+    if (!watching_.load(std::memory_order_seq_cst) && pending_count() > 0) watch();
+  }
+
+  // Has the I/O thread read the socket when it becomes readable, until no call is pending.
+  void watch() {
+    if (watching_.exchange(true, std::memory_order_seq_cst)) return;
+    asio::post(heartbeat_timer_.get_executor(), [self = self_.lock()] {
+      if (!self) return;
+      self->socket_.async_wait(asio::socket_base::wait_read,
+                               [self](std::error_code ec) { self->on_readable(ec); });
+    });
+  }
+
+  void on_readable(std::error_code ec) {
+    // Cleared before trying the role: a caller that holds it sees this when it lets go and calls
+    // watch() again, so a pending reply is never left unread.
+    watching_.store(false, std::memory_order_seq_cst);
+    if (ec || !take_reading()) return;
+    (void)read_available(true);
+    release_reading();
+  }
+
+  // Holding the role: takes in `n` bytes just received. False when the connection closed.
+  bool took(std::size_t n, bool on_io) {
+    parser_.commit(n);
+    last_received_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    return drain(on_io);
+  }
+
+  void lost(ssize_t n, int err, bool on_io) {
+    fail({StatusCode::unavailable, n == 0 ? std::string("connection closed by the server")
+                                          : "connection lost: " + std::string(std::strerror(err))},
+         on_io);
+  }
+
+  // Holding the role: reads what the socket has now. False when the connection closed.
+  bool read_available(bool on_io) {
+    for (;;) {
+      const auto space = parser_.prepare();
+      const ssize_t n = ::recv(fd_, space.data(), space.size(), MSG_DONTWAIT);
+      if (n > 0) {
+        if (!took(std::size_t(n), on_io)) return false;
+        if (std::size_t(n) < space.size()) return true;  // drained; a later arrival is polled for
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+      lost(n, errno, on_io);
+      return false;
+    }
+  }
+
+  // Holding the role, on a blocking caller's thread: reads until `w` is completed, the deadline
+  // passes or the connection closes; spins for `spin` before sleeping in poll().
+  void read_until(Waiter& w, Deadline deadline, std::chrono::microseconds spin) {
+    const auto spin_until = Clock::now() + spin;
+    while (!w.finished.load(std::memory_order_acquire)) {
+      const auto space = parser_.prepare();
+      const ssize_t n = ::recv(fd_, space.data(), space.size(), MSG_DONTWAIT);
+      if (n > 0) {
+        if (!took(std::size_t(n), false)) return;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+        lost(n, errno, false);
+        return;
+      }
+      const auto now = Clock::now();
+      if (now >= deadline) return;
+      if (now < spin_until) continue;
+      pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
+      (void)::poll(fds, 2, int(std::min<std::int64_t>(ms, 60000)));
+      if ((fds[1].revents & POLLIN) != 0) {
+        std::uint64_t count = 0;
+        (void)!::read(wake_fd_, &count, sizeof count);
+      }
+    }
+  }
+
+  void wake_reader() override {
+    if (wake_fd_ < 0) return;
+    const std::uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+  }
+
   // False when the connection was declared dead.
   bool beat() {
+    if constexpr (!kTls) {
+      // Heartbeat answers (and a close) that arrived while nobody read.
+      if (!watching_.load(std::memory_order_relaxed) && take_reading()) {
+        const bool open = read_available(true);
+        release_reading();
+        if (!open) return false;
+      }
+    }
     const auto now = Clock::now();
     const auto since = [&](const std::atomic<Clock::rep>& t) {
       return now - Clock::time_point(Clock::duration(t.load(std::memory_order_relaxed)));
@@ -181,7 +334,12 @@ class StreamClientConn final : public ClientConn {
       (void)finish_frame(frame, 0xFFFFFFFFu);
       (void)queue(std::move(frame));
       return true;
+    } else {
+      return beat_plain(now);
     }
+  }
+
+  bool beat_plain(Clock::time_point now) {
     // Never block the I/O thread: a writer busy on the socket is activity enough.
     std::unique_lock lk(write_mu_, std::defer_lock);
     if (!lk.try_lock_until(now)) return true;
@@ -223,12 +381,12 @@ class StreamClientConn final : public ClientConn {
           conn->parser_.commit(n);
           conn->last_received_.store(Clock::now().time_since_epoch().count(),
                                      std::memory_order_relaxed);
-          if (conn->drain()) read_more(std::move(conn));
+          if (conn->drain(true)) read_more(std::move(conn));
         });
   }
 
   // Completes the calls whose replies arrived. False when the connection must close.
-  bool drain() {
+  bool drain(bool on_io) {
     FrameView f{};
     for (;;) {
       switch (parser_.next(&f)) {
@@ -238,11 +396,11 @@ class StreamClientConn final : public ClientConn {
           const Status& e = parser_.error();
           fail({e.code == StatusCode::resource_exhausted ? e.code : StatusCode::internal,
                 "bad frame from the server: " + e.message},
-               true);
+               on_io);
           return false;
         }
         case FrameParser::Next::frame:
-          if (!deliver(f, true)) return false;
+          if (!deliver(f, on_io)) return false;
       }
     }
   }
@@ -263,6 +421,11 @@ class StreamClientConn final : public ClientConn {
   asio::steady_timer heartbeat_timer_;
   std::atomic<Clock::rep> last_received_{0};
   std::atomic<Clock::rep> last_sent_{0};
+  // Plain sockets: the reading role (parser_ belongs to its holder), whether the I/O thread
+  // waits for the socket to be readable, and the eventfd that wakes a caller sleeping in poll().
+  std::atomic<bool> reading_{false};
+  std::atomic<bool> watching_{false};
+  int wake_fd_ = -1;
 };
 
 class ClientCore {
@@ -338,8 +501,12 @@ class ClientCore {
   // deadline) instead of failing at once.
   std::shared_ptr<ClientConn> connection(Deadline deadline, Status& error, bool wait) {
     {
-      std::lock_guard lk(conn_mu_);
-      if (conn_ && !conn_->dead()) return conn_;
+      std::shared_ptr<ClientConn> live;
+      {
+        std::lock_guard lk(conn_mu_);
+        if (conn_ && !conn_->dead()) live = conn_;
+      }
+      if (live && live->refresh()) return live;
     }
     std::unique_lock connecting(connect_mu_, std::defer_lock);
     if (!connecting.try_lock_until(deadline)) {
@@ -525,9 +692,7 @@ class ClientCore {
     auto conn = prepare(frame, waiter, deadline, opts, id);
     if (!conn) return;
     send(conn, std::move(frame), id, deadline);
-    std::unique_lock lk(waiter.mu);
-    if (!waiter.cv.wait_until(lk, deadline, [&] { return waiter.done; })) {
-      lk.unlock();
+    if (!conn->wait_for(waiter, deadline, options_.busy_poll)) {
       if (PendingCall* call = conn->take(id, false)) {
         const auto ms = (opts.timeout.count() > 0 ? opts.timeout : options_.timeout).count();
         call->complete(
@@ -535,7 +700,7 @@ class ClientCore {
              "no reply to '" + std::string(method) + "' within " + std::to_string(ms) + " ms"},
             {});
       }
-      lk.lock();
+      std::unique_lock lk(waiter.mu);
       waiter.cv.wait(lk, [&] { return waiter.done; });  // completion is under way
     }
   }
@@ -548,6 +713,7 @@ class ClientCore {
     // Timers are touched only on the I/O thread.
     asio::post(io_, [conn, id, deadline] { conn->arm_timer(id, deadline, conn); });
     send(conn, std::move(frame), id, deadline);
+    conn->expect_reply();
   }
 
   Status send_oneway(Buffer&& frame, CallOptions opts) {
@@ -577,21 +743,6 @@ class ClientCore {
   }
 
  private:
-  // Wraps a blocking caller's slot: wakes the caller after the slot is filled.
-  struct Waiter final : PendingCall {
-    explicit Waiter(PendingCall& wrapped) : inner(wrapped) {}
-    void complete(Status status, std::span<const std::byte> payload) noexcept override {
-      inner.complete(std::move(status), payload);
-      std::lock_guard lk(mu);  // notify under the lock: the waiter may return at once
-      done = true;
-      cv.notify_one();
-    }
-    PendingCall& inner;
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-  };
-
   std::string uri_;
   ClientOptions options_;
   transport::ParsedUri parsed_{nullptr, {}};

@@ -6,6 +6,8 @@
 // close_transport().
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -48,6 +50,24 @@ class DeadlineMutex {
   bool held_ = false;
 };
 
+// A blocking caller's slot: wraps the typed one, and says (under its mutex, and in `finished` for
+// a caller that spins or reads the socket itself) when it is filled.
+struct Waiter final : PendingCall {
+  explicit Waiter(PendingCall& wrapped) : inner(wrapped) {}
+  void complete(Status status, std::span<const std::byte> payload) noexcept override {
+    inner.complete(std::move(status), payload);
+    std::lock_guard lk(mu);  // notify under the lock: the waiter may return at once
+    done = true;
+    finished.store(true, std::memory_order_release);
+    cv.notify_one();
+  }
+  PendingCall& inner;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::atomic<bool> finished{false};
+};
+
 class ClientConn {
  public:
   // `timers` runs the deadline timers of asynchronous calls (the client's I/O thread).
@@ -60,6 +80,26 @@ class ClientConn {
   virtual void start(std::shared_ptr<ClientConn> self) = 0;
   // Sends one finished frame (or queues it to be sent, for message transports).
   virtual transport::WriteResult write(Buffer&& frame, Deadline deadline) = 0;
+
+  // Waits until `w` is completed or `deadline` passes (false). Here: the connection's reader
+  // (another thread) completes it; the caller spins for `spin` first, then sleeps. Transports
+  // whose callers read the socket themselves override it.
+  virtual bool wait_for(Waiter& w, Deadline deadline, std::chrono::microseconds spin) {
+    if (spin.count() > 0) {
+      const auto until = std::min(deadline, std::chrono::steady_clock::now() + spin);
+      while (!w.finished.load(std::memory_order_acquire)) {
+        if (std::chrono::steady_clock::now() >= until) break;
+      }
+    }
+    std::unique_lock lk(w.mu);
+    return w.cv.wait_until(lk, deadline, [&] { return w.done; });
+  }
+  // A call that a blocking caller will not wait for (asynchronous) was sent: make sure someone
+  // reads its reply.
+  virtual void expect_reply() {}
+  // Before a new call: takes in what arrived while nobody was reading (the server closing, late
+  // heartbeat answers). False if the connection turned out dead.
+  virtual bool refresh() { return !dead(); }
 
   // Registers a call. False if the connection is already dead (the call was not registered).
   bool add(std::uint64_t id, PendingCall* call) {
@@ -98,6 +138,7 @@ class ClientConn {
     PendingCall* call = take(id, false);
     if (call == nullptr) return;  // the reply (or another outcome) won the race
     call->complete({StatusCode::cancelled, "cancelled by the caller"}, {});
+    wake_reader();
     Buffer frame;
     begin_frame(frame, FrameKind::cancel, 0, {});
     set_call_id(frame, id);
@@ -186,6 +227,9 @@ class ClientConn {
  protected:
   // Stops the transport; called once, by fail().
   virtual void close_transport() = 0;
+  // A call was completed by another thread than the connection's reader (cancel): a caller
+  // sleeping on the socket itself must look at its slot again.
+  virtual void wake_reader() {}
 
   // Completes the call a received frame answers. False when the connection must close (the
   // connection has then been failed).

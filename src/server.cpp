@@ -161,7 +161,25 @@ class ServerCore final : public FrameDispatcher {
     for (auto& l : listeners_) accept_more(*l);
     for (auto& e : message_endpoints_) e->start();
     for (std::size_t i = 0; i < options_.io_threads; ++i) {
-      io_threads_.emplace_back([this] { io_.run(); });
+      io_threads_.emplace_back([this] { run_io(); });
+    }
+  }
+
+  // An I/O thread: sleeps in epoll between events, or with busy_poll first polls for that long.
+  void run_io() {
+    const auto spin = options_.busy_poll;
+    if (spin.count() <= 0) {
+      io_.run();
+      return;
+    }
+    auto last = Clock::now();
+    while (!io_.stopped()) {
+      if (io_.poll() > 0) {
+        last = Clock::now();
+      } else if (Clock::now() - last >= spin) {
+        io_.run_one();  // sleeps until the next event
+        last = Clock::now();
+      }
     }
   }
 

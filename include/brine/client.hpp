@@ -79,6 +79,12 @@ struct ClientOptions {
   bool wait_for_ready = false;
   // For tls:// URIs. The handshake counts as part of connecting (the call's timeout bounds it).
   TlsClientOptions tls{};
+  // Low-latency mode: a thread waiting for a reply spins on the socket for up to this long before
+  // it sleeps, so a reply that comes back quickly is taken without a wake-up (on this 2-core
+  // machine a wake-up costs most of a loopback round trip). 0 (the default) never spins. Costs a
+  // CPU core for up to busy_poll per call; worth it only when replies come back within it and
+  // a core is free (docs/performance.md).
+  std::chrono::microseconds busy_poll{0};
 };
 
 struct CallOptions {
@@ -147,8 +153,9 @@ class SyncCall final : public PendingCall {
 template <class Resp, class F>
 class CallbackCall final : public PendingCall {
  public:
-  CallbackCall(CodecId codec, const DecodeLimits& limits, F&& f)
-      : codec_(codec), limits_(limits), f_(std::move(f)) {}
+  template <class G>
+  CallbackCall(CodecId codec, const DecodeLimits& limits, G&& f)
+      : codec_(codec), limits_(limits), f_(std::forward<G>(f)) {}
   void complete(Status status, std::span<const std::byte> payload) noexcept override {
     std::unique_ptr<CallbackCall> self(this);
     f_(decode_reply<Resp>(codec_, limits_, status, payload));

@@ -98,6 +98,12 @@ struct ServerOptions {
   // Certificate and key for tls:// endpoints (listen() on tls:// throws without them). The
   // handshake must finish within first_frame_timeout.
   TlsServerOptions tls{};
+  // Low-latency mode: after each event an I/O thread polls for the next one for up to this long
+  // before it sleeps in epoll, so a request arriving within it is taken without a wake-up. 0 (the
+  // default) never spins. Each I/O thread then uses a core for up to busy_poll after every event;
+  // handlers on workers are still handed over with a wake-up, so pair it with workers = 0 for the
+  // lowest latency. Stream transports only (ZeroMQ endpoints have their own threads).
+  std::chrono::microseconds busy_poll{0};
 };
 
 // Counters of a running server (Server::stats()).

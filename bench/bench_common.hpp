@@ -1,0 +1,57 @@
+// What the bench's client (brine_bench) and server (bench_server) processes share: the methods
+// they call, in both type families, and the allocation counter both binaries carry.
+#pragma once
+
+#include <brine/brine.hpp>
+#include <brine/codecs/cereal.hpp>
+#include <brine/codecs/json.hpp>
+#include <brine/codecs/protobuf.hpp>
+#include <cstdint>
+#include <string>
+
+#include "bench.pb.h"
+
+namespace brine_bench {
+
+// Heap allocations (operator new, every thread) since the process started (count_alloc.cpp).
+std::uint64_t allocations() noexcept;
+
+struct Blob {
+  std::string data;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(CEREAL_NVP(data));
+  }
+};
+struct Pair {
+  double a = 0;
+  double b = 0;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(CEREAL_NVP(a), CEREAL_NVP(b));
+  }
+};
+struct Sum {
+  double value = 0;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(CEREAL_NVP(value));
+  }
+};
+struct Count {
+  std::uint64_t value = 0;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(CEREAL_NVP(value));
+  }
+};
+
+// echo: the payload back (latency, throughput, bulk). add: the small call whose allocations are
+// counted (no allocation of its own in user code). allocations: the server's counter.
+inline constexpr brine::Method<Blob, Blob> kEcho{"echo"};
+inline constexpr brine::Method<pb::Blob, pb::Blob> kEchoPb{"echo"};
+inline constexpr brine::Method<Pair, Sum> kAdd{"add"};
+inline constexpr brine::Method<pb::Pair, pb::Sum> kAddPb{"add"};
+inline constexpr brine::Method<Count, Count> kAllocations{"allocations"};
+
+}  // namespace brine_bench

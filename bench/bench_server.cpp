@@ -1,0 +1,244 @@
+// The server side of brine_bench, in its own process. Prints one "listening <uri>" line per
+// endpoint, then "ready", and serves until killed.
+//
+//   bench_server raw [--spin]   raw sockets: tcp4, tcp6 and unix, a thread per connection
+//                               echoing frames with a 4-byte big-endian length prefix; --spin
+//                               busy-polls a non-blocking socket instead of sleeping in recv
+//   bench_server zmq            raw ZeroMQ: one ROUTER (tcp and ipc) echoing each message
+//   bench_server brine [--workers N] [--busy-poll US] [--tls CERT KEY]
+//                               a brine server on tcp4, tcp6, unix, zmq+tcp, zmq+ipc (and tls)
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "bench_common.hpp"
+
+namespace {
+
+using namespace brine_bench;
+
+std::string tmp_name(const char* what) {
+  return "/tmp/brine-bench-" + std::string(what) + "-" + std::to_string(::getpid());
+}
+
+// --- raw sockets ---------------------------------------------------------------------------------
+
+bool read_exact(int fd, char* p, std::size_t n, bool spin) {
+  while (n > 0) {
+    const ssize_t r = ::recv(fd, p, n, 0);
+    if (r > 0) {
+      p += r;
+      n -= std::size_t(r);
+    } else if (r < 0 && spin && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      continue;  // busy-poll
+    } else if (r < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool write_all(int fd, const char* p, std::size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (w > 0) {
+      p += w;
+      n -= std::size_t(w);
+    } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      continue;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+void echo_frames(int fd, bool spin) {
+  if (spin) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  std::vector<char> buf(4 + 1024);
+  for (;;) {
+    if (!read_exact(fd, buf.data(), 4, spin)) break;
+    std::uint32_t be = 0;
+    std::memcpy(&be, buf.data(), 4);
+    const std::size_t n = ntohl(be);
+    if (n > (64u << 20)) break;
+    if (buf.size() < 4 + n) buf.resize(4 + n);
+    if (!read_exact(fd, buf.data() + 4, n, spin)) break;
+    if (!write_all(fd, buf.data(), 4 + n)) break;
+  }
+  ::close(fd);
+}
+
+int listen_socket(int family, const sockaddr* addr, socklen_t len) {
+  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (fd < 0 || ::bind(fd, addr, len) != 0 || ::listen(fd, 4096) != 0) {
+    throw std::runtime_error(std::string("cannot listen: ") + std::strerror(errno));
+  }
+  return fd;
+}
+
+void accept_loop(int listen_fd, bool tcp, bool spin) {
+  for (;;) {
+    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE) continue;
+      return;
+    }
+    if (tcp) {
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    std::thread(echo_frames, fd, spin).detach();
+  }
+}
+
+int run_raw(bool spin) {
+  std::vector<std::thread> acceptors;
+  {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int fd = listen_socket(AF_INET, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    std::printf("listening tcp://127.0.0.1:%u\n", unsigned(ntohs(a.sin_port)));
+    acceptors.emplace_back(accept_loop, fd, true, spin);
+  }
+  {
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    const int fd = listen_socket(AF_INET6, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    std::printf("listening tcp://[::1]:%u\n", unsigned(ntohs(a.sin6_port)));
+    acceptors.emplace_back(accept_loop, fd, true, spin);
+  }
+  {
+    const std::string path = tmp_name(spin ? "raw-spin" : "raw");
+    ::unlink(path.c_str());
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    const int fd = listen_socket(AF_UNIX, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    std::printf("listening unix://%s\n", path.c_str());
+    acceptors.emplace_back(accept_loop, fd, false, spin);
+  }
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (auto& t : acceptors) t.join();
+  return 0;
+}
+
+// --- raw ZeroMQ ---------------------------------------------------------------------------------
+
+int run_zmq() {
+  zmq::context_t ctx(1);
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.set(zmq::sockopt::sndhwm, 0);
+  router.set(zmq::sockopt::rcvhwm, 0);
+  router.bind("tcp://127.0.0.1:*");
+  std::printf("listening zmq+%s\n", router.get(zmq::sockopt::last_endpoint).c_str());
+  const std::string ipc = "ipc://" + tmp_name("zmq");
+  router.bind(ipc);
+  std::printf("listening zmq+%s\n", ipc.c_str());
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (;;) {
+    zmq::message_t id;
+    zmq::message_t body;
+    if (!router.recv(id) || !router.recv(body)) continue;
+    router.send(id, zmq::send_flags::sndmore);
+    router.send(body, zmq::send_flags::none);
+  }
+}
+
+// --- brine ---------------------------------------------------------------------------------------
+
+int run_brine(int argc, char** argv) {
+  brine::ServerOptions options;
+  options.max_frame_size = 64u << 20;
+  options.max_connections = 20000;
+  std::string cert;
+  std::string key;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--workers" && i + 1 < argc) {
+      options.workers = std::size_t(std::atoi(argv[++i]));
+    } else if (a == "--busy-poll" && i + 1 < argc) {
+      options.busy_poll = std::chrono::microseconds(std::atoi(argv[++i]));
+    } else if (a == "--tls" && i + 2 < argc) {
+      cert = argv[++i];
+      key = argv[++i];
+    } else {
+      std::fprintf(stderr, "bench_server brine: unknown argument %s\n", a.c_str());
+      return 2;
+    }
+  }
+  options.tls.certificate_file = cert;
+  options.tls.private_key_file = key;
+  brine::Server server(options);
+  // The structs serve cereal and json, the messages protobuf.
+  const brine::HandlerOptions structs{.codecs = {brine::CodecId::cereal, brine::CodecId::json}};
+  const brine::HandlerOptions messages{.codecs = {brine::CodecId::protobuf}};
+  server.handle(
+      kEcho, [](Blob b) { return b; }, structs);
+  server.handle(
+      kEchoPb, [](pb::Blob b) { return b; }, messages);
+  server.handle(
+      kAdd, [](const Pair& p) { return Sum{p.a + p.b}; }, structs);
+  server.handle(
+      kAddPb,
+      [](const pb::Pair& p) {
+        pb::Sum s;
+        s.set_value(p.a() + p.b());
+        return s;
+      },
+      messages);
+  server.handle(kAllocations, [](const Count&) { return Count{allocations()}; });
+  std::vector<std::string> listen = {"tcp://127.0.0.1:0", "tcp://[::1]:0",
+                                     "unix://" + tmp_name("brine"), "zmq+tcp://127.0.0.1:0",
+                                     "zmq+ipc://" + tmp_name("brine-zmq")};
+  if (!cert.empty()) listen.push_back("tls://127.0.0.1:0");
+  for (const auto& uri : listen) std::printf("listening %s\n", server.listen(uri).c_str());
+  server.start();
+  std::printf("ready\n");
+  std::fflush(stdout);
+  server.wait();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  try {
+    if (mode == "raw") return run_raw(argc > 2 && std::string(argv[2]) == "--spin");
+    if (mode == "zmq") return run_zmq();
+    if (mode == "brine") return run_brine(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_server: %s\n", e.what());
+    return 1;
+  }
+  std::fprintf(stderr, "usage: bench_server raw [--spin] | zmq | brine [options]\n");
+  return 2;
+}

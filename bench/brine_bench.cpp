@@ -1,0 +1,1003 @@
+// brine_bench: brine beside the raw socket, in one run.
+//
+// Starts the servers as separate processes (bench_server: raw sockets, raw sockets busy-polling,
+// raw ZeroMQ, and brine servers), then measures from this process, for every transport and
+// codec: latency of a 64-byte echo (p50/p99/p99.9), throughput (4 connections x 1 call in
+// flight; 1 connection x 64 pipelined), bulk echo of 1 MiB and 16 MiB, allocations per call
+// (client and server), and server RSS per idle connection. Every brine figure is printed next to
+// its raw baseline from the same run, as a ratio. Each figure is the median of --repeats runs,
+// with the spread (min-max). Writes the table to stdout and every figure to a JSON file.
+//
+//   brine_bench [--repeats N] [--calls N] [--json FILE] [--smoke] [--only SECTION,...]
+//   sections: latency, lowlat, pinned, throughput, pipelined, bulk, memory, allocs
+//
+// --smoke runs tiny counts (ctest's check that the bench runs and prints a complete table).
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "bench_common.hpp"
+#include "process.hpp"
+#include "tls_files.hpp"
+
+namespace {
+
+using namespace brine_bench;
+using Clock = std::chrono::steady_clock;
+using brine_test::ChildProcess;
+
+constexpr std::size_t kSmall = 64;
+constexpr std::size_t kMaxFrame = 64u << 20;
+
+struct Settings {
+  int repeats = 3;
+  int latency_calls = 20000;
+  int warmup = 500;
+  int throughput_calls = 40000;
+  int pipelined_calls = 200000;
+  int bulk1_rounds = 40;
+  int bulk16_rounds = 8;
+  int idle_connections = 1000;
+  int alloc_calls = 20000;
+  int busy_poll_us = 100;
+  std::string json = "brine-bench.json";
+  std::set<std::string> only;
+  bool smoke = false;
+  bool wants(const std::string& s) const { return only.empty() || only.count(s) != 0; }
+};
+
+// --- servers
+// --------------------------------------------------------------------------------------
+
+// A bench_server process and its endpoints by transport (tcp4, tcp6, unix, tls, zmq+tcp, zmq+ipc).
+struct ServerProc {
+  std::unique_ptr<ChildProcess> child;
+  std::map<std::string, std::string> uri;
+};
+
+std::string transport_of(const std::string& uri) {
+  if (uri.rfind("tcp://[", 0) == 0) return "tcp6";
+  if (uri.rfind("tcp://", 0) == 0) return "tcp4";
+  if (uri.rfind("unix://", 0) == 0) return "unix";
+  if (uri.rfind("tls://", 0) == 0) return "tls";
+  if (uri.rfind("zmq+tcp://", 0) == 0) return "zmq+tcp";
+  if (uri.rfind("zmq+ipc://", 0) == 0) return "zmq+ipc";
+  throw std::runtime_error("unknown endpoint " + uri);
+}
+
+ServerProc start_server(std::vector<std::string> args) {
+  args.insert(args.begin(), BRINE_BENCH_SERVER);
+  ServerProc s;
+  s.child = std::make_unique<ChildProcess>(args);
+  for (;;) {
+    const auto line = s.child->read_line(std::chrono::seconds(20));
+    if (!line) throw std::runtime_error("bench_server " + args[1] + " did not start");
+    if (*line == "ready") break;
+    if (line->rfind("listening ", 0) == 0) {
+      const std::string u = line->substr(10);
+      s.uri[transport_of(u)] = u;
+    }
+  }
+  return s;
+}
+
+// --- callers: one connection each, one call at a time
+// ----------------------------------------------
+
+class Caller {
+ public:
+  virtual ~Caller() = default;
+  // One round trip of `bytes` of payload each way.
+  virtual void call(std::size_t bytes) = 0;
+};
+
+// Raw sockets: a 4-byte big-endian length, then the payload; the server echoes the frame.
+int connect_raw(const std::string& uri) {
+  int fd = -1;
+  if (uri.rfind("unix://", 0) == 0) {
+    const std::string path = uri.substr(7);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fd = -1;
+  } else {
+    const bool v6 = uri[6] == '[';
+    const auto colon = uri.rfind(':');
+    const int port = std::atoi(uri.c_str() + colon + 1);
+    if (v6) {
+      sockaddr_in6 a{};
+      a.sin6_family = AF_INET6;
+      a.sin6_addr = in6addr_loopback;
+      a.sin6_port = htons(std::uint16_t(port));
+      fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fd = -1;
+    } else {
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(std::uint16_t(port));
+      fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) fd = -1;
+    }
+    if (fd >= 0) {
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+  }
+  if (fd < 0) throw std::runtime_error("cannot connect to " + uri);
+  return fd;
+}
+
+class RawCaller final : public Caller {
+ public:
+  RawCaller(const std::string& uri, bool spin) : fd_(connect_raw(uri)), spin_(spin) {
+    if (spin) ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
+  }
+  ~RawCaller() override { ::close(fd_); }
+  void call(std::size_t bytes) override {
+    send_frame(bytes);
+    read_frame(bytes);
+  }
+  void send_frame(std::size_t bytes) {
+    if (out_.size() != 4 + bytes) {
+      out_.assign(4 + bytes, 'x');
+      const std::uint32_t be = htonl(std::uint32_t(bytes));
+      std::memcpy(out_.data(), &be, 4);
+      in_.resize(4 + bytes);
+    }
+    const char* p = out_.data();
+    std::size_t n = out_.size();
+    while (n > 0) {
+      const ssize_t w = ::send(fd_, p, n, MSG_NOSIGNAL);
+      if (w > 0) {
+        p += w;
+        n -= std::size_t(w);
+      } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+        continue;
+      } else {
+        throw std::runtime_error("raw send failed");
+      }
+    }
+  }
+  void read_frame(std::size_t bytes) {
+    char* p = in_.data();
+    std::size_t n = 4 + bytes;
+    while (n > 0) {
+      const ssize_t r = ::recv(fd_, p, n, 0);
+      if (r > 0) {
+        p += r;
+        n -= std::size_t(r);
+      } else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+        continue;  // busy-poll (spin) or interrupted
+      } else {
+        throw std::runtime_error("raw recv failed");
+      }
+    }
+  }
+
+ private:
+  int fd_;
+  bool spin_;
+  std::vector<char> out_;
+  std::vector<char> in_;
+};
+
+class ZmqCaller final : public Caller {
+ public:
+  ZmqCaller(zmq::context_t& ctx, const std::string& uri) : s_(ctx, zmq::socket_type::dealer) {
+    s_.set(zmq::sockopt::linger, 0);
+    s_.set(zmq::sockopt::sndhwm, 0);
+    s_.set(zmq::sockopt::rcvhwm, 0);
+    s_.connect(uri.substr(4));  // without "zmq+"
+  }
+  void call(std::size_t bytes) override {
+    send(bytes);
+    receive(bytes);
+  }
+  void send(std::size_t bytes) {
+    if (payload_.size() != bytes) payload_.assign(bytes, 'x');
+    s_.send(zmq::buffer(payload_), zmq::send_flags::none);
+  }
+  void receive(std::size_t bytes) {
+    zmq::message_t m;
+    if (!s_.recv(m) || m.size() != bytes) throw std::runtime_error("raw zmq echo failed");
+  }
+
+ private:
+  zmq::socket_t s_;
+  std::string payload_;
+};
+
+brine::ClientOptions client_options(const std::string& codec, int busy_poll_us) {
+  brine::ClientOptions o;
+  o.codec = codec;
+  o.max_frame_size = kMaxFrame;
+  o.timeout = std::chrono::seconds(60);
+  o.busy_poll = std::chrono::microseconds(busy_poll_us);
+  o.tls.ca_file = brine_test::tls_paths().ca;
+  return o;
+}
+
+class BrineCaller final : public Caller {
+ public:
+  BrineCaller(const std::string& uri, const std::string& codec, int busy_poll_us = 0)
+      : client_(uri, client_options(codec, busy_poll_us)), pb_(codec == "protobuf") {
+    client_.connect();
+  }
+  void call(std::size_t bytes) override {
+    if (pb_) {
+      if (pb_req_.data().size() != bytes) pb_req_.set_data(std::string(bytes, 'x'));
+      if (client_.call(kEchoPb, pb_req_).data().size() != bytes) throw std::runtime_error("echo");
+    } else {
+      if (req_.data.size() != bytes) req_.data.assign(bytes, 'x');
+      if (client_.call(kEcho, req_).data.size() != bytes) throw std::runtime_error("echo");
+    }
+  }
+  void add() {
+    if (pb_) {
+      pb::Pair p;
+      p.set_a(1);
+      p.set_b(2);
+      if (client_.call(kAddPb, p).value() != 3) throw std::runtime_error("add");
+    } else {
+      if (client_.call(kAdd, Pair{1, 2}).value != 3) throw std::runtime_error("add");
+    }
+  }
+  brine::Client& client() { return client_; }
+  bool protobuf() const { return pb_; }
+  const Blob& request() {
+    if (req_.data.size() != kSmall) req_.data.assign(kSmall, 'x');
+    return req_;
+  }
+  const pb::Blob& pb_request() {
+    if (pb_req_.data().size() != kSmall) pb_req_.set_data(std::string(kSmall, 'x'));
+    return pb_req_;
+  }
+
+ private:
+  brine::Client client_;
+  bool pb_;
+  Blob req_;
+  pb::Blob pb_req_;
+};
+
+// --- figures
+// --------------------------------------------------------------------------------------
+
+struct Stat {
+  double median = 0, min = 0, max = 0;
+};
+Stat stat_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 2], v.front(), v.back()};
+}
+double percentile(std::vector<double>& v, double p) {
+  const auto k = std::size_t(p * double(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + long(k), v.end());
+  return v[k];
+}
+
+struct Record {
+  std::string section, transport, variant, codec, metric, unit;
+  Stat value;
+  double baseline = 0;  // 0: none
+  std::string baseline_name;
+};
+std::vector<Record> g_records;
+
+std::string fmt(double v) {
+  char b[32];
+  if (v >= 10000) {
+    std::snprintf(b, sizeof b, "%.0f", v);
+  } else if (v >= 100) {
+    std::snprintf(b, sizeof b, "%.1f", v);
+  } else {
+    std::snprintf(b, sizeof b, "%.2f", v);
+  }
+  return b;
+}
+
+void print_header(const std::string& title, const std::string& unit) {
+  std::printf("\n== %s\n%-8s %-26s %-9s %-12s %10s %19s %8s\n", title.c_str(), "transp.", "variant",
+              "codec", "metric", unit.c_str(), "[min - max]", "vs raw");
+}
+void print(const Record& r) {
+  std::string ratio = "-";
+  if (r.baseline > 0) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.3fx", r.value.median / r.baseline);
+    ratio = b;
+  }
+  const std::string spread = "[" + fmt(r.value.min) + " - " + fmt(r.value.max) + "]";
+  std::printf("%-8s %-26s %-9s %-12s %10s %19s %8s\n", r.transport.c_str(), r.variant.c_str(),
+              r.codec.c_str(), r.metric.c_str(), fmt(r.value.median).c_str(), spread.c_str(),
+              ratio.c_str());
+  std::fflush(stdout);
+}
+const Record& add(Record r) {
+  g_records.push_back(std::move(r));
+  print(g_records.back());
+  return g_records.back();
+}
+const Record* find(const std::string& section, const std::string& transport,
+                   const std::string& variant, const std::string& codec,
+                   const std::string& metric) {
+  for (const auto& r : g_records) {
+    if (r.section == section && r.transport == transport && r.variant == variant &&
+        r.codec == codec && r.metric == metric) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+// --- latency
+// ----------------------------------------------------------------------------------------
+
+struct Latency {
+  double p50, p99, p999;
+};
+Latency time_calls(Caller& c, const Settings& s) {
+  for (int i = 0; i < s.warmup; ++i) c.call(kSmall);
+  std::vector<double> us;
+  us.reserve(std::size_t(s.latency_calls));
+  for (int i = 0; i < s.latency_calls; ++i) {
+    const auto t0 = Clock::now();
+    c.call(kSmall);
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  return {percentile(us, 0.5), percentile(us, 0.99), percentile(us, 0.999)};
+}
+
+// A latency cell: how to make its caller, and what it is compared with.
+struct Cell {
+  std::string transport, variant, codec;
+  std::function<std::unique_ptr<Caller>()> make;
+  std::string baseline_variant;  // in the same section and transport; empty: is a baseline
+  std::string baseline_transport;
+};
+
+void run_latency_cells(const std::string& section, const std::vector<Cell>& cells,
+                       const Settings& s) {
+  std::vector<std::vector<Latency>> runs(cells.size());
+  for (int r = 0; r < s.repeats; ++r) {  // repeats interleaved, so drift hits every cell alike
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      auto caller = cells[i].make();
+      runs[i].push_back(time_calls(*caller, s));
+    }
+  }
+  std::map<std::pair<std::string, std::string>, double> base;  // (transport, variant) -> p50
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    const auto& c = cells[i];
+    std::vector<double> p50, p99, p999;
+    for (const auto& l : runs[i]) {
+      p50.push_back(l.p50);
+      p99.push_back(l.p99);
+      p999.push_back(l.p999);
+    }
+    Record rec{section, c.transport, c.variant, c.codec, "p50", "us", stat_of(p50), 0, {}};
+    if (c.baseline_variant.empty()) {
+      base[{c.transport, c.variant}] = rec.value.median;
+    } else {
+      const auto b = base.find({c.baseline_transport, c.baseline_variant});
+      if (b != base.end()) {
+        rec.baseline = b->second;
+        rec.baseline_name = c.baseline_transport + " " + c.baseline_variant;
+      }
+    }
+    add(rec);
+    add({section, c.transport, c.variant, c.codec, "p99", "us", stat_of(p99), 0, {}});
+    add({section, c.transport, c.variant, c.codec, "p99.9", "us", stat_of(p999), 0, {}});
+  }
+}
+
+const std::vector<std::string> kCodecs = {"cereal", "protobuf", "json"};
+const std::vector<std::string> kTransports = {"tcp4", "tcp6", "unix", "tls", "zmq+tcp", "zmq+ipc"};
+
+// The raw baseline each brine transport is compared with.
+std::string raw_transport_for(const std::string& t) {
+  if (t == "tls") return "tcp4";
+  return t;
+}
+std::string raw_variant_for(const std::string& t) {
+  return t.rfind("zmq", 0) == 0 ? "raw zmq dealer/router" : "raw blocking";
+}
+
+std::vector<Cell> raw_cells(ServerProc& raw, ServerProc& zmq_raw, zmq::context_t& ctx) {
+  std::vector<Cell> cells;
+  for (const std::string t : {"tcp4", "tcp6", "unix"}) {
+    const std::string uri = raw.uri.at(t);
+    cells.push_back({t, "raw blocking", "-",
+                     [uri] { return std::make_unique<RawCaller>(uri, false); }, "", ""});
+  }
+  for (const std::string t : {"zmq+tcp", "zmq+ipc"}) {
+    const std::string uri = zmq_raw.uri.at(t);
+    cells.push_back({t, "raw zmq dealer/router", "-",
+                     [uri, &ctx] { return std::make_unique<ZmqCaller>(ctx, uri); }, "", ""});
+  }
+  return cells;
+}
+
+// --- throughput
+// -------------------------------------------------------------------------------------
+
+// Calls per second of `threads` callers, each with its own connection and one call in flight.
+double parallel_rate(const std::function<std::unique_ptr<Caller>()>& make, int threads, int calls) {
+  std::vector<std::unique_ptr<Caller>> callers;
+  for (int i = 0; i < threads; ++i) callers.push_back(make());
+  for (auto& c : callers) {
+    for (int i = 0; i < 50; ++i) c->call(kSmall);
+  }
+  const int each = std::max(1, calls / threads);
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> ts;
+  for (auto& c : callers) {
+    ts.emplace_back([&, caller = c.get()] {
+      ready.fetch_add(1);
+      while (!go.load()) std::this_thread::yield();
+      for (int i = 0; i < each; ++i) caller->call(kSmall);
+    });
+  }
+  while (ready.load() < threads) std::this_thread::yield();
+  const auto t0 = Clock::now();
+  go = true;
+  for (auto& t : ts) t.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  return double(each) * threads / secs;
+}
+
+// One brine connection, `window` asynchronous calls in flight.
+double pipelined_rate(const std::string& uri, const std::string& codec, int window, int calls) {
+  BrineCaller c(uri, codec);
+  std::mutex mu;
+  std::condition_variable cv;
+  int inflight = 0;
+  int done = 0;
+  bool failed = false;
+  auto issue = [&] {
+    auto on_reply = [&](auto result) {
+      std::lock_guard lk(mu);
+      if (!result.ok()) failed = true;
+      --inflight;
+      ++done;
+      cv.notify_one();
+    };
+    if (c.protobuf()) {
+      c.client().call_async<pb::Blob>(kEchoPb.name, c.pb_request(), on_reply);
+    } else {
+      c.client().call_async<Blob>(kEcho.name, c.request(), on_reply);
+    }
+  };
+  const auto run = [&](int n) {
+    std::unique_lock lk(mu);
+    int issued = 0;
+    done = 0;
+    while (done < n) {
+      while (issued < n && inflight < window) {
+        ++inflight;
+        ++issued;
+        lk.unlock();
+        issue();
+        lk.lock();
+      }
+      cv.wait(lk, [&] { return done >= n || (issued < n && inflight < window); });
+    }
+    if (failed) throw std::runtime_error("a pipelined call failed");
+  };
+  run(std::min(calls, 2000));  // warm up
+  const auto t0 = Clock::now();
+  run(calls);
+  return calls / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// The raw baseline of pipelining: `window` frames written ahead, one more written per one read.
+double raw_pipelined_rate(Caller& caller, int window, int calls) {
+  auto* raw = dynamic_cast<RawCaller*>(&caller);
+  auto* z = dynamic_cast<ZmqCaller*>(&caller);
+  const auto send = [&] { raw ? raw->send_frame(kSmall) : z->send(kSmall); };
+  const auto receive = [&] { raw ? raw->read_frame(kSmall) : z->receive(kSmall); };
+  const auto t0 = Clock::now();
+  for (int i = 0; i < window; ++i) send();
+  for (int i = 0; i < calls; ++i) {
+    receive();
+    if (i + window < calls) send();
+  }
+  return calls / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// --- memory
+// -----------------------------------------------------------------------------------------
+
+double rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6);
+  }
+  throw std::runtime_error("no VmRSS");
+}
+
+// Server RSS growth per connection, over n connections that each exchanged one heartbeat and
+// then stay idle.
+double rss_per_idle_connection(ServerProc& server, const std::string& transport, int n) {
+  brine::Buffer hb;
+  brine::detail::begin_frame(hb, brine::detail::FrameKind::heartbeat, 0, {});
+  (void)brine::detail::finish_frame(hb, kMaxFrame);
+  const double before = rss_kib(server.child->pid());
+  std::vector<int> fds;
+  for (int i = 0; i < n; ++i) {
+    const int fd = connect_raw(server.uri.at(transport));
+    fds.push_back(fd);
+    if (::send(fd, hb.data(), hb.size(), MSG_NOSIGNAL) != ssize_t(hb.size())) {
+      throw std::runtime_error("heartbeat not sent");
+    }
+    char pong[brine::detail::kFixedSize];
+    std::size_t got = 0;
+    while (got < sizeof pong) {
+      const ssize_t r = ::recv(fd, pong + got, sizeof pong - got, 0);
+      if (r <= 0) throw std::runtime_error("no heartbeat answer");
+      got += std::size_t(r);
+    }
+  }
+  const double after = rss_kib(server.child->pid());
+  for (int fd : fds) ::close(fd);
+  return (after - before) / n;
+}
+
+// --- the run
+// ----------------------------------------------------------------------------------------
+
+void pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (cpu >= 0) {
+    CPU_SET(cpu, &set);
+  } else {
+    for (int i = 0; i < CPU_SETSIZE; ++i) CPU_SET(i, &set);
+  }
+  ::sched_setaffinity(0, sizeof set, &set);
+}
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') o += '\\';
+    o += ch;
+  }
+  return o;
+}
+
+void write_json(const Settings& s, const std::string& when) {
+  std::ofstream out(s.json);
+  out << "{\n  \"date\": \"" << when << "\",\n  \"repeats\": " << s.repeats
+      << ",\n  \"results\": [\n";
+  for (std::size_t i = 0; i < g_records.size(); ++i) {
+    const auto& r = g_records[i];
+    out << "    {\"section\": \"" << r.section << "\", \"transport\": \"" << r.transport
+        << "\", \"variant\": \"" << json_escape(r.variant) << "\", \"codec\": \"" << r.codec
+        << "\", \"metric\": \"" << json_escape(r.metric) << "\", \"unit\": \"" << r.unit
+        << "\", \"median\": " << r.value.median << ", \"min\": " << r.value.min
+        << ", \"max\": " << r.value.max;
+    if (r.baseline > 0) {
+      out << ", \"baseline\": " << r.baseline << ", \"baseline_of\": \""
+          << json_escape(r.baseline_name) << "\", \"ratio\": " << r.value.median / r.baseline;
+    }
+    out << "}" << (i + 1 < g_records.size() ? "," : "") << "\n";
+  }
+  out << "  ]\n}\n";
+}
+
+struct Target {
+  std::string what;
+  double ratio_or_value;
+  double limit;
+  bool at_most;  // true: value <= limit; false: value >= limit
+  std::string unit;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Settings s;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--repeats") {
+      s.repeats = std::max(1, std::atoi(next().c_str()));
+    } else if (a == "--calls") {
+      s.latency_calls = std::max(10, std::atoi(next().c_str()));
+    } else if (a == "--json") {
+      s.json = next();
+    } else if (a == "--only") {
+      std::stringstream list(next());
+      for (std::string part; std::getline(list, part, ',');) s.only.insert(part);
+    } else if (a == "--smoke") {
+      s.smoke = true;
+      s.latency_calls = 50;
+      s.warmup = 10;
+      s.throughput_calls = 200;
+      s.pipelined_calls = 500;
+      s.bulk1_rounds = 2;
+      s.bulk16_rounds = 1;
+      s.idle_connections = 20;
+      s.alloc_calls = 200;
+    } else {
+      std::fprintf(stderr,
+                   "usage: brine_bench [--repeats N] [--calls N] [--json FILE] "
+                   "[--smoke] [--only latency,lowlat,pinned,throughput,pipelined,bulk,"
+                   "memory,allocs]\n");
+      return 2;
+    }
+  }
+  // Descriptors for the idle connections (the servers inherit the limit).
+  rlimit nofile{};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  nofile.rlim_cur = nofile.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &nofile);
+
+  const std::time_t now = std::time(nullptr);
+  char when[64];
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  std::printf("# brine_bench %s: median of %d repeats [min - max], %d calls per latency run\n",
+              when, s.repeats, s.latency_calls);
+  try {
+    const auto& tls = brine_test::tls_files();
+    zmq::context_t ctx(1);
+    const std::string ll = std::to_string(s.busy_poll_us);
+    ServerProc raw = start_server({"raw"});
+    ServerProc zraw = start_server({"zmq"});
+    ServerProc brine4 = start_server({"brine", "--tls", tls.server_crt, tls.server_key});
+    ServerProc brine0 =
+        start_server({"brine", "--workers", "0", "--tls", tls.server_crt, tls.server_key});
+
+    const auto brine_cells = [&](ServerProc& server, const std::string& variant,
+                                 const std::vector<std::string>& transports, int busy) {
+      std::vector<Cell> cells;
+      for (const auto& t : transports) {
+        for (const auto& codec : kCodecs) {
+          const std::string uri = server.uri.at(t);
+          cells.push_back(
+              {t, variant, codec,
+               [uri, codec, busy] { return std::make_unique<BrineCaller>(uri, codec, busy); },
+               raw_variant_for(t), raw_transport_for(t)});
+        }
+      }
+      return cells;
+    };
+
+    if (s.wants("latency")) {
+      print_header("latency: 64-byte echo, one caller, one call in flight", "us");
+      auto cells = raw_cells(raw, zraw, ctx);
+      for (auto& c : brine_cells(brine4, "brine workers=4", kTransports, 0)) cells.push_back(c);
+      for (auto& c : brine_cells(brine0, "brine workers=0", kTransports, 0)) cells.push_back(c);
+      run_latency_cells("latency", cells, s);
+    }
+
+    if (s.wants("lowlat")) {
+      print_header("low-latency mode: busy_poll " + ll +
+                       " us on client and server (workers=0) "
+                       "vs raw busy-polling",
+                   "us");
+      ServerProc spin = start_server({"raw", "--spin"});
+      ServerProc fast = start_server({"brine", "--workers", "0", "--busy-poll", ll});
+      std::vector<Cell> cells;
+      for (const std::string t : {"tcp4", "unix"}) {
+        const std::string uri = spin.uri.at(t);
+        cells.push_back({t, "raw busy-poll", "-",
+                         [uri] { return std::make_unique<RawCaller>(uri, true); }, "", ""});
+      }
+      for (auto& c : brine_cells(fast, "brine busy_poll", {"tcp4", "unix"}, s.busy_poll_us)) {
+        c.baseline_variant = "raw busy-poll";
+        cells.push_back(c);
+      }
+      run_latency_cells("lowlat", cells, s);
+    }
+
+    if (s.wants("pinned")) {
+      print_header("pinned: client and servers on CPU 0 only (taskset), software cost", "us");
+      pin_to_cpu(0);
+      {
+        ServerProc praw = start_server({"raw"});
+        ServerProc p4 = start_server({"brine"});
+        ServerProc p0 = start_server({"brine", "--workers", "0"});
+        std::vector<Cell> cells;
+        for (const std::string t : {"tcp4", "unix"}) {
+          const std::string uri = praw.uri.at(t);
+          cells.push_back({t, "raw blocking", "-",
+                           [uri] { return std::make_unique<RawCaller>(uri, false); }, "", ""});
+        }
+        for (auto& c : brine_cells(p4, "brine workers=4", {"tcp4", "unix"}, 0)) cells.push_back(c);
+        for (auto& c : brine_cells(p0, "brine workers=0", {"tcp4", "unix"}, 0)) cells.push_back(c);
+        run_latency_cells("pinned", cells, s);
+      }
+      pin_to_cpu(-1);
+    }
+
+    if (s.wants("throughput")) {
+      print_header("throughput: 4 connections x 1 call in flight, 64-byte echo", "calls/s");
+      struct TCell {
+        std::string transport, variant, codec;
+        std::function<std::unique_ptr<Caller>()> make;
+      };
+      std::vector<TCell> cells;
+      for (auto& c : raw_cells(raw, zraw, ctx))
+        cells.push_back({c.transport, c.variant, "-", c.make});
+      for (auto& c : brine_cells(brine4, "brine workers=4", kTransports, 0)) {
+        cells.push_back({c.transport, c.variant, c.codec, c.make});
+      }
+      std::vector<std::vector<double>> rates(cells.size());
+      for (int r = 0; r < s.repeats; ++r) {
+        for (std::size_t i = 0; i < cells.size(); ++i) {
+          rates[i].push_back(parallel_rate(cells[i].make, 4, s.throughput_calls));
+        }
+      }
+      for (std::size_t i = 0; i < cells.size(); ++i) {
+        Record rec{"throughput",
+                   cells[i].transport,
+                   cells[i].variant,
+                   cells[i].codec,
+                   "4x1",
+                   "calls/s",
+                   stat_of(rates[i]),
+                   0,
+                   {}};
+        if (cells[i].codec != "-") {
+          const auto* b = find("throughput", raw_transport_for(cells[i].transport),
+                               raw_variant_for(cells[i].transport), "-", "4x1");
+          if (b) {
+            rec.baseline = b->value.median;
+            rec.baseline_name = b->transport + " " + b->variant;
+          }
+        }
+        add(rec);
+      }
+    }
+
+    if (s.wants("pipelined")) {
+      print_header("pipelined: 1 connection x 64 calls in flight, 64-byte echo", "calls/s");
+      std::vector<std::vector<double>> raw_rates(5);
+      const std::vector<std::string> raws = {"tcp4", "tcp6", "unix", "zmq+tcp", "zmq+ipc"};
+      std::vector<std::pair<std::string, std::string>> cells;  // transport, codec
+      for (const auto& t : kTransports) {
+        for (const auto& codec : kCodecs) cells.emplace_back(t, codec);
+      }
+      std::vector<std::vector<double>> rates(cells.size());
+      for (int r = 0; r < s.repeats; ++r) {
+        for (std::size_t i = 0; i < raws.size(); ++i) {
+          const auto& t = raws[i];
+          std::unique_ptr<Caller> c;
+          if (t.rfind("zmq", 0) == 0) {
+            c = std::make_unique<ZmqCaller>(ctx, zraw.uri.at(t));
+          } else {
+            c = std::make_unique<RawCaller>(raw.uri.at(t), false);
+          }
+          raw_rates[i].push_back(raw_pipelined_rate(*c, 64, s.pipelined_calls));
+        }
+        for (std::size_t i = 0; i < cells.size(); ++i) {
+          rates[i].push_back(pipelined_rate(brine4.uri.at(cells[i].first), cells[i].second, 64,
+                                            s.pipelined_calls));
+        }
+      }
+      for (std::size_t i = 0; i < raws.size(); ++i) {
+        add({"pipelined",
+             raws[i],
+             raw_variant_for(raws[i]),
+             "-",
+             "1x64",
+             "calls/s",
+             stat_of(raw_rates[i]),
+             0,
+             {}});
+      }
+      for (std::size_t i = 0; i < cells.size(); ++i) {
+        Record rec{"pipelined", cells[i].first, "brine workers=4", cells[i].second,
+                   "1x64",      "calls/s",      stat_of(rates[i]), 0,
+                   {}};
+        const std::string bt = raw_transport_for(cells[i].first);
+        if (const auto* b = find("pipelined", bt, raw_variant_for(cells[i].first), "-", "1x64")) {
+          rec.baseline = b->value.median;
+          rec.baseline_name = b->transport + " " + b->variant;
+        }
+        add(rec);
+      }
+    }
+
+    if (s.wants("bulk")) {
+      print_header("bulk: one payload echoed, MB/s each way (size / half the round trip)", "MB/s");
+      struct BCell {
+        std::string transport, variant, codec;
+        std::function<std::unique_ptr<Caller>()> make;
+      };
+      std::vector<BCell> cells;
+      for (auto& c : raw_cells(raw, zraw, ctx))
+        cells.push_back({c.transport, c.variant, "-", c.make});
+      for (auto& c : brine_cells(brine4, "brine workers=4", kTransports, 0)) {
+        cells.push_back({c.transport, c.variant, c.codec, c.make});
+      }
+      for (const std::size_t mib : {std::size_t(1), std::size_t(16)}) {
+        const std::size_t bytes = mib << 20;
+        const int rounds = mib == 1 ? s.bulk1_rounds : s.bulk16_rounds;
+        const std::string metric = std::to_string(mib) + " MiB";
+        std::vector<std::vector<double>> rates(cells.size());
+        for (int r = 0; r < s.repeats; ++r) {
+          for (std::size_t i = 0; i < cells.size(); ++i) {
+            auto c = cells[i].make();
+            c->call(bytes);  // warm up (buffers grown)
+            std::vector<double> rtt;
+            for (int k = 0; k < rounds; ++k) {
+              const auto t0 = Clock::now();
+              c->call(bytes);
+              rtt.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+            }
+            const double half = stat_of(rtt).median / 2;
+            rates[i].push_back(double(bytes) / half / 1e6);
+          }
+        }
+        for (std::size_t i = 0; i < cells.size(); ++i) {
+          Record rec{"bulk",
+                     cells[i].transport,
+                     cells[i].variant,
+                     cells[i].codec,
+                     metric,
+                     "MB/s",
+                     stat_of(rates[i]),
+                     0,
+                     {}};
+          if (cells[i].codec != "-") {
+            if (const auto* b = find("bulk", raw_transport_for(cells[i].transport),
+                                     raw_variant_for(cells[i].transport), "-", metric)) {
+              rec.baseline = b->value.median;
+              rec.baseline_name = b->transport + " " + b->variant;
+            }
+          }
+          add(rec);
+        }
+      }
+    }
+
+    if (s.wants("memory")) {
+      print_header("memory: server RSS growth per idle connection (" +
+                       std::to_string(s.idle_connections) + " connections, one heartbeat each)",
+                   "KiB");
+      for (const std::string t : {"tcp4", "unix"}) {
+        std::vector<double> v;
+        for (int r = 0; r < s.repeats; ++r) {
+          ServerProc fresh = start_server({"brine"});
+          v.push_back(rss_per_idle_connection(fresh, t, s.idle_connections));
+        }
+        add({"memory", t, "brine workers=4", "-", "RSS/conn", "KiB", stat_of(v), 0, {}});
+      }
+    }
+
+    if (s.wants("allocs")) {
+      print_header(
+          "allocations per small call (add: two doubles in, one out; operator new "
+          "calls, all threads)",
+          "allocs");
+      for (ServerProc* server : {&brine4, &brine0}) {
+        const std::string variant = server == &brine4 ? "brine workers=4" : "brine workers=0";
+        for (const std::string t : {"tcp4", "unix", "zmq+tcp"}) {
+          for (const auto& codec : kCodecs) {
+            brine::Client probe(server->uri.at(t), client_options("cereal", 0));
+            std::vector<double> client_side, server_side;
+            for (int r = 0; r < s.repeats; ++r) {
+              BrineCaller c(server->uri.at(t), codec);
+              for (int i = 0; i < 200; ++i) c.add();  // warm up
+              const auto q0 = probe.call(kAllocations, Count{}).value;
+              const auto a0 = allocations();
+              for (int i = 0; i < s.alloc_calls; ++i) c.add();
+              const auto a1 = allocations();
+              const auto q1 = probe.call(kAllocations, Count{}).value;
+              client_side.push_back(double(a1 - a0) / s.alloc_calls);
+              server_side.push_back(double(q1 - q0) / s.alloc_calls);
+            }
+            add({"allocs", t, variant, codec, "client", "allocs", stat_of(client_side), 0, {}});
+            add({"allocs", t, variant, codec, "server", "allocs", stat_of(server_side), 0, {}});
+          }
+        }
+      }
+    }
+
+    // --- the issue's targets, from this run ---------------------------------------------------
+    std::vector<Target> targets;
+    const auto ratio = [&](const char* sec, const std::string& t, const std::string& v,
+                           const std::string& codec, const char* metric) -> double {
+      const auto* r = find(sec, t, v, codec, metric);
+      return r && r->baseline > 0 ? r->value.median / r->baseline : -1;
+    };
+    const auto value = [&](const char* sec, const std::string& t, const std::string& v,
+                           const std::string& codec, const char* metric) -> double {
+      const auto* r = find(sec, t, v, codec, metric);
+      return r ? r->value.median : -1;
+    };
+    for (const auto& codec : kCodecs) {
+      for (const std::string t : {"tcp4", "unix"}) {
+        targets.push_back({"latency p50 " + t + " " + codec + " (workers=4) / raw blocking",
+                           ratio("latency", t, "brine workers=4", codec, "p50"), 1.15, true, "x"});
+        targets.push_back({"latency p50 " + t + " " + codec + " (workers=0) / raw blocking",
+                           ratio("latency", t, "brine workers=0", codec, "p50"), 1.15, true, "x"});
+        targets.push_back({"low-latency p50 " + t + " " + codec + " / raw busy-poll",
+                           ratio("lowlat", t, "brine busy_poll", codec, "p50"), 1.5, true, "x"});
+        targets.push_back({"pinned p50 " + t + " " + codec + " (workers=4) / raw",
+                           ratio("pinned", t, "brine workers=4", codec, "p50"), 1.3, true, "x"});
+        targets.push_back({"pinned p50 " + t + " " + codec + " (workers=0) / raw",
+                           ratio("pinned", t, "brine workers=0", codec, "p50"), 1.3, true, "x"});
+      }
+      for (const std::string t : {"zmq+tcp", "zmq+ipc"}) {
+        targets.push_back({"latency p50 " + t + " " + codec + " (workers=4) / raw zmq",
+                           ratio("latency", t, "brine workers=4", codec, "p50"), 1.10, true, "x"});
+        targets.push_back({"latency p50 " + t + " " + codec + " (workers=0) / raw zmq",
+                           ratio("latency", t, "brine workers=0", codec, "p50"), 1.10, true, "x"});
+      }
+      targets.push_back({"throughput 4x1 tcp4 " + codec + " / raw TCP",
+                         ratio("throughput", "tcp4", "brine workers=4", codec, "4x1"), 0.85, false,
+                         "x"});
+      targets.push_back({"pipelined 1x64 unix " + codec + " calls/s",
+                         value("pipelined", "unix", "brine workers=4", codec, "1x64"), 400000,
+                         false, ""});
+      targets.push_back({"bulk 16 MiB tcp4 " + codec + " / raw TCP",
+                         ratio("bulk", "tcp4", "brine workers=4", codec, "16 MiB"), 0.8, false,
+                         "x"});
+      for (const char* v : {"brine workers=4", "brine workers=0"}) {
+        targets.push_back({std::string("allocations/call client tcp4 ") + codec + " (" + v + ")",
+                           value("allocs", "tcp4", v, codec, "client"), 2, true, ""});
+        targets.push_back({std::string("allocations/call server tcp4 ") + codec + " (" + v + ")",
+                           value("allocs", "tcp4", v, codec, "server"), 2, true, ""});
+      }
+    }
+    for (const std::string t : {"tcp4", "unix"}) {
+      targets.push_back({"RSS per idle connection " + t + " KiB",
+                         value("memory", t, "brine workers=4", "-", "RSS/conn"), 16, true, ""});
+    }
+    std::printf("\n== targets (issue 6), from this run\n");
+    int met = 0;
+    int measured = 0;
+    for (const auto& t : targets) {
+      if (t.ratio_or_value < 0) continue;  // section not run
+      ++measured;
+      const bool ok = t.at_most ? t.ratio_or_value <= t.limit : t.ratio_or_value >= t.limit;
+      met += ok ? 1 : 0;
+      std::printf("%-62s %10s%s  %s %s%s\n", t.what.c_str(), fmt(t.ratio_or_value).c_str(),
+                  t.unit.c_str(), t.at_most ? "<=" : ">=", fmt(t.limit).c_str(),
+                  ok ? "  met" : "  MISSED");
+    }
+    std::printf("# %d of %d targets met\n", met, measured);
+    write_json(s, when);
+    std::printf("# results written to %s\n", s.json.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "brine_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
