@@ -5,17 +5,19 @@
 //                               echoing frames with a 4-byte big-endian length prefix; --spin
 //                               busy-polls a non-blocking socket instead of sleeping in recv
 //   bench_server zmq            raw ZeroMQ: one ROUTER (tcp and ipc) echoing each message
-//   bench_server brine [--workers N] [--busy-poll US] [--tls CERT KEY]
+//   bench_server brine [--workers N] [--io-threads N] [--busy-poll US] [--tls CERT KEY]
 //                               a brine server on tcp4, tcp6, unix, zmq+tcp, zmq+ipc (and tls)
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -184,6 +186,8 @@ int run_brine(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--workers" && i + 1 < argc) {
       options.workers = std::size_t(std::atoi(argv[++i]));
+    } else if (a == "--io-threads" && i + 1 < argc) {
+      options.io_threads = std::size_t(std::atoi(argv[++i]));
     } else if (a == "--busy-poll" && i + 1 < argc) {
       options.busy_poll = std::chrono::microseconds(std::atoi(argv[++i]));
     } else if (a == "--tls" && i + 2 < argc) {
@@ -230,6 +234,7 @@ int run_brine(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the bench
   const std::string mode = argc > 1 ? argv[1] : "";
   try {
     if (mode == "raw") return run_raw(argc > 2 && std::string(argv[2]) == "--spin");

@@ -275,7 +275,14 @@ class StreamClientConn final : public ClientConn {
   // passes or the connection closes; spins for `spin` before sleeping in poll().
   void read_until(Waiter& w, Deadline deadline, std::chrono::microseconds spin) {
     const auto spin_until = Clock::now() + spin;
+    // Not spinning: the reply is rarely in yet, so sleep in poll() before the first recv().
+    bool wait_first = spin.count() <= 0;
     while (!w.finished.load(std::memory_order_acquire)) {
+      if (wait_first) {
+        wait_first = false;
+        if (!sleep_until_readable(deadline)) return;
+        continue;
+      }
       const auto space = parser_.prepare();
       const ssize_t n = ::recv(fd_, space.data(), space.size(), MSG_DONTWAIT);
       if (n > 0) {
@@ -287,17 +294,24 @@ class StreamClientConn final : public ClientConn {
         lost(n, errno, false);
         return;
       }
-      const auto now = Clock::now();
-      if (now >= deadline) return;
-      if (now < spin_until) continue;
-      pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
-      (void)::poll(fds, 2, int(std::min<std::int64_t>(ms, 60000)));
-      if ((fds[1].revents & POLLIN) != 0) {
-        std::uint64_t count = 0;
-        (void)!::read(wake_fd_, &count, sizeof count);
-      }
+      if (Clock::now() < spin_until) continue;
+      if (!sleep_until_readable(deadline)) return;
     }
+  }
+
+  // Sleeps until the socket is readable, the wake eventfd is written (cancel) or the deadline
+  // passes (false).
+  bool sleep_until_readable(Deadline deadline) {
+    const auto now = Clock::now();
+    if (now >= deadline) return false;
+    pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
+    (void)::poll(fds, 2, int(std::min<std::int64_t>(ms, 60000)));
+    if ((fds[1].revents & POLLIN) != 0) {
+      std::uint64_t count = 0;
+      (void)!::read(wake_fd_, &count, sizeof count);
+    }
+    return true;
   }
 
   void wake_reader() override {

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <stop_token>
 #include <unordered_map>
+#include <vector>
 
 #include "brine/client.hpp"
 #include "brine_asio.hpp"
@@ -105,7 +106,15 @@ class ClientConn {
   bool add(std::uint64_t id, PendingCall* call) {
     std::lock_guard lk(mu_);
     if (dead_) return false;
-    pending_.emplace(id, Entry{call, nullptr, nullptr});
+    if (spare_.empty()) {
+      pending_.emplace(id, Entry{call, nullptr, nullptr});
+    } else {  // a node of a completed call: no allocation
+      auto node = std::move(spare_.back());
+      spare_.pop_back();
+      node.key() = id;
+      node.mapped().call = call;
+      pending_.insert(std::move(node));
+    }
     return true;
   }
 
@@ -182,10 +191,11 @@ class ClientConn {
       std::lock_guard lk(mu_);
       auto it = pending_.find(id);
       if (it == pending_.end()) return nullptr;
-      call = it->second.call;
-      timer = std::move(it->second.timer);
-      on_cancel = std::move(it->second.on_cancel);
-      pending_.erase(it);
+      auto node = pending_.extract(it);
+      call = node.mapped().call;
+      timer = std::move(node.mapped().timer);
+      on_cancel = std::move(node.mapped().on_cancel);
+      if (spare_.size() < kSpareNodes) spare_.push_back(std::move(node));
     }
     if (timer) cancel_timer(std::move(timer), on_timer_thread);
     return call;
@@ -279,6 +289,9 @@ class ClientConn {
   asio::any_io_executor timers_;
   mutable std::mutex mu_;
   std::unordered_map<std::uint64_t, Entry> pending_;
+  // Nodes of completed calls, reused by the next ones (a call allocates no node of its own).
+  static constexpr std::size_t kSpareNodes = 64;
+  std::vector<std::unordered_map<std::uint64_t, Entry>::node_type> spare_;
   bool dead_ = false;
   Status death_;
 };

@@ -250,6 +250,21 @@ class ServerCore final : public FrameDispatcher {
     std::shared_ptr<void> self;
     HandlerBase* handler = nullptr;
   };
+  // A call waiting for a worker: what the worker needs. Recycled with its payload buffer, so a
+  // call handed to the pool allocates nothing of its own.
+  struct Queued {
+    std::shared_ptr<ReplySink> conn;
+    Target target;
+    Buffer payload;
+    CallState state;
+    CallRegistry* calls = nullptr;  // set when a cancel frame can reach the call
+  };
+  static constexpr std::size_t kSpareQueued = 256;
+  static constexpr std::size_t kRecycledPayload = 64 * 1024;
+  std::unique_ptr<Queued> take_queued();
+  void recycle(std::unique_ptr<Queued> q) noexcept;
+  std::mutex spare_mu_;
+  std::vector<std::unique_ptr<Queued>> spare_queued_;
   Status resolve_object(ReplySink& sink, std::string_view method, CodecId codec, Target& target);
   void execute(ReplySink& sink, FrameKind kind, CodecId codec, std::uint64_t call_id,
                const Target& target, std::span<const std::byte> payload, const CallState& state);
@@ -363,11 +378,16 @@ class ServerConn final : public ServerConnBase,
   }
   void release() override { inflight_.fetch_sub(1, std::memory_order_relaxed); }
 
-  // Queues a complete frame; safe from any thread.
+  // Sends a complete frame, or queues it; safe from any thread. On a plain socket with nothing
+  // queued the frame is written at once by the calling thread (a worker, usually), without a
+  // hand-off to the I/O thread; what the socket does not take is queued for it.
   void send(Buffer&& frame) override {
     {
       std::lock_guard lk(out_mu_);
       if (closed_ || closing_) return;
+      if constexpr (!kTls) {
+        if (!write_active_ && queue_.empty() && !try_write_now(frame)) return;
+      }
       out_bytes_ += frame.size();
       queue_.push_back(std::move(frame));
       if (write_active_) return;
@@ -563,6 +583,21 @@ class ServerConn final : public ServerConnBase,
                         if (resume) self->read_more();
                         self->write_more();
                       });
+  }
+
+  // Under out_mu_, nothing queued or being written: writes what the socket takes now. False when
+  // all of it went; otherwise `frame` keeps the rest, for the I/O thread (which also reports an
+  // error the socket returned).
+  bool try_write_now(Buffer& frame) {
+    const ssize_t n = ::send(socket_.native_handle(), frame.data(), frame.size(),
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == ssize_t(frame.size())) return false;
+    if (n > 0) {
+      Buffer rest(frame.size() - std::size_t(n));
+      rest.append(frame.data() + n, frame.size() - std::size_t(n));
+      frame = std::move(rest);
+    }
+    return true;
   }
 
   // --- timeouts: one timer per connection, armed for the earliest deadline ---------------------
@@ -837,15 +872,9 @@ void ServerCore::dispatch(const std::shared_ptr<ReplySink>& conn, const FrameVie
     }
     return;
   }
-  // One allocation holds what the worker needs; the payload is copied out of the read buffer.
-  struct Queued {
-    std::shared_ptr<ReplySink> conn;
-    Target target;
-    Buffer payload;
-    CallState state;
-    CallRegistry* calls = nullptr;  // set when a cancel frame can reach the call
-  };
-  auto call = std::make_shared<Queued>();
+  // The payload is copied out of the read buffer (which the next read reuses) into a recycled
+  // Queued whose buffer has room already.
+  std::unique_ptr<Queued> call = take_queued();
   call->conn = conn;
   call->target = std::move(target);
   call->payload.append(f.payload.data(), f.payload.size());
@@ -854,13 +883,38 @@ void ServerCore::dispatch(const std::shared_ptr<ReplySink>& conn, const FrameVie
     CallRegistry* calls = conn->calls();
     if (calls != nullptr && calls->add(f.call_id, &call->state)) call->calls = calls;
   }
-  asio::post(*pool_, [this, call = std::move(call), kind = f.kind, codec, id = f.call_id] {
+  asio::post(*pool_, [this, call = std::move(call), kind = f.kind, codec, id = f.call_id]() mutable {
     execute(*call->conn, kind, codec, id, call->target, call->payload.bytes(), call->state);
     if (call->calls != nullptr) call->calls->remove(id);
     queued_.fetch_sub(1, std::memory_order_relaxed);
     call->conn->release();
     call_done();
+    recycle(std::move(call));
   });
+}
+
+std::unique_ptr<ServerCore::Queued> ServerCore::take_queued() {
+  {
+    std::lock_guard lk(spare_mu_);
+    if (!spare_queued_.empty()) {
+      auto q = std::move(spare_queued_.back());
+      spare_queued_.pop_back();
+      return q;
+    }
+  }
+  return std::make_unique<Queued>();
+}
+
+void ServerCore::recycle(std::unique_ptr<Queued> q) noexcept {
+  q->conn.reset();
+  q->target = {};
+  q->calls = nullptr;
+  q->state.deadline = Clock::time_point::max();
+  q->state.cancelled.store(false, std::memory_order_relaxed);
+  if (q->payload.capacity() > kRecycledPayload) return;  // large: give the memory back
+  q->payload.clear();
+  std::lock_guard lk(spare_mu_);
+  if (spare_queued_.size() < kSpareQueued) spare_queued_.push_back(std::move(q));
 }
 
 Status ServerCore::resolve_object(ReplySink& sink, std::string_view method, CodecId codec,

@@ -96,11 +96,19 @@ class CallRegistry {
   // False (not tracked) if the id is already in use.
   bool add(std::uint64_t id, CallState* state) {
     std::lock_guard lk(mu_);
-    return calls_.emplace(id, state).second;
+    if (spare_.empty()) return calls_.emplace(id, state).second;
+    auto node = std::move(spare_.back());  // a finished call's node: no allocation
+    spare_.pop_back();
+    node.key() = id;
+    node.mapped() = state;
+    auto inserted = calls_.insert(std::move(node));
+    if (!inserted.inserted) spare_.push_back(std::move(inserted.node));
+    return inserted.inserted;
   }
   void remove(std::uint64_t id) {
     std::lock_guard lk(mu_);
-    calls_.erase(id);
+    auto node = calls_.extract(id);
+    if (!node.empty() && spare_.size() < kSpareNodes) spare_.push_back(std::move(node));
   }
   void cancel(std::uint64_t id) {
     std::lock_guard lk(mu_);
@@ -115,6 +123,8 @@ class CallRegistry {
  private:
   std::mutex mu_;
   std::unordered_map<std::uint64_t, CallState*> calls_;
+  static constexpr std::size_t kSpareNodes = 64;
+  std::vector<std::unordered_map<std::uint64_t, CallState*>::node_type> spare_;
 };
 
 // Where the replies to one peer's requests go. send() is safe from any thread; frames sent after
