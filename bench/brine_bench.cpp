@@ -488,21 +488,29 @@ double parallel_rate(const std::function<std::unique_ptr<Caller>()>& make, int t
   return double(each) * threads / secs;
 }
 
-// One brine connection, `window` asynchronous calls in flight.
+// One brine connection, `window` asynchronous calls in flight: `window` calls are made, and each
+// reply's callback makes the next call (on the client's thread, as an asynchronous client does),
+// until `calls` are answered.
 double pipelined_rate(const std::string& uri, const std::string& codec, int window, int calls) {
   BrineCaller c(uri, codec);
-  std::mutex mu;
-  std::condition_variable cv;
-  int inflight = 0;
-  int done = 0;
-  bool failed = false;
-  auto issue = [&] {
-    auto on_reply = [&](auto result) {
-      std::lock_guard lk(mu);
-      if (!result.ok()) failed = true;
-      --inflight;
-      ++done;
-      cv.notify_one();
+  struct Run {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::atomic<int> issued{0};
+    std::atomic<int> answered{0};
+    std::atomic<bool> failed{false};
+    int total = 0;
+  };
+  std::function<void(Run&)> issue = [&](Run& run) {
+    if (run.issued.fetch_add(1) >= run.total) return;
+    auto on_reply = [&run, &issue](auto result) {
+      if (!result.ok()) run.failed = true;
+      if (run.answered.fetch_add(1) + 1 == run.total) {
+        std::lock_guard lk(run.mu);
+        run.cv.notify_one();
+        return;
+      }
+      issue(run);
     };
     if (c.protobuf()) {
       c.client().call_async<pb::Blob>(kEchoPb.name, c.pb_request(), on_reply);
@@ -510,25 +518,19 @@ double pipelined_rate(const std::string& uri, const std::string& codec, int wind
       c.client().call_async<Blob>(kEcho.name, c.request(), on_reply);
     }
   };
-  const auto run = [&](int n) {
-    std::unique_lock lk(mu);
-    int issued = 0;
-    done = 0;
-    while (done < n) {
-      while (issued < n && inflight < window) {
-        ++inflight;
-        ++issued;
-        lk.unlock();
-        issue();
-        lk.lock();
-      }
-      cv.wait(lk, [&] { return done >= n || (issued < n && inflight < window); });
+  const auto go = [&](int n) {
+    Run run;
+    run.total = n;
+    for (int i = 0; i < window; ++i) issue(run);
+    std::unique_lock lk(run.mu);
+    if (!run.cv.wait_for(lk, std::chrono::seconds(120), [&] { return run.answered >= n; })) {
+      throw std::runtime_error("pipelined calls did not finish");
     }
-    if (failed) throw std::runtime_error("a pipelined call failed");
+    if (run.failed) throw std::runtime_error("a pipelined call failed");
   };
-  run(std::min(calls, 2000));  // warm up
+  go(std::min(calls, 2000));  // warm up
   const auto t0 = Clock::now();
-  run(calls);
+  go(calls);
   return calls / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
@@ -672,7 +674,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: brine_bench [--repeats N] [--calls N] [--json FILE] "
-                   "[--smoke] [--codecs cereal,...] [--transports tcp4,...] [--only latency,lowlat,pinned,throughput,pipelined,bulk,"
+                   "[--smoke] [--codecs cereal,...] [--transports tcp4,...] [--only "
+                   "latency,lowlat,pinned,throughput,pipelined,bulk,"
                    "memory,allocs]\n");
       return 2;
     }
@@ -695,8 +698,8 @@ int main(int argc, char** argv) {
     ServerProc raw = start_server({"raw"});
     ServerProc zraw = start_server({"zmq"});
     ServerProc brine4 = start_server({"brine", "--tls", tls.server_crt, tls.server_key});
-    ServerProc brine0 =
-        start_server({"brine", "--workers", "0", "--io-threads", "2", "--tls", tls.server_crt, tls.server_key});
+    ServerProc brine0 = start_server(
+        {"brine", "--workers", "0", "--io-threads", "2", "--tls", tls.server_crt, tls.server_key});
 
     const auto brine_cells = [&](ServerProc& server, const std::string& variant,
                                  const std::vector<std::string>& transports, int busy) {
@@ -808,9 +811,16 @@ int main(int argc, char** argv) {
       print_header("pipelined: 1 connection x 64 calls in flight, 64-byte echo", "calls/s");
       std::vector<std::vector<double>> raw_rates(5);
       const std::vector<std::string> raws = {"tcp4", "tcp6", "unix", "zmq+tcp", "zmq+ipc"};
-      std::vector<std::pair<std::string, std::string>> cells;  // transport, codec
-      for (const auto& t : kTransports) {
-        for (const auto& codec : kCodecs) cells.emplace_back(t, codec);
+      struct PCell {
+        std::string transport, codec, variant;
+        ServerProc* server;
+      };
+      std::vector<PCell> cells;
+      for (auto* server : {&brine4, &brine0}) {
+        const std::string variant = server == &brine4 ? "brine workers=4" : "brine workers=0";
+        for (const auto& t : kTransports) {
+          for (const auto& codec : kCodecs) cells.push_back({t, codec, variant, server});
+        }
       }
       std::vector<std::vector<double>> rates(cells.size());
       for (int r = 0; r < s.repeats; ++r) {
@@ -825,8 +835,8 @@ int main(int argc, char** argv) {
           raw_rates[i].push_back(raw_pipelined_rate(*c, 64, s.pipelined_calls));
         }
         for (std::size_t i = 0; i < cells.size(); ++i) {
-          rates[i].push_back(pipelined_rate(brine4.uri.at(cells[i].first), cells[i].second, 64,
-                                            s.pipelined_calls));
+          rates[i].push_back(pipelined_rate(cells[i].server->uri.at(cells[i].transport),
+                                            cells[i].codec, 64, s.pipelined_calls));
         }
       }
       for (std::size_t i = 0; i < raws.size(); ++i) {
@@ -841,11 +851,11 @@ int main(int argc, char** argv) {
              {}});
       }
       for (std::size_t i = 0; i < cells.size(); ++i) {
-        Record rec{"pipelined", cells[i].first, "brine workers=4", cells[i].second,
-                   "1x64",      "calls/s",      stat_of(rates[i]), 0,
-                   {}};
-        const std::string bt = raw_transport_for(cells[i].first);
-        if (const auto* b = find("pipelined", bt, raw_variant_for(cells[i].first), "-", "1x64")) {
+        const auto& c = cells[i];
+        Record rec{"pipelined", c.transport,       c.variant, c.codec, "1x64",
+                   "calls/s",   stat_of(rates[i]), 0,         {}};
+        const std::string bt = raw_transport_for(c.transport);
+        if (const auto* b = find("pipelined", bt, raw_variant_for(c.transport), "-", "1x64")) {
           rec.baseline = b->value.median;
           rec.baseline_name = b->transport + " " + b->variant;
         }
@@ -985,9 +995,10 @@ int main(int argc, char** argv) {
         targets.push_back({"throughput 4x1 tcp4 " + codec + " (" + v + ") / raw TCP",
                            ratio("throughput", "tcp4", v, codec, "4x1"), 0.85, false, "x"});
       }
-      targets.push_back({"pipelined 1x64 unix " + codec + " calls/s",
-                         value("pipelined", "unix", "brine workers=4", codec, "1x64"), 400000,
-                         false, ""});
+      for (const char* v : {"brine workers=4", "brine workers=0"}) {
+        targets.push_back({"pipelined 1x64 unix " + codec + " (" + v + ") calls/s",
+                           value("pipelined", "unix", v, codec, "1x64"), 400000, false, ""});
+      }
       targets.push_back({"bulk 16 MiB tcp4 " + codec + " / raw TCP",
                          ratio("bulk", "tcp4", "brine workers=4", codec, "16 MiB"), 0.8, false,
                          "x"});

@@ -386,11 +386,11 @@ class ServerConn final : public ServerConnBase,
       std::lock_guard lk(out_mu_);
       if (closed_ || closing_) return;
       if constexpr (!kTls) {
-        if (!write_active_ && queue_.empty() && !try_write_now(frame)) return;
+        if (!write_active_ && !corked_ && queue_.empty() && !try_write_now(frame)) return;
       }
       out_bytes_ += frame.size();
       queue_.push_back(std::move(frame));
-      if (write_active_) return;
+      if (write_active_ || corked_) return;  // corked: the end of the batch writes it
       write_active_ = true;
     }
     asio::dispatch(socket_.get_executor(),
@@ -501,10 +501,14 @@ class ServerConn final : public ServerConnBase,
     last_received_ = now;
     bool completed = false;
     FrameView f{};
+    // Replies made while this batch of requests is handled (inline, or by quick workers) are
+    // queued and leave together, in one gather write, after it.
+    set_corked(true);
     for (;;) {
       const auto next = parser_.next(&f);
       if (next == FrameParser::Next::need_more) break;
       if (next == FrameParser::Next::error) {
+        set_corked(false);
         const Status& e = parser_.error();
         fail({e.code, "protocol error: " + e.message});
         return;
@@ -519,11 +523,13 @@ class ServerConn final : public ServerConnBase,
         (void)finish_frame(pong, parser_max());
         send(std::move(pong));
       } else {
+        set_corked(false);
         fail({StatusCode::invalid_argument,
               "protocol error: clients send only requests, oneways, heartbeats and cancels"});
         return;
       }
     }
+    set_corked(false);
     seen_frame_ = seen_frame_ || completed;
     // The deadline of a partial frame runs from its first byte.
     if (parser_.buffered() > 0 && (completed || !was_partial)) partial_since_ = now;
@@ -585,12 +591,24 @@ class ServerConn final : public ServerConnBase,
                       });
   }
 
+  // On the connection's executor: while corked, replies are queued, not written; uncorking
+  // writes what was queued.
+  void set_corked(bool on) {
+    {
+      std::lock_guard lk(out_mu_);
+      corked_ = on;
+      if (on || queue_.empty() || write_active_ || closed_) return;
+      write_active_ = true;
+    }
+    write_more();
+  }
+
   // Under out_mu_, nothing queued or being written: writes what the socket takes now. False when
   // all of it went; otherwise `frame` keeps the rest, for the I/O thread (which also reports an
   // error the socket returned).
   bool try_write_now(Buffer& frame) {
-    const ssize_t n = ::send(socket_.native_handle(), frame.data(), frame.size(),
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n =
+        ::send(socket_.native_handle(), frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == ssize_t(frame.size())) return false;
     if (n > 0) {
       Buffer rest(frame.size() - std::size_t(n));
@@ -660,6 +678,7 @@ class ServerConn final : public ServerConnBase,
   std::vector<asio::const_buffer> gather_;
   std::size_t out_bytes_ = 0;  // queued and being written (out_mu_)
   bool write_active_ = false;
+  bool corked_ = false;  // a batch of requests is being handled (out_mu_)
   bool closing_ = false;
   bool paused_ = false;  // reading stopped by back-pressure (out_mu_)
   std::atomic<bool> closed_{false};
@@ -883,14 +902,15 @@ void ServerCore::dispatch(const std::shared_ptr<ReplySink>& conn, const FrameVie
     CallRegistry* calls = conn->calls();
     if (calls != nullptr && calls->add(f.call_id, &call->state)) call->calls = calls;
   }
-  asio::post(*pool_, [this, call = std::move(call), kind = f.kind, codec, id = f.call_id]() mutable {
-    execute(*call->conn, kind, codec, id, call->target, call->payload.bytes(), call->state);
-    if (call->calls != nullptr) call->calls->remove(id);
-    queued_.fetch_sub(1, std::memory_order_relaxed);
-    call->conn->release();
-    call_done();
-    recycle(std::move(call));
-  });
+  asio::post(
+      *pool_, [this, call = std::move(call), kind = f.kind, codec, id = f.call_id]() mutable {
+        execute(*call->conn, kind, codec, id, call->target, call->payload.bytes(), call->state);
+        if (call->calls != nullptr) call->calls->remove(id);
+        queued_.fetch_sub(1, std::memory_order_relaxed);
+        call->conn->release();
+        call_done();
+        recycle(std::move(call));
+      });
 }
 
 std::unique_ptr<ServerCore::Queued> ServerCore::take_queued() {
