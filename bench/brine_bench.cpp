@@ -1028,6 +1028,7 @@ int main(int argc, char** argv) {
                   ok ? "  met" : "  MISSED");
     }
     std::printf("# %d of %d targets met\n", met, measured);
+    if (measured == int(targets.size())) std::printf("# table complete\n");
     write_json(s, when);
     std::printf("# results written to %s\n", s.json.c_str());
   } catch (const std::exception& e) {

@@ -33,6 +33,7 @@ constexpr Key kShared[] = {
     {"max_decoded_bytes", Kind::integer, 1024, 1ll << 40},
     {"heartbeat_interval_ms", Kind::integer, 1, 3600000},
     {"heartbeat_timeout_ms", Kind::integer, 1, 3600000},
+    {"busy_poll_us", Kind::integer, 0, 1000000},
 };
 constexpr Key kServer[] = {
     {"listen", Kind::strings},
@@ -163,6 +164,12 @@ class Reader {
               c.server.options.heartbeat_interval, c.server.options.heartbeat_timeout);
     fill_side("client", c.client.options.max_frame_size, c.client.options.decode_limits,
               c.client.options.heartbeat_interval, c.client.options.heartbeat_timeout);
+    if (auto n = integer("server.busy_poll_us", "busy_poll_us")) {
+      c.server.options.busy_poll = std::chrono::microseconds(*n);
+    }
+    if (auto n = integer("client.busy_poll_us", "busy_poll_us")) {
+      c.client.options.busy_poll = std::chrono::microseconds(*n);
+    }
 
     if (auto codec = string("client.codec", "codec")) c.client.options.codec = *codec;
     if (auto codecs = strings("server.codecs")) {

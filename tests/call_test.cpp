@@ -559,6 +559,50 @@ TEST_P(Calls, ManyThreadsManyCallsInFlightOnOneClient) {
   });
 }
 
+// Low-latency mode: both sides spin before sleeping. Blocking, asynchronous and cancelled calls
+// behave as without it.
+TEST_P(Calls, BusyPollingClientAndServerBehaveTheSame) {
+  run([&]<class F>() {
+    brine::ServerOptions so;
+    so.workers = 0;
+    so.busy_poll = 200us;
+    TestServer s(so);
+    auto o = client_options();
+    o.busy_poll = 200us;
+    Client c(listen(s), o);
+    for (int i = 0; i < 200; ++i) {
+      ASSERT_EQ(F::value(c.template call<typename F::Number>("add", F::add(i, 1))), i + 1);
+    }
+    auto later = c.template call_async<typename F::Number>("add", F::add(2, 2));
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(1, 1))), 2);
+    EXPECT_EQ(F::value(later.get()), 4);
+    const auto r = c.template try_call<typename F::Number>("wait", F::wait(500), {100ms});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code, StatusCode::deadline_exceeded);
+  });
+}
+
+// A blocking caller that reads the socket itself delivers the replies of asynchronous calls it
+// meets, and when it stops reading the client's I/O thread takes over: every call completes.
+TEST_P(Calls, AsyncRepliesArriveWhileABlockingCallerReads) {
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    for (int round = 0; round < 50; ++round) {
+      std::vector<std::future<typename F::Number>> inflight;
+      for (int i = 0; i < 8; ++i) {
+        inflight.push_back(c.template call_async<typename F::Number>("add", F::add(round, i)));
+      }
+      EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(round, 100))),
+                round + 100);
+      for (int i = 0; i < 8; ++i) {
+        ASSERT_EQ(inflight[std::size_t(i)].wait_for(10s), std::future_status::ready);
+        EXPECT_EQ(F::value(inflight[std::size_t(i)].get()), round + i);
+      }
+    }
+  });
+}
+
 TEST_P(Calls, RepliesArriveOutOfOrder) {
   run([&]<class F>() {
     TestServer s;

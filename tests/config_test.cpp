@@ -45,6 +45,7 @@ max_depth = 20
 max_decoded_bytes = 1048576
 heartbeat_interval_ms = 250
 heartbeat_timeout_ms = 900
+busy_poll_us = 40
 [server]
 listen = ["tcp://127.0.0.1:0", "unix://@brine-config-test"]
 broker = "zmq+tcp://127.0.0.1:5556"
@@ -104,6 +105,8 @@ tls_server_name = "calc.example"
   EXPECT_EQ(c.client.options.timeout, 1500ms);
   EXPECT_EQ(c.client.options.max_frame_size, 65536u);
   EXPECT_EQ(c.client.options.heartbeat_timeout, 900ms);
+  EXPECT_EQ(c.server.options.busy_poll, std::chrono::microseconds(40));
+  EXPECT_EQ(c.client.options.busy_poll, std::chrono::microseconds(40));
 }
 
 TEST(Config, EmptyFileGivesTheDefaults) {
