@@ -31,6 +31,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -363,19 +364,37 @@ const Record* find(const std::string& section, const std::string& transport,
 // --- latency
 // ----------------------------------------------------------------------------------------
 
+// CPU time used by all threads of a process so far, in nanoseconds (the scheduler's own count).
+double cpu_ns(pid_t pid) {
+  double total = 0;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(task.path() / "schedstat");
+    double on_cpu = 0;
+    if (in >> on_cpu) total += on_cpu;
+  }
+  return total;
+}
+
 struct Latency {
   double p50, p99, p999;
+  double client_cpu_us, server_cpu_us;  // per call
 };
-Latency time_calls(Caller& c, const Settings& s) {
+Latency time_calls(Caller& c, const Settings& s, pid_t server) {
   for (int i = 0; i < s.warmup; ++i) c.call(kSmall);
   std::vector<double> us;
   us.reserve(std::size_t(s.latency_calls));
+  const double client0 = cpu_ns(::getpid());
+  const double server0 = cpu_ns(server);
   for (int i = 0; i < s.latency_calls; ++i) {
     const auto t0 = Clock::now();
     c.call(kSmall);
     us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
   }
-  return {percentile(us, 0.5), percentile(us, 0.99), percentile(us, 0.999)};
+  const double n = s.latency_calls;
+  const double client_us = (cpu_ns(::getpid()) - client0) / 1000 / n;
+  const double server_us = (cpu_ns(server) - server0) / 1000 / n;
+  return {percentile(us, 0.5), percentile(us, 0.99), percentile(us, 0.999), client_us, server_us};
 }
 
 // A latency cell: how to make its caller, and what it is compared with.
@@ -384,6 +403,7 @@ struct Cell {
   std::function<std::unique_ptr<Caller>()> make;
   std::string baseline_variant;  // in the same section and transport; empty: is a baseline
   std::string baseline_transport;
+  pid_t server = 0;  // whose CPU time is counted
 };
 
 void run_latency_cells(const std::string& section, const std::vector<Cell>& cells,
@@ -392,17 +412,19 @@ void run_latency_cells(const std::string& section, const std::vector<Cell>& cell
   for (int r = 0; r < s.repeats; ++r) {  // repeats interleaved, so drift hits every cell alike
     for (std::size_t i = 0; i < cells.size(); ++i) {
       auto caller = cells[i].make();
-      runs[i].push_back(time_calls(*caller, s));
+      runs[i].push_back(time_calls(*caller, s, cells[i].server));
     }
   }
   std::map<std::pair<std::string, std::string>, double> base;  // (transport, variant) -> p50
   for (std::size_t i = 0; i < cells.size(); ++i) {
     const auto& c = cells[i];
-    std::vector<double> p50, p99, p999;
+    std::vector<double> p50, p99, p999, client_cpu, server_cpu;
     for (const auto& l : runs[i]) {
       p50.push_back(l.p50);
       p99.push_back(l.p99);
       p999.push_back(l.p999);
+      client_cpu.push_back(l.client_cpu_us);
+      server_cpu.push_back(l.server_cpu_us);
     }
     Record rec{section, c.transport, c.variant, c.codec, "p50", "us", stat_of(p50), 0, {}};
     if (c.baseline_variant.empty()) {
@@ -417,6 +439,24 @@ void run_latency_cells(const std::string& section, const std::vector<Cell>& cell
     add(rec);
     add({section, c.transport, c.variant, c.codec, "p99", "us", stat_of(p99), 0, {}});
     add({section, c.transport, c.variant, c.codec, "p99.9", "us", stat_of(p999), 0, {}});
+    add({section,
+         c.transport,
+         c.variant,
+         c.codec,
+         "client cpu",
+         "us/call",
+         stat_of(client_cpu),
+         0,
+         {}});
+    add({section,
+         c.transport,
+         c.variant,
+         c.codec,
+         "server cpu",
+         "us/call",
+         stat_of(server_cpu),
+         0,
+         {}});
   }
 }
 
@@ -449,12 +489,14 @@ std::vector<Cell> raw_cells(ServerProc& raw, ServerProc& zmq_raw, zmq::context_t
   for (const std::string t : {"tcp4", "tcp6", "unix"}) {
     const std::string uri = raw.uri.at(t);
     cells.push_back({t, "raw blocking", "-",
-                     [uri] { return std::make_unique<RawCaller>(uri, false); }, "", ""});
+                     [uri] { return std::make_unique<RawCaller>(uri, false); }, "", "",
+                     raw.child->pid()});
   }
   for (const std::string t : {"zmq+tcp", "zmq+ipc"}) {
     const std::string uri = zmq_raw.uri.at(t);
     cells.push_back({t, "raw zmq dealer/router", "-",
-                     [uri, &ctx] { return std::make_unique<ZmqCaller>(ctx, uri); }, "", ""});
+                     [uri, &ctx] { return std::make_unique<ZmqCaller>(ctx, uri); }, "", "",
+                     zmq_raw.child->pid()});
   }
   return cells;
 }
@@ -710,7 +752,7 @@ int main(int argc, char** argv) {
           cells.push_back(
               {t, variant, codec,
                [uri, codec, busy] { return std::make_unique<BrineCaller>(uri, codec, busy); },
-               raw_variant_for(t), raw_transport_for(t)});
+               raw_variant_for(t), raw_transport_for(t), server.child->pid()});
         }
       }
       return cells;
@@ -720,7 +762,8 @@ int main(int argc, char** argv) {
       print_header("latency: 64-byte echo, one caller, one call in flight", "us");
       auto cells = raw_cells(raw, zraw, ctx);
       for (auto& c : brine_cells(brine4, "brine workers=4", kTransports, 0)) cells.push_back(c);
-      for (auto& c : brine_cells(brine0, "brine workers=0", kTransports, 0)) cells.push_back(c);
+      for (auto& c : brine_cells(brine0, "brine workers=0 io=2", kTransports, 0))
+        cells.push_back(c);
       run_latency_cells("latency", cells, s);
     }
 
@@ -735,7 +778,8 @@ int main(int argc, char** argv) {
       for (const std::string t : {"tcp4", "unix"}) {
         const std::string uri = spin.uri.at(t);
         cells.push_back({t, "raw busy-poll", "-",
-                         [uri] { return std::make_unique<RawCaller>(uri, true); }, "", ""});
+                         [uri] { return std::make_unique<RawCaller>(uri, true); }, "", "",
+                         spin.child->pid()});
       }
       for (auto& c : brine_cells(fast, "brine busy_poll", {"tcp4", "unix"}, s.busy_poll_us)) {
         c.baseline_variant = "raw busy-poll";
@@ -755,7 +799,8 @@ int main(int argc, char** argv) {
         for (const std::string t : {"tcp4", "unix"}) {
           const std::string uri = praw.uri.at(t);
           cells.push_back({t, "raw blocking", "-",
-                           [uri] { return std::make_unique<RawCaller>(uri, false); }, "", ""});
+                           [uri] { return std::make_unique<RawCaller>(uri, false); }, "", "",
+                           praw.child->pid()});
         }
         for (auto& c : brine_cells(p4, "brine workers=4", {"tcp4", "unix"}, 0)) cells.push_back(c);
         for (auto& c : brine_cells(p0, "brine workers=0", {"tcp4", "unix"}, 0)) cells.push_back(c);
@@ -774,7 +819,7 @@ int main(int argc, char** argv) {
       for (auto& c : raw_cells(raw, zraw, ctx))
         cells.push_back({c.transport, c.variant, "-", c.make});
       for (auto* server : {&brine4, &brine0}) {
-        const std::string variant = server == &brine4 ? "brine workers=4" : "brine workers=0";
+        const std::string variant = server == &brine4 ? "brine workers=4" : "brine workers=0 io=2";
         for (auto& c : brine_cells(*server, variant, kTransports, 0)) {
           cells.push_back({c.transport, c.variant, c.codec, c.make});
         }
@@ -817,7 +862,7 @@ int main(int argc, char** argv) {
       };
       std::vector<PCell> cells;
       for (auto* server : {&brine4, &brine0}) {
-        const std::string variant = server == &brine4 ? "brine workers=4" : "brine workers=0";
+        const std::string variant = server == &brine4 ? "brine workers=4" : "brine workers=0 io=2";
         for (const auto& t : kTransports) {
           for (const auto& codec : kCodecs) cells.push_back({t, codec, variant, server});
         }
@@ -936,7 +981,7 @@ int main(int argc, char** argv) {
           "calls, all threads)",
           "allocs");
       for (ServerProc* server : {&brine4, &brine0}) {
-        const std::string variant = server == &brine4 ? "brine workers=4" : "brine workers=0";
+        const std::string variant = server == &brine4 ? "brine workers=4" : "brine workers=0 io=2";
         for (const std::string t : {"tcp4", "unix", "zmq+tcp"}) {
           if (!selected(t)) continue;
           for (const auto& codec : kCodecs) {
@@ -976,8 +1021,9 @@ int main(int argc, char** argv) {
       for (const std::string t : {"tcp4", "unix"}) {
         targets.push_back({"latency p50 " + t + " " + codec + " (workers=4) / raw blocking",
                            ratio("latency", t, "brine workers=4", codec, "p50"), 1.15, true, "x"});
-        targets.push_back({"latency p50 " + t + " " + codec + " (workers=0) / raw blocking",
-                           ratio("latency", t, "brine workers=0", codec, "p50"), 1.15, true, "x"});
+        targets.push_back({"latency p50 " + t + " " + codec + " (workers=0 io=2) / raw blocking",
+                           ratio("latency", t, "brine workers=0 io=2", codec, "p50"), 1.15, true,
+                           "x"});
         targets.push_back({"low-latency p50 " + t + " " + codec + " / raw busy-poll",
                            ratio("lowlat", t, "brine busy_poll", codec, "p50"), 1.5, true, "x"});
         targets.push_back({"pinned p50 " + t + " " + codec + " (workers=4) / raw",
@@ -988,21 +1034,22 @@ int main(int argc, char** argv) {
       for (const std::string t : {"zmq+tcp", "zmq+ipc"}) {
         targets.push_back({"latency p50 " + t + " " + codec + " (workers=4) / raw zmq",
                            ratio("latency", t, "brine workers=4", codec, "p50"), 1.10, true, "x"});
-        targets.push_back({"latency p50 " + t + " " + codec + " (workers=0) / raw zmq",
-                           ratio("latency", t, "brine workers=0", codec, "p50"), 1.10, true, "x"});
+        targets.push_back({"latency p50 " + t + " " + codec + " (workers=0 io=2) / raw zmq",
+                           ratio("latency", t, "brine workers=0 io=2", codec, "p50"), 1.10, true,
+                           "x"});
       }
-      for (const char* v : {"brine workers=4", "brine workers=0"}) {
+      for (const char* v : {"brine workers=4", "brine workers=0 io=2"}) {
         targets.push_back({"throughput 4x1 tcp4 " + codec + " (" + v + ") / raw TCP",
                            ratio("throughput", "tcp4", v, codec, "4x1"), 0.85, false, "x"});
       }
-      for (const char* v : {"brine workers=4", "brine workers=0"}) {
+      for (const char* v : {"brine workers=4", "brine workers=0 io=2"}) {
         targets.push_back({"pipelined 1x64 unix " + codec + " (" + v + ") calls/s",
                            value("pipelined", "unix", v, codec, "1x64"), 400000, false, ""});
       }
       targets.push_back({"bulk 16 MiB tcp4 " + codec + " / raw TCP",
                          ratio("bulk", "tcp4", "brine workers=4", codec, "16 MiB"), 0.8, false,
                          "x"});
-      for (const char* v : {"brine workers=4", "brine workers=0"}) {
+      for (const char* v : {"brine workers=4", "brine workers=0 io=2"}) {
         targets.push_back({std::string("allocations/call client tcp4 ") + codec + " (" + v + ")",
                            value("allocs", "tcp4", v, codec, "client"), 2, true, ""});
         targets.push_back({std::string("allocations/call server tcp4 ") + codec + " (" + v + ")",

@@ -123,7 +123,13 @@ class StreamClientConn final : public ClientConn {
 
   bool refresh() override {
     if constexpr (!kTls) {
-      if (!watching_.load(std::memory_order_relaxed) && take_reading()) {
+      // Skipped right after a reply (back-to-back calls): a close in that instant is as likely as
+      // one just after the check, and both fail the call with UNAVAILABLE. After a pause, the
+      // check (one recv) makes a call reconnect to a server that closed or restarted meanwhile.
+      const auto since =
+          Clock::now().time_since_epoch().count() - last_received_.load(std::memory_order_relaxed);
+      if (since > kFreshFor.count() && !watching_.load(std::memory_order_relaxed) &&
+          take_reading()) {
         (void)read_available(false);
         release_reading();
       }
@@ -438,6 +444,7 @@ class StreamClientConn final : public ClientConn {
   // Plain sockets: the reading role (parser_ belongs to its holder), whether the I/O thread
   // waits for the socket to be readable, and the eventfd that wakes a caller sleeping in poll().
   std::atomic<bool> reading_{false};
+  static constexpr Clock::duration kFreshFor = std::chrono::milliseconds(1);
   std::atomic<bool> watching_{false};
   int wake_fd_ = -1;
 };

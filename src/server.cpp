@@ -761,8 +761,11 @@ std::string ServerCore::listen(std::string_view uri) {
 }
 
 void ServerCore::accept_more(Listener& l) {
+  // A connection's handlers must not run concurrently: with several I/O threads a strand sees
+  // to it; with one (the default) the io_context alone does, without the strand's cost.
   l.acceptor.async_accept(
-      asio::make_strand(io_),
+      options_.io_threads > 1 ? asio::any_io_executor(asio::make_strand(io_))
+                              : asio::any_io_executor(io_.get_executor()),
       [this, &l](std::error_code ec, asio::generic::stream_protocol::socket socket) {
         if (ec == asio::error::operation_aborted) return;
         if (ec) {

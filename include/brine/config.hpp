@@ -4,7 +4,8 @@
 //   # brine.toml
 //   codec = "cereal"                 # the client's codec; the codec the server serves
 //   max_frame_size = 16777216        # also: max_depth, max_decoded_bytes,
-//                                    #       heartbeat_interval_ms, heartbeat_timeout_ms
+//                                    #       heartbeat_interval_ms, heartbeat_timeout_ms,
+//                                    #       busy_poll_us (low-latency mode; 0 = off)
 //   [server]
 //   listen = ["tcp://127.0.0.1:7000", "unix:///tmp/calc.sock"]   # a string or a list
 //   broker = "zmq+tcp://127.0.0.1:5556"   # broker backends to work for (string or list)
