@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -19,6 +21,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -48,6 +51,7 @@ class StreamClientConn final : public ClientConn {
   StreamClientConn(asio::io_context& io, int fd, int family, int protocol,
                    const ClientOptions& options, asio::ssl::context* tls_context = nullptr)
       : ClientConn(io.get_executor()),
+        io_(io),
         socket_(make_stream(io, fd, family, protocol, tls_context)),
         fd_(fd),
         parser_(options.max_frame_size),
@@ -61,6 +65,7 @@ class StreamClientConn final : public ClientConn {
   }
   ~StreamClientConn() override {
     if (wake_fd_ >= 0) ::close(wake_fd_);
+    if constexpr (!kTls) ::close(fd_);  // plain: no Asio socket owns it
   }
 
   // TLS: the client handshake, on the I/O thread, waited for here until the deadline. False with
@@ -167,14 +172,18 @@ class StreamClientConn final : public ClientConn {
     });
   }
 
-  static Stream make_stream(asio::io_context& io, int fd, int family, int protocol,
+  // TLS: the Asio stream the I/O thread reads. Plain: nothing; the descriptor is not registered
+  // with the I/O thread's epoll at all (it would wake that thread at every reply a caller reads
+  // itself), only watched through a duplicate while asynchronous calls are pending (watch()).
+  using Socket = std::conditional_t<kTls, Stream, int>;
+  static Socket make_stream(asio::io_context& io, int fd, int family, int protocol,
                             asio::ssl::context* tls_context) {
-    tls::Socket socket(io, asio::generic::stream_protocol(family, protocol), fd);
     if constexpr (kTls) {
+      tls::Socket socket(io, asio::generic::stream_protocol(family, protocol), fd);
       return Stream(std::move(socket), *tls_context);
     } else {
-      (void)tls_context;
-      return socket;
+      (void)io, (void)family, (void)protocol, (void)tls_context;
+      return fd;
     }
   }
 
@@ -233,18 +242,33 @@ class StreamClientConn final : public ClientConn {
     if (watching_.exchange(true, std::memory_order_seq_cst)) return;
     asio::post(heartbeat_timer_.get_executor(), [self = self_.lock()] {
       if (!self) return;
-      self->socket_.async_wait(asio::socket_base::wait_read,
-                               [self](std::error_code ec) { self->on_readable(ec); });
+      if (!self->watcher_) {
+        const int dup = ::fcntl(self->fd_, F_DUPFD_CLOEXEC, 0);
+        if (dup < 0) {
+          self->watching_ = false;
+          self->fail({StatusCode::unavailable,
+                      "cannot watch the connection: " + std::string(std::strerror(errno))},
+                     true);
+          return;
+        }
+        self->watcher_.emplace(self->io_, dup);
+      }
+      self->watcher_->async_wait(asio::posix::stream_descriptor::wait_read,
+                                 [self](std::error_code ec) { self->on_readable(ec); });
     });
   }
 
+  // On the I/O thread.
   void on_readable(std::error_code ec) {
     // Cleared before trying the role: a caller that holds it sees this when it lets go and calls
     // watch() again, so a pending reply is never left unread.
     watching_.store(false, std::memory_order_seq_cst);
-    if (ec || !take_reading()) return;
-    (void)read_available(true);
-    release_reading();
+    if (!ec && take_reading()) {
+      (void)read_available(true);
+      release_reading();
+    }
+    // Nobody asked to go on watching: stop being woken by this socket.
+    if (!watching_.load(std::memory_order_seq_cst)) watcher_.reset();
   }
 
   // Holding the role: takes in `n` bytes just received. False when the connection closed.
@@ -425,8 +449,10 @@ class StreamClientConn final : public ClientConn {
     }
   }
 
-  Stream socket_;
+  asio::io_context& io_;
+  Socket socket_;
   int fd_;
+  std::optional<asio::posix::stream_descriptor> watcher_;  // plain, I/O thread only
   FrameParser parser_;
   DeadlineMutex write_mu_;  // plain: one writer at a time
   // TLS: frames waiting for the I/O thread, and those it is writing.
