@@ -431,7 +431,9 @@ class Client {
     return try_call<Resp>(method, request, opts).value_or_throw();
   }
 
-  // `f` is called exactly once with a Result<Resp>, on a client thread (do not block in it).
+  // `f` is called exactly once with a Result<Resp>, on the client's I/O thread or on a thread
+  // that is blocked in a synchronous call on this client and reads the connection meanwhile. Do
+  // not block in it.
   template <class Resp, class Req, class F>
   requires std::invocable<F&, Result<Resp>>
   void call_async(std::string_view method, const Req& request, F&& f, CallOptions opts = {}) {
