@@ -107,11 +107,11 @@ class StreamClientConn final : public ClientConn {
       return ClientConn::wait_for(w, deadline, spin);
     } else {
       for (;;) {
-        if (w.finished.load(std::memory_order_acquire)) return true;
+        if (w.settled()) return true;
         if (take_reading()) {
           read_until(w, deadline, spin);
           release_reading();
-          if (w.finished.load(std::memory_order_acquire)) return true;
+          if (w.settled()) return true;
           if (Clock::now() >= deadline) return false;
           continue;  // being completed by another thread (cancel) right now
         }
@@ -252,6 +252,14 @@ class StreamClientConn final : public ClientConn {
           return;
         }
         self->watcher_.emplace(self->io_, dup);
+      }
+      // The reactor's epoll registration is edge-triggered: a reply that arrived while the
+      // watcher stayed registered with no wait queued (a caller held the reading role) raised
+      // its edge already, and a wait queued now would sleep past it. So look first.
+      pollfd readable{self->fd_, POLLIN, 0};
+      if (::poll(&readable, 1, 0) > 0) {
+        self->on_readable({});
+        return;
       }
       self->watcher_->async_wait(asio::posix::stream_descriptor::wait_read,
                                  [self](std::error_code ec) { self->on_readable(ec); });

@@ -62,6 +62,15 @@ struct Waiter final : PendingCall {
     finished.store(true, std::memory_order_release);
     cv.notify_one();
   }
+  // True once the call is completed and its completer no longer touches this Waiter, which may
+  // then be destroyed. A caller that saw `finished` (set under `mu`, and the notification is
+  // made under it too) takes `mu` once, so that it does not destroy the mutex and condition
+  // variable while the completer is still inside them.
+  bool settled() {
+    if (!finished.load(std::memory_order_acquire)) return false;
+    std::lock_guard lk(mu);
+    return true;
+  }
   PendingCall& inner;
   std::mutex mu;
   std::condition_variable cv;
