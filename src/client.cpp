@@ -116,8 +116,7 @@ class StreamClientConn final : public ClientConn {
           continue;  // being completed by another thread (cancel) right now
         }
         // Another thread reads: it completes this call, or hands the reading on when it stops.
-        std::unique_lock lk(w.mu);
-        return w.cv.wait_until(lk, deadline, [&] { return w.done; });
+        return w.sleep_until(deadline);
       }
     }
   }
@@ -315,7 +314,7 @@ class StreamClientConn final : public ClientConn {
     const auto spin_until = Clock::now() + spin;
     // Not spinning: the reply is rarely in yet, so sleep in poll() before the first recv().
     bool wait_first = spin.count() <= 0;
-    while (!w.finished.load(std::memory_order_acquire)) {
+    while (!w.is_finished()) {
       if (wait_first) {
         wait_first = false;
         if (!sleep_until_readable(deadline)) return;
@@ -755,8 +754,7 @@ class ClientCore {
              "no reply to '" + std::string(method) + "' within " + std::to_string(ms) + " ms"},
             {});
       }
-      std::unique_lock lk(waiter.mu);
-      waiter.cv.wait(lk, [&] { return waiter.done; });  // completion is under way
+      waiter.sleep();  // completion is under way
     }
   }
 

@@ -51,30 +51,39 @@ class DeadlineMutex {
   bool held_ = false;
 };
 
-// A blocking caller's slot: wraps the typed one, and says (under its mutex, and in `finished` for
-// a caller that spins or reads the socket itself) when it is filled.
+// A blocking caller's slot: wraps the typed one, and says in `finished` when it is filled. The flag
+// is set, and the condition variable notified, under `mu`: a sleeping caller waits on `cv`, a
+// caller that spins or reads the socket itself polls the flag, then calls settled().
 struct Waiter final : PendingCall {
   explicit Waiter(PendingCall& wrapped) : inner(wrapped) {}
   void complete(Status status, std::span<const std::byte> payload) noexcept override {
     inner.complete(std::move(status), payload);
     std::lock_guard lk(mu);  // notify under the lock: the waiter may return at once
-    done = true;
     finished.store(true, std::memory_order_release);
     cv.notify_one();
   }
+  bool is_finished() const { return finished.load(std::memory_order_acquire); }
   // True once the call is completed and its completer no longer touches this Waiter, which may
-  // then be destroyed. A caller that saw `finished` (set under `mu`, and the notification is
-  // made under it too) takes `mu` once, so that it does not destroy the mutex and condition
-  // variable while the completer is still inside them.
+  // then be destroyed: a caller that saw `finished` takes `mu` once, so that it does not destroy
+  // the mutex and condition variable while the completer is still inside them.
   bool settled() {
-    if (!finished.load(std::memory_order_acquire)) return false;
+    if (!is_finished()) return false;
     std::lock_guard lk(mu);
     return true;
+  }
+  // Sleeps until the call is completed (true) or `deadline` passes (false).
+  bool sleep_until(Deadline deadline) {
+    std::unique_lock lk(mu);
+    return cv.wait_until(lk, deadline, [&] { return is_finished(); });
+  }
+  // Sleeps until the call is completed (its completion is known to be under way).
+  void sleep() {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return is_finished(); });
   }
   PendingCall& inner;
   std::mutex mu;
   std::condition_variable cv;
-  bool done = false;
   std::atomic<bool> finished{false};
 };
 
@@ -97,12 +106,11 @@ class ClientConn {
   virtual bool wait_for(Waiter& w, Deadline deadline, std::chrono::microseconds spin) {
     if (spin.count() > 0) {
       const auto until = std::min(deadline, std::chrono::steady_clock::now() + spin);
-      while (!w.finished.load(std::memory_order_acquire)) {
+      while (!w.is_finished()) {
         if (std::chrono::steady_clock::now() >= until) break;
       }
     }
-    std::unique_lock lk(w.mu);
-    return w.cv.wait_until(lk, deadline, [&] { return w.done; });
+    return w.sleep_until(deadline);
   }
   // A call that a blocking caller will not wait for (asynchronous) was sent: make sure someone
   // reads its reply.
