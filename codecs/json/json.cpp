@@ -23,15 +23,11 @@ constexpr unsigned kCheckFlags = kReadFlags | rapidjson::kParseIterativeFlag |
                                  rapidjson::kParseValidateEncodingFlag |
                                  rapidjson::kParseNumbersAsStringsFlag;
 
-// rapidjson 1.1's full-precision conversion computes clz(0) for a zero significand with an
-// exponent outside its fast range ("0e93"): undefined behaviour, and a garbage value where the
-// instruction leaves one (found by fuzz/json_decode_fuzz). No JSON encoder writes zero that way,
-// so such numbers are refused instead of converted.
-bool zero_with_exponent(const char* s, std::size_t n) {
-  const std::string_view t(s, n);
-  const auto e = t.find_first_of("eE");
-  if (e == std::string_view::npos) return false;
-  return t.substr(0, e).find_first_of("123456789") == std::string_view::npos;
+// True when every digit before the exponent is 0 ("0", "-0.000", "0e93").
+bool zero_significand(std::string_view number) {
+  const std::string_view mantissa = number.substr(0, number.find_first_of("eE"));
+  return mantissa.find('0') != std::string_view::npos &&
+         mantissa.find_first_of("123456789") == std::string_view::npos;
 }
 
 // rapidjson 1.1's full-precision conversion also reads past its table of powers of ten for a
@@ -41,6 +37,7 @@ bool zero_with_exponent(const char* s, std::size_t n) {
 // 10^-360 (every double, 5e-324 to 1.8e308, passes).
 bool outside_double_range(const char* s, std::size_t n) {
   const std::string_view t(s, n);
+  if (zero_significand(t)) return false;  // zero at any exponent: rewritten, see below
   const auto e_at = t.find_first_of("eE");
   const std::string_view mantissa = t.substr(0, e_at);
   const auto dot = mantissa.find('.');
@@ -65,6 +62,46 @@ bool outside_double_range(const char* s, std::size_t n) {
   return exponent + long(int_digits) > 310 || exponent - long(frac_digits) < -360;
 }
 
+// rapidjson 1.1's full-precision conversion computes clz(0) for a zero significand whose decimal
+// exponent (the written one minus the fraction digits) lies outside its fast range of +-22:
+// undefined behaviour, and in practice a garbage double ("0e40" read as -2.4e229, "0." and 39
+// zeros as -5.9e-272; found by fuzz/json_decode_fuzz). Every such number is zero, so the text
+// the converting parsers read has each zero written with a fraction or an exponent replaced by
+// 0.0 (or -0.0, keeping the sign); integer zeros are left alone. `text` has passed check(): one
+// valid JSON value, so a number is exactly a run of number characters outside strings that
+// begins with '-' or a digit.
+void append_zeros_rewritten(std::string_view text, std::string& out) {
+  std::size_t copied = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '"') {  // a string, with its escapes; check() saw it closed
+      for (++i; i < text.size() && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+      ++i;
+      continue;
+    }
+    if (c != '-' && (c < '0' || c > '9')) {
+      ++i;
+      continue;
+    }
+    const std::size_t end = std::min(text.find_first_not_of("+-.0123456789eE", i), text.size());
+    const std::string_view number = text.substr(i, end - i);
+    if (zero_significand(number) && number.find_first_of(".eE") != std::string_view::npos) {
+      out.append(text.substr(copied, i - copied));
+      out.append(c == '-' ? "-0.0" : "0.0");
+      copied = end;
+    }
+    i = end;
+  }
+  out.append(text.substr(copied));
+}
+
+std::string_view text_of(std::span<const std::byte> in) {
+  return {reinterpret_cast<const char*>(in.data()), in.size()};
+}
+
 [[noreturn]] void fail(const std::string& why) {
   throw RpcError(StatusCode::invalid_argument, "json payload: " + why);
 }
@@ -78,7 +115,7 @@ class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthG
   bool Default() { return value(0); }
   bool String(const char* s, rapidjson::SizeType n, bool) { return value(n) && text(s, n); }
   bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
-    if (zero_with_exponent(s, n) || outside_double_range(s, n)) bad_number_ = true;
+    if (outside_double_range(s, n)) bad_number_ = true;
     return !bad_number_ && value(0);
   }
   bool bad_number() const { return bad_number_; }
@@ -172,9 +209,7 @@ void check(std::span<const std::byte> in, const DecodeLimits& limits, bool allow
          std::to_string(limits.max_decoded_bytes) + " bytes)");
   }
   if (guard.bad_number()) {
-    fail(
-        "a number outside what a double holds (over 100 digits, beyond 1e310 or 1e-360), or a "
-        "zero written with an exponent (like 0e93: write 0)");
+    fail("a number outside what a double holds (over 100 digits, beyond 1e310 or 1e-360)");
   }
   if (guard.nul()) fail("a string holds a NUL character (\\u0000), which this type cannot carry");
   if (r.IsError()) {
@@ -185,8 +220,11 @@ void check(std::span<const std::byte> in, const DecodeLimits& limits, bool allow
 
 std::vector<std::string> split_array(std::span<const std::byte> in, const DecodeLimits& limits) {
   check(in, limits, true);  // each element is checked again by its own type's decoder
+  std::string text;
+  text.reserve(in.size());
+  append_zeros_rewritten(text_of(in), text);
   rapidjson::Document doc;
-  doc.Parse<kReadFlags>(reinterpret_cast<const char*>(in.data()), in.size());
+  doc.Parse<kReadFlags>(text.data(), text.size());
   if (doc.HasParseError()) fail("does not parse");  // check() said it would: defensive
   if (!doc.IsArray()) fail("expected an array of arguments");
   std::vector<std::string> items;
@@ -225,7 +263,7 @@ std::string wrap(std::span<const std::byte> in) {
   std::string s;
   s.reserve(in.size() + 12);
   s.append("{\"value0\":");
-  s.append(reinterpret_cast<const char*>(in.data()), in.size());
+  append_zeros_rewritten(text_of(in), s);
   s.push_back('}');
   return s;
 }

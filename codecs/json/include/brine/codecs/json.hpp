@@ -44,7 +44,9 @@ std::vector<std::string> split_array(std::span<const std::byte> in, const Decode
 // Appends X for cereal's output {"value0": X}, compact; throws RpcError(INTERNAL) for strings
 // that are not UTF-8.
 void append_unwrapped(const std::string& cereal_json, Buffer& out);
-// {"value0": <in>}: what cereal's JSON input archive reads a single value from.
+// {"value0": <in>}: what cereal's JSON input archive reads a single value from. `in` must have
+// passed check(); zeros written with a fraction or an exponent ("0e40", "-0.000") become 0.0 and
+// -0.0, which the JSON library Debian ships converts correctly (json.cpp says why).
 std::string wrap(std::span<const std::byte> in);
 
 template <class T>
