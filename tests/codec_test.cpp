@@ -8,6 +8,7 @@
 #include <brine/codecs/protobuf.hpp>
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/types/memory.hpp>  // must not make pointers carriable
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <new>
@@ -568,6 +569,38 @@ TEST(JsonCodec, EveryZeroIsZero) {
   EXPECT_EQ(inner.values, (std::vector<std::int64_t>{0, 0}));
   // An integer field does not take a zero written as a double, as for any other double.
   EXPECT_EQ(decode_status<std::int32_t>(CodecId::json, bytes("0e5")), StatusCode::invalid_argument);
+}
+
+// rapidjson 1.1 gathers 20 significant digits into a uint64 and rounds up on the 21st: after
+// "18446744073709551615" that wraps to zero (garbage, or UB). The codec hands it such numbers
+// rounded by std::from_chars instead; every long number reads as the nearest double.
+TEST(JsonCodec, LongNumbersAreTheNearestDouble) {
+  const std::string max = "18446744073709551615";
+  for (const std::string& text :
+       {"0.000000000000000000000000" + max + "744073709551615", "-" + max + "7.5", max + "9",
+        max + "5e-3", std::string("3.14159265358979323846264338327950288"),
+        std::string("-2.718281828459045235360287e-7"), "1." + std::string(60, '0') + "1",
+        std::string("1.23456789012345678901e-320")}) {
+    double expected = 0;
+    std::from_chars(text.data(), text.data() + text.size(), expected);
+    EXPECT_EQ(brine::Serialization<double>::decode(CodecId::json, bytes(text), {}), expected)
+        << text;
+    using Args = brine::detail::ArgPack<double>;
+    EXPECT_EQ(
+        std::get<0>(
+            brine::Serialization<Args>::decode(CodecId::json, bytes("[" + text + "]"), {}).values),
+        expected)
+        << text;
+  }
+  // Integers of up to 20 digits are left to rapidjson (it reads them exactly where they fit).
+  EXPECT_EQ(brine::Serialization<std::uint64_t>::decode(CodecId::json, bytes(max), {}),
+            18446744073709551615u);
+  // Too small for a double: zero, keeping the sign; too large: refused.
+  const double tiny = brine::Serialization<double>::decode(
+      CodecId::json, bytes("-1.23456789012345678901e-330"), {});
+  EXPECT_TRUE(tiny == 0.0 && std::signbit(tiny));
+  EXPECT_EQ(decode_status<double>(CodecId::json, bytes("1.797693134862315808e308")),
+            StatusCode::invalid_argument);
 }
 
 TEST(JsonCodec, NestingLimitIsCheckedBeforeParsing) {

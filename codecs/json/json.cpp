@@ -3,6 +3,8 @@
 #include "brine/codecs/json.hpp"
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <cstring>
 #include <string_view>
 
@@ -30,6 +32,15 @@ bool zero_significand(std::string_view number) {
          mantissa.find_first_of("123456789") == std::string_view::npos;
 }
 
+// The digits before the exponent, without the leading zeros ("-0.00120e5": 3).
+std::size_t significant_digits(std::string_view number) {
+  const std::string_view mantissa = number.substr(0, number.find_first_of("eE"));
+  const std::size_t first = mantissa.find_first_of("123456789");
+  if (first == std::string_view::npos) return 0;
+  return std::size_t(std::count_if(mantissa.begin() + std::ptrdiff_t(first), mantissa.end(),
+                                   [](char ch) { return ch >= '0' && ch <= '9'; }));
+}
+
 // rapidjson 1.1's full-precision conversion also reads past its table of powers of ten for a
 // long significand with a large exponent (found by fuzz/json_decode_fuzz: 140 digits, e300).
 // Such numbers are outside what a double holds anyway: refused are numbers of more than 100
@@ -37,7 +48,7 @@ bool zero_significand(std::string_view number) {
 // 10^-360 (every double, 5e-324 to 1.8e308, passes).
 bool outside_double_range(const char* s, std::size_t n) {
   const std::string_view t(s, n);
-  if (zero_significand(t)) return false;  // zero at any exponent: rewritten, see below
+  if (zero_significand(t)) return false;  // zero at any exponent: respelled, see below
   const auto e_at = t.find_first_of("eE");
   const std::string_view mantissa = t.substr(0, e_at);
   const auto dot = mantissa.find('.');
@@ -62,17 +73,38 @@ bool outside_double_range(const char* s, std::size_t n) {
   return exponent + long(int_digits) > 310 || exponent - long(frac_digits) < -360;
 }
 
-// rapidjson 1.1's full-precision conversion computes clz(0) for a zero significand whose decimal
-// exponent (the written one minus the fraction digits) lies outside its fast range of +-22:
-// undefined behaviour, and in practice a garbage double ("0e40" read as -2.4e229, "0." and 39
-// zeros as -5.9e-272; found by fuzz/json_decode_fuzz). Every such number is zero, so the text
-// the converting parsers read has each zero written with a fraction or an exponent replaced by
-// 0.0 (or -0.0, keeping the sign); integer zeros are left alone. `text` has passed check(): one
-// valid JSON value, so a number is exactly a run of number characters outside strings that
-// begins with '-' or a digit.
-void append_zeros_rewritten(std::string_view text, std::string& out) {
+std::string_view text_of(std::span<const std::byte> in) {
+  return {reinterpret_cast<const char*>(in.data()), in.size()};
+}
+
+[[noreturn]] void fail(const std::string& why) {
+  throw RpcError(StatusCode::invalid_argument, "json payload: " + why);
+}
+
+// The text rapidjson 1.1's converting parsers read has two kinds of number respelled, because
+// its full-precision conversion gets them wrong (both found by fuzz/json_decode_fuzz):
+// * A zero significand whose decimal exponent (the written one minus the fraction digits) lies
+//   outside its fast range of +-22 goes through clz(0): undefined behaviour, and in practice a
+//   garbage double ("0e40" read as -2.4e229, "0." and 39 zeros as -5.9e-272). Every zero with a
+//   fraction or an exponent becomes 0.0 (or -0.0, keeping the sign); integer zeros stay.
+// * The conversion gathers up to 20 significant digits into a uint64 and rounds up on the next
+//   digit: "18446744073709551615" followed by a digit of 5 or more wraps it to zero, and clz(0)
+//   again. A number rapidjson converts to a double (one with a fraction or exponent, or an
+//   integer of more than 20 digits) that has more than 17 significant digits is rounded to the
+//   nearest double by the standard library (std::from_chars, correctly rounded, as rapidjson's
+//   conversion means to be) and written in the shortest scientific form that reads back as the
+//   same double, at most 17 digits. One too small for a double is zero; one too large is
+//   refused.
+// `text` has passed check(): one valid JSON value, so a number is exactly a run of number
+// characters outside strings that begins with '-' or a digit.
+void append_respelled(std::string_view text, std::string& out) {
   std::size_t copied = 0;
   std::size_t i = 0;
+  auto replace = [&](std::size_t end, std::string_view with) {
+    out.append(text.substr(copied, i - copied));
+    out.append(with);
+    copied = end;
+  };
   while (i < text.size()) {
     const char c = text[i];
     if (c == '"') {  // a string, with its escapes; check() saw it closed
@@ -88,22 +120,33 @@ void append_zeros_rewritten(std::string_view text, std::string& out) {
     }
     const std::size_t end = std::min(text.find_first_not_of("+-.0123456789eE", i), text.size());
     const std::string_view number = text.substr(i, end - i);
-    if (zero_significand(number) && number.find_first_of(".eE") != std::string_view::npos) {
-      out.append(text.substr(copied, i - copied));
-      out.append(c == '-' ? "-0.0" : "0.0");
-      copied = end;
+    const bool floating = number.find_first_of(".eE") != std::string_view::npos;
+    const std::size_t digits = significant_digits(number);
+    const std::string_view zero = c == '-' ? "-0.0" : "0.0";
+    if (zero_significand(number) && floating) {
+      replace(end, zero);
+    } else if (digits > 17 && (floating || digits > 20)) {
+      double d = 0;
+      const auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), d);
+      const std::size_t e = number.find_first_of("eE");
+      const bool negative_exponent =
+          e != std::string_view::npos && number.substr(e + 1).starts_with('-');
+      if (ec == std::errc::result_out_of_range && negative_exponent) {
+        // check() allows at most 100 digits, so with a negative exponent the number is too
+        // small, not too large: it reads as zero, as shorter ones do.
+        replace(end, zero);
+      } else if (ec != std::errc() || ptr != number.data() + number.size()) {
+        fail("a number outside what a double holds: " + std::string(number.substr(0, 40)));
+      } else {
+        std::array<char, 32> buf;
+        const auto written =
+            std::to_chars(buf.data(), buf.data() + buf.size(), d, std::chars_format::scientific);
+        replace(end, std::string_view(buf.data(), std::size_t(written.ptr - buf.data())));
+      }
     }
     i = end;
   }
   out.append(text.substr(copied));
-}
-
-std::string_view text_of(std::span<const std::byte> in) {
-  return {reinterpret_cast<const char*>(in.data()), in.size()};
-}
-
-[[noreturn]] void fail(const std::string& why) {
-  throw RpcError(StatusCode::invalid_argument, "json payload: " + why);
 }
 
 // Accepts every value; refuses to go deeper than the limit, and (for cereal's archive, which
@@ -222,7 +265,7 @@ std::vector<std::string> split_array(std::span<const std::byte> in, const Decode
   check(in, limits, true);  // each element is checked again by its own type's decoder
   std::string text;
   text.reserve(in.size());
-  append_zeros_rewritten(text_of(in), text);
+  append_respelled(text_of(in), text);
   rapidjson::Document doc;
   doc.Parse<kReadFlags>(text.data(), text.size());
   if (doc.HasParseError()) fail("does not parse");  // check() said it would: defensive
@@ -263,7 +306,7 @@ std::string wrap(std::span<const std::byte> in) {
   std::string s;
   s.reserve(in.size() + 12);
   s.append("{\"value0\":");
-  append_zeros_rewritten(text_of(in), s);
+  append_respelled(text_of(in), s);
   s.push_back('}');
   return s;
 }

@@ -45,8 +45,9 @@ std::vector<std::string> split_array(std::span<const std::byte> in, const Decode
 // that are not UTF-8.
 void append_unwrapped(const std::string& cereal_json, Buffer& out);
 // {"value0": <in>}: what cereal's JSON input archive reads a single value from. `in` must have
-// passed check(); zeros written with a fraction or an exponent ("0e40", "-0.000") become 0.0 and
-// -0.0, which the JSON library Debian ships converts correctly (json.cpp says why).
+// passed check(). Numbers the JSON library Debian ships would convert wrongly are respelled
+// first (json.cpp says which and why): zeros written with a fraction or an exponent become 0.0
+// or -0.0, doubles of more than 17 significant digits their shortest exact form.
 std::string wrap(std::span<const std::byte> in);
 
 template <class T>
