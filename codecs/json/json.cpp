@@ -6,6 +6,7 @@
 #include <array>
 #include <charconv>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #include <rapidjson/document.h>
@@ -25,14 +26,7 @@ constexpr unsigned kCheckFlags = kReadFlags | rapidjson::kParseIterativeFlag |
                                  rapidjson::kParseValidateEncodingFlag |
                                  rapidjson::kParseNumbersAsStringsFlag;
 
-// True when every digit before the exponent is 0 ("0", "-0.000", "0e93").
-bool zero_significand(std::string_view number) {
-  const std::string_view mantissa = number.substr(0, number.find_first_of("eE"));
-  return mantissa.find('0') != std::string_view::npos &&
-         mantissa.find_first_of("123456789") == std::string_view::npos;
-}
-
-// The digits before the exponent, without the leading zeros ("-0.00120e5": 3).
+// The digits before the exponent, without the leading zeros ("-0.00120e5": 3; a zero: 0).
 std::size_t significant_digits(std::string_view number) {
   const std::string_view mantissa = number.substr(0, number.find_first_of("eE"));
   const std::size_t first = mantissa.find_first_of("123456789");
@@ -48,7 +42,7 @@ std::size_t significant_digits(std::string_view number) {
 // 10^-360 (every double, 5e-324 to 1.8e308, passes).
 bool outside_double_range(const char* s, std::size_t n) {
   const std::string_view t(s, n);
-  if (zero_significand(t)) return false;  // zero at any exponent: respelled, see below
+  if (significant_digits(t) == 0) return false;  // zero at any exponent: respelled, see below
   const auto e_at = t.find_first_of("eE");
   const std::string_view mantissa = t.substr(0, e_at);
   const auto dot = mantissa.find('.');
@@ -96,15 +90,18 @@ std::string_view text_of(std::span<const std::byte> in) {
 //   same double, at most 17 digits. One too small for a double is zero; one too large is
 //   refused.
 // `text` has passed check(): one valid JSON value, so a number is exactly a run of number
-// characters outside strings that begins with '-' or a digit.
-void append_respelled(std::string_view text, std::string& out) {
+// characters outside strings that begins with '-' or a digit. Returns the respelled text, or
+// nothing when no number needed it (the usual case, which copies nothing).
+std::optional<std::string> respelled(std::string_view text) {
+  std::optional<std::string> out;
   std::size_t copied = 0;
-  std::size_t i = 0;
-  auto replace = [&](std::size_t end, std::string_view with) {
-    out.append(text.substr(copied, i - copied));
-    out.append(with);
-    copied = end;
+  auto replace = [&](std::size_t from, std::size_t to, std::string_view with) {
+    if (!out) out.emplace().reserve(text.size() + 16);
+    out->append(text.substr(copied, from - copied));
+    out->append(with);
+    copied = to;
   };
+  std::size_t i = 0;
   while (i < text.size()) {
     const char c = text[i];
     if (c == '"') {  // a string, with its escapes; check() saw it closed
@@ -123,8 +120,8 @@ void append_respelled(std::string_view text, std::string& out) {
     const bool floating = number.find_first_of(".eE") != std::string_view::npos;
     const std::size_t digits = significant_digits(number);
     const std::string_view zero = c == '-' ? "-0.0" : "0.0";
-    if (zero_significand(number) && floating) {
-      replace(end, zero);
+    if (digits == 0 && floating) {
+      replace(i, end, zero);
     } else if (digits > 17 && (floating || digits > 20)) {
       double d = 0;
       const auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), d);
@@ -134,19 +131,20 @@ void append_respelled(std::string_view text, std::string& out) {
       if (ec == std::errc::result_out_of_range && negative_exponent) {
         // check() allows at most 100 digits, so with a negative exponent the number is too
         // small, not too large: it reads as zero, as shorter ones do.
-        replace(end, zero);
+        replace(i, end, zero);
       } else if (ec != std::errc() || ptr != number.data() + number.size()) {
         fail("a number outside what a double holds: " + std::string(number.substr(0, 40)));
       } else {
         std::array<char, 32> buf;
         const auto written =
             std::to_chars(buf.data(), buf.data() + buf.size(), d, std::chars_format::scientific);
-        replace(end, std::string_view(buf.data(), std::size_t(written.ptr - buf.data())));
+        replace(i, end, std::string_view(buf.data(), std::size_t(written.ptr - buf.data())));
       }
     }
     i = end;
   }
-  out.append(text.substr(copied));
+  if (out) out->append(text.substr(copied));
+  return out;
 }
 
 // Accepts every value; refuses to go deeper than the limit, and (for cereal's archive, which
@@ -263,9 +261,8 @@ void check(std::span<const std::byte> in, const DecodeLimits& limits, bool allow
 
 std::vector<std::string> split_array(std::span<const std::byte> in, const DecodeLimits& limits) {
   check(in, limits, true);  // each element is checked again by its own type's decoder
-  std::string text;
-  text.reserve(in.size());
-  append_respelled(text_of(in), text);
+  const std::optional<std::string> respelled_text = respelled(text_of(in));
+  const std::string_view text = respelled_text ? *respelled_text : text_of(in);
   rapidjson::Document doc;
   doc.Parse<kReadFlags>(text.data(), text.size());
   if (doc.HasParseError()) fail("does not parse");  // check() said it would: defensive
@@ -303,10 +300,12 @@ void append_unwrapped(const std::string& cereal_json, Buffer& out) {
 }
 
 std::string wrap(std::span<const std::byte> in) {
+  const std::optional<std::string> respelled_text = respelled(text_of(in));
+  const std::string_view text = respelled_text ? *respelled_text : text_of(in);
   std::string s;
-  s.reserve(in.size() + 12);
+  s.reserve(text.size() + 12);
   s.append("{\"value0\":");
-  append_respelled(text_of(in), s);
+  s.append(text);
   s.push_back('}');
   return s;
 }
