@@ -6,12 +6,15 @@
 #include "brine/config.hpp"
 
 #include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <optional>
 
-#include "client_conn.hpp"
-#include "transport/transport.hpp"
+#include "transport/registry.hpp"
 
 namespace brine {
 namespace {
@@ -28,7 +31,7 @@ struct Key {
 // Keys allowed at the top level and, as overrides, in [server] and [client].
 constexpr Key kShared[] = {
     {"codec", Kind::string},
-    {"max_frame_size", Kind::integer, 1024, 0xFFFFFFFFll},
+    {"max_frame_size", Kind::integer, 1024, 0x7FFFFFFFll},
     {"max_depth", Kind::integer, 1, 10000},
     {"max_decoded_bytes", Kind::integer, 1024, 1ll << 40},
     {"heartbeat_interval_ms", Kind::integer, 1, 3600000},
@@ -45,6 +48,7 @@ constexpr Key kServer[] = {
     {"max_inflight_per_connection", Kind::integer, 1, 1 << 30},
     {"max_queued_calls", Kind::integer, 1, 1 << 30},
     {"max_connections", Kind::integer, 1, 1 << 30},
+    {"max_objects_per_connection", Kind::integer, 1, 1 << 30},
     {"first_frame_timeout_ms", Kind::integer, 1, 86400000},
     {"frame_timeout_ms", Kind::integer, 1, 86400000},
     {"idle_timeout_ms", Kind::integer, 1, 86400000},
@@ -96,6 +100,61 @@ std::string node_type(const toml::node& n) {
   }
 }
 
+// Edit distance with transpositions (optimal string alignment), for "did you mean": a swapped
+// pair of letters, the commonest typo ("wrokers"), costs one edit.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// The closest candidate within about a third of the name's length, for " (did you mean X?)".
+std::optional<std::string> closest(std::string_view name,
+                                   const std::vector<std::string>& candidates) {
+  const std::string* best = nullptr;
+  std::size_t best_distance = std::max<std::size_t>(2, name.size() / 3) + 1;
+  for (const std::string& c : candidates) {
+    const std::size_t d = edit_distance(name, c);
+    if (d < best_distance) {
+      best_distance = d;
+      best = &c;
+    }
+  }
+  if (best == nullptr) return std::nullopt;
+  return *best;
+}
+
+// BRINE_ variables that are not configuration: the build scripts' (tools/quickstart.sh).
+constexpr std::string_view kToolVariables[] = {"BRINE_BUILD_DIR"};
+
+std::string variable_of(const std::string& path) {
+  std::string var = "BRINE_";
+  for (char c : path) var += c == '.' ? '_' : char(std::toupper(static_cast<unsigned char>(c)));
+  return var;
+}
+
+// Every key path a file or the environment may set: "codec", "server.codec", "server.workers"...
+std::vector<std::string> all_paths() {
+  std::vector<std::string> out;
+  for (const Key& k : kShared) out.emplace_back(k.path);
+  for (const char* section : {"server", "client"}) {
+    for (const Key& k : kShared) out.push_back(std::string(section) + "." + std::string(k.path));
+  }
+  for (const Key& k : kServer) out.push_back("server." + std::string(k.path));
+  for (const Key& k : kClient) out.push_back("client." + std::string(k.path));
+  return out;
+}
+
 std::string where(const toml::source_region& src, std::string_view origin) {
   return std::string(origin) + ":" + std::to_string(src.begin.line);
 }
@@ -135,12 +194,11 @@ class Reader {
   }
 
   void read_environment() {
-    auto apply = [&](const std::string& path) {
-      std::string var = "BRINE_";
-      for (char c : path) var += c == '.' ? '_' : char(std::toupper(static_cast<unsigned char>(c)));
-      const char* text = std::getenv(var.c_str());
-      if (text == nullptr) return;
-      const std::string origin = "environment variable " + var;
+    std::vector<std::string> variables;
+    for (const std::string& path : all_paths()) {
+      variables.push_back(variable_of(path));
+      const char* text = std::getenv(variables.back().c_str());
+      if (text == nullptr) continue;
       // A TOML value if it is one ("8", "[\"a\", \"b\"]", "\"x\""), else the text as a string.
       toml::table parsed;
       try {
@@ -148,90 +206,103 @@ class Reader {
       } catch (const toml::parse_error&) {
         parsed.insert_or_assign("v", std::string(text));
       }
-      put(path, *parsed.get("v"), origin);
-    };
-    for (const Key& k : kShared) apply(std::string(k.path));
-    for (const char* section : {"server", "client"}) {
-      for (const Key& k : kShared) apply(std::string(section) + "." + std::string(k.path));
+      put(path, *parsed.get("v"), "environment variable " + variables.back());
     }
-    for (const Key& k : kServer) apply("server." + std::string(k.path));
-    for (const Key& k : kClient) apply("client." + std::string(k.path));
+    refuse_unknown_variables(variables);
   }
 
   Config build() const {
     Config c;
-    fill_side("server", c.server.options.max_frame_size, c.server.options.decode_limits,
-              c.server.options.heartbeat_interval, c.server.options.heartbeat_timeout);
-    fill_side("client", c.client.options.max_frame_size, c.client.options.decode_limits,
-              c.client.options.heartbeat_interval, c.client.options.heartbeat_timeout);
-    if (auto n = integer("server.busy_poll_us", "busy_poll_us")) {
-      c.server.options.busy_poll = std::chrono::microseconds(*n);
-    }
-    if (auto n = integer("client.busy_poll_us", "busy_poll_us")) {
-      c.client.options.busy_poll = std::chrono::microseconds(*n);
-    }
-
-    if (auto codec = string("client.codec", "codec")) c.client.options.codec = *codec;
-    if (auto codecs = strings("server.codecs")) {
-      c.server.options.codecs = *codecs;
-    } else if (auto codec = string("server.codec", "codec")) {
-      c.server.options.codecs = {*codec};
-    }
-    if (auto n = integer("server.workers")) c.server.options.workers = std::size_t(*n);
-    if (auto n = integer("server.io_threads")) c.server.options.io_threads = std::size_t(*n);
-    if (auto n = integer("server.unix_mode")) c.server.options.unix_socket_mode = unsigned(*n);
-    if (auto n = integer("server.max_inflight_per_connection")) {
-      c.server.options.max_inflight_per_connection = std::size_t(*n);
-    }
-    if (auto n = integer("server.max_queued_calls")) {
-      c.server.options.max_queued_calls = std::size_t(*n);
-    }
-    if (auto n = integer("server.max_connections")) {
-      c.server.options.max_connections = std::size_t(*n);
-    }
-    if (auto n = integer("server.max_outbound_bytes")) {
-      c.server.options.max_outbound_bytes = std::size_t(*n);
-    }
-    auto millis = [&](const char* path, std::chrono::milliseconds& out) {
-      if (auto n = integer(path)) out = std::chrono::milliseconds(*n);
-    };
-    millis("server.first_frame_timeout_ms", c.server.options.first_frame_timeout);
-    millis("server.frame_timeout_ms", c.server.options.frame_timeout);
-    millis("server.idle_timeout_ms", c.server.options.idle_timeout);
-    millis("server.drain_timeout_ms", c.server.options.drain_timeout);
-    millis("client.reconnect_backoff_initial_ms", c.client.options.reconnect_backoff_initial);
-    millis("client.reconnect_backoff_max_ms", c.client.options.reconnect_backoff_max);
-    auto text = [&](const char* path, std::string& out) {
-      if (auto v = string(path)) out = *v;
-    };
-    text("server.tls_certificate", c.server.options.tls.certificate_file);
-    text("server.tls_private_key", c.server.options.tls.private_key_file);
-    text("server.tls_client_ca", c.server.options.tls.client_ca_file);
-    text("client.tls_ca", c.client.options.tls.ca_file);
-    text("client.tls_certificate", c.client.options.tls.certificate_file);
-    text("client.tls_private_key", c.client.options.tls.private_key_file);
-    text("client.tls_server_name", c.client.options.tls.server_name);
-    if (c.client.options.reconnect_backoff_max < c.client.options.reconnect_backoff_initial) {
-      throw ConfigError(
-          "client.reconnect_backoff_max_ms must not be shorter than reconnect_backoff_initial_ms");
-    }
-    if (auto uris = strings("server.listen")) c.server.listen = *uris;
-    if (auto uris = strings("server.broker")) c.server.brokers = *uris;
-    if (auto uri = string("client.connect")) c.client.connect = *uri;
-    if (auto ms = integer("client.timeout_ms")) {
-      c.client.options.timeout = std::chrono::milliseconds(*ms);
-    }
-    check_uris("server.listen", c.server.listen, false);
-    check_uris("server.broker", c.server.brokers, true);
-    if (!c.client.connect.empty()) check_uris("client.connect", {c.client.connect}, false);
-    if (c.server.options.heartbeat_timeout <= c.server.options.heartbeat_interval ||
-        c.client.options.heartbeat_timeout <= c.client.options.heartbeat_interval) {
-      throw ConfigError("heartbeat_timeout_ms must be longer than heartbeat_interval_ms");
-    }
+    build_server(c.server);
+    build_client(c.client);
+    check_order("server", "heartbeat_interval_ms", c.server.options.heartbeat_interval,
+                "heartbeat_timeout_ms", c.server.options.heartbeat_timeout, true);
+    check_order("client", "heartbeat_interval_ms", c.client.options.heartbeat_interval,
+                "heartbeat_timeout_ms", c.client.options.heartbeat_timeout, true);
+    check_order("client", "reconnect_backoff_initial_ms",
+                c.client.options.reconnect_backoff_initial, "reconnect_backoff_max_ms",
+                c.client.options.reconnect_backoff_max, false);
     return c;
   }
 
+  // Refuses `high` below (or, when `strictly`, equal to) `low`, naming where each was set.
+  void check_order(const std::string& side, const std::string& low_key,
+                   std::chrono::milliseconds low, const std::string& high_key,
+                   std::chrono::milliseconds high, bool strictly) const {
+    if (high > low || (!strictly && high == low)) return;
+    auto origin = [&](const std::string& key) -> std::string {
+      const Entry* e = lookup(side + "." + key, key);
+      return e != nullptr ? e->origin : "the default";
+    };
+    throw ConfigError(
+        origin(high_key) + ": key '" + high_key + "': " + std::to_string(high.count()) +
+        " must be " + (strictly ? "longer than " : "at least ") + low_key + " (" +
+        std::to_string(low.count()) + ", from " + origin(low_key) + ") for the " + side);
+  }
+
  private:
+  void build_server(ServerConfig& c) const {
+    ServerOptions& o = c.options;
+    fill_side("server", o.max_frame_size, o.decode_limits, o.heartbeat_interval,
+              o.heartbeat_timeout);
+    if (auto n = integer("server.busy_poll_us", "busy_poll_us")) {
+      o.busy_poll = std::chrono::microseconds(*n);
+    }
+    if (auto codecs = strings("server.codecs")) {
+      o.codecs = *codecs;
+    } else if (auto codec = string("server.codec", "codec")) {
+      o.codecs = {*codec};
+    }
+    count("server.workers", o.workers);
+    count("server.io_threads", o.io_threads);
+    if (auto n = integer("server.unix_mode")) o.unix_socket_mode = unsigned(*n);
+    count("server.max_inflight_per_connection", o.max_inflight_per_connection);
+    count("server.max_queued_calls", o.max_queued_calls);
+    count("server.max_connections", o.max_connections);
+    count("server.max_objects_per_connection", o.max_objects_per_connection);
+    count("server.max_outbound_bytes", o.max_outbound_bytes);
+    millis("server.first_frame_timeout_ms", o.first_frame_timeout);
+    millis("server.frame_timeout_ms", o.frame_timeout);
+    millis("server.idle_timeout_ms", o.idle_timeout);
+    millis("server.drain_timeout_ms", o.drain_timeout);
+    text("server.tls_certificate", o.tls.certificate_file);
+    text("server.tls_private_key", o.tls.private_key_file);
+    text("server.tls_client_ca", o.tls.client_ca_file);
+    if (auto uris = strings("server.listen")) c.listen = *uris;
+    if (auto uris = strings("server.broker")) c.brokers = *uris;
+    check_uris("server.listen", c.listen, false);
+    check_uris("server.broker", c.brokers, true);
+  }
+
+  void build_client(ClientConfig& c) const {
+    ClientOptions& o = c.options;
+    fill_side("client", o.max_frame_size, o.decode_limits, o.heartbeat_interval,
+              o.heartbeat_timeout);
+    if (auto n = integer("client.busy_poll_us", "busy_poll_us")) {
+      o.busy_poll = std::chrono::microseconds(*n);
+    }
+    if (auto codec = string("client.codec", "codec")) o.codec = *codec;
+    millis("client.reconnect_backoff_initial_ms", o.reconnect_backoff_initial);
+    millis("client.reconnect_backoff_max_ms", o.reconnect_backoff_max);
+    millis("client.timeout_ms", o.timeout);
+    text("client.tls_ca", o.tls.ca_file);
+    text("client.tls_certificate", o.tls.certificate_file);
+    text("client.tls_private_key", o.tls.private_key_file);
+    text("client.tls_server_name", o.tls.server_name);
+    if (auto uri = string("client.connect")) c.connect = *uri;
+    if (!c.connect.empty()) check_uris("client.connect", {c.connect}, false);
+  }
+
+  void count(const char* path, std::size_t& out) const {
+    if (auto n = integer(path)) out = std::size_t(*n);
+  }
+  void millis(const char* path, std::chrono::milliseconds& out) const {
+    if (auto n = integer(path)) out = std::chrono::milliseconds(*n);
+  }
+  void text(const char* path, std::string& out) const {
+    if (auto v = string(path)) out = *v;
+  }
+
   static const Key* find(const std::string& name, std::span<const Key> section, bool in_section) {
     for (const Key& k : kShared) {
       if (k.path == name) return &k;
@@ -245,11 +316,36 @@ class Reader {
 
   static ConfigError unknown(const std::string& path, const std::string& at,
                              std::span<const Key> section) {
+    std::vector<std::string> names;
+    for (const Key& k : kShared) names.emplace_back(k.path);
+    for (const Key& k : section) names.emplace_back(k.path);
     std::string known;
-    for (const Key& k : kShared) known += (known.empty() ? "" : ", ") + std::string(k.path);
-    for (const Key& k : section) known += ", " + std::string(k.path);
+    for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
     if (section.empty()) known += ", [server], [client]";
-    return ConfigError(at + ": unknown key '" + path + "' (known here: " + known + ")");
+    const auto dot = path.rfind('.');
+    std::string hint;
+    if (auto best = closest(dot == std::string::npos ? path : path.substr(dot + 1), names)) {
+      hint = " (did you mean '" + *best + "'?)";
+    }
+    return ConfigError(at + ": unknown key '" + path + "'" + hint + "; known here: " + known);
+  }
+
+  // A BRINE_ variable that names no key is a typo (BRINE_SERVER_WROKERS), refused like an unknown
+  // key in a file.
+  static void refuse_unknown_variables(const std::vector<std::string>& known) {
+    for (char** env = environ; *env != nullptr; ++env) {
+      const std::string_view entry(*env);
+      if (!entry.starts_with("BRINE_")) continue;
+      const std::string name(entry.substr(0, entry.find('=')));
+      if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+      if (std::find(std::begin(kToolVariables), std::end(kToolVariables), name) !=
+          std::end(kToolVariables)) {
+        continue;
+      }
+      std::string hint;
+      if (auto best = closest(name, known)) hint = " (did you mean " + *best + "?)";
+      throw ConfigError("environment variable " + name + ": names no configuration key" + hint);
+    }
   }
 
   void put(const std::string& path, const toml::node& node, std::string origin) {
@@ -362,16 +458,13 @@ class Reader {
   }
 
   void check_uris(const std::string& path, const std::vector<std::string>& uris,
-                  bool zmq_only) const {
+                  bool for_broker) const {
     const Entry* e = lookup(path);
     for (const auto& uri : uris) {
       try {
-        if (detail::is_zmq_uri(uri)) {
-          detail::check_zmq_uri(uri);
-        } else if (zmq_only) {
+        const transport::Scheme& scheme = transport::scheme_of(uri);
+        if (for_broker && scheme.work_for == nullptr) {
           throw std::invalid_argument("a broker's backend is a zmq+ URI");
-        } else {
-          (void)transport::parse_uri(uri);
         }
       } catch (const std::invalid_argument& ex) {
         throw ConfigError((e != nullptr ? e->origin : std::string("<config>")) + ": key '" + path +
@@ -400,6 +493,10 @@ Config parse_config(std::string_view text, std::string_view origin) {
 }
 
 Config load_config(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw ConfigError(path + ": is a directory, not a configuration file");
+  }
   toml::table root;
   Reader r;
   try {

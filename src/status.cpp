@@ -1,13 +1,6 @@
 #include "brine/status.hpp"
 
-#include <cxxabi.h>
-
-#include <array>
-#include <cstdlib>
-#include <memory>
 #include <utility>
-
-#include "brine/codec.hpp"
 
 namespace brine {
 
@@ -67,53 +60,5 @@ RpcError::RpcError(Status status)
 
 RpcError::RpcError(StatusCode code, std::string message, std::string type)
     : RpcError(Status{code, std::move(message), std::move(type)}) {}
-
-namespace {
-constexpr std::array<CodecId, 3> kKnown = {CodecId::cereal, CodecId::protobuf, CodecId::json};
-}
-
-std::string_view codec_name(CodecId id) noexcept {
-  switch (id) {
-    case CodecId::cereal:
-      return "cereal";
-    case CodecId::protobuf:
-      return "protobuf";
-    case CodecId::json:
-      return "json";
-  }
-  return "unknown";
-}
-
-std::string codec_display(std::uint8_t wire_id) {
-  for (CodecId c : kKnown) {
-    if (std::uint8_t(c) == wire_id) return std::string(codec_name(c));
-  }
-  return "codec#" + std::to_string(wire_id);
-}
-
-std::optional<CodecId> codec_from_name(std::string_view name) noexcept {
-  for (CodecId c : kKnown) {
-    if (codec_name(c) == name) return c;
-  }
-  return std::nullopt;
-}
-
-std::span<const CodecId> known_codecs() noexcept {
-  return kKnown;
-}
-
-std::string type_name(const std::type_info& type) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> out(
-      abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
-  return status == 0 && out ? std::string(out.get()) : std::string(type.name());
-}
-
-namespace detail {
-void throw_unsupported_codec(CodecId id, const std::type_info& type) {
-  throw RpcError(StatusCode::unimplemented, "type " + type_name(type) + " cannot use codec '" +
-                                                std::string(codec_name(id)) + "'");
-}
-}  // namespace detail
 
 }  // namespace brine

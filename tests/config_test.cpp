@@ -54,6 +54,7 @@ io_threads = 2
 unix_mode = 0o660
 max_frame_size = 2048
 max_connections = 77
+max_objects_per_connection = 33
 first_frame_timeout_ms = 1100
 frame_timeout_ms = 1200
 idle_timeout_ms = 1300
@@ -73,6 +74,7 @@ tls_private_key = "c.key"
 tls_server_name = "calc.example"
 )");
   EXPECT_EQ(c.server.options.max_connections, 77u);
+  EXPECT_EQ(c.server.options.max_objects_per_connection, 33u);
   EXPECT_EQ(c.server.options.first_frame_timeout, 1100ms);
   EXPECT_EQ(c.server.options.frame_timeout, 1200ms);
   EXPECT_EQ(c.server.options.idle_timeout, 1300ms);
@@ -151,7 +153,8 @@ TEST(Config, UnknownKeyNamesFileLineAndKey) {
   const std::string e =
       error_of([] { parse_config("codec = \"cereal\"\n[server]\nwrokers = 3\n", "b.toml"); });
   EXPECT_EQ(e.rfind("b.toml:3: unknown key 'server.wrokers'", 0), 0u) << e;
-  EXPECT_NE(e.find("workers"), std::string::npos) << e;  // says what is known
+  EXPECT_NE(e.find("(did you mean 'workers'?)"), std::string::npos) << e;
+  EXPECT_NE(e.find("known here: codec, "), std::string::npos) << e;  // says what is known
   EXPECT_NE(error_of([] { parse_config("[client]\nlisten = \"tcp://a:1\"\n"); }), "");
   EXPECT_NE(error_of([] { parse_config("[cleint]\nconnect = \"tcp://a:1\"\n"); }), "");
   EXPECT_EQ(error_of([] { parse_config("server = 5\n", "e.toml"); }),
@@ -184,6 +187,49 @@ TEST(Config, BadEnvironmentValueNamesTheVariable) {
   EXPECT_EQ(e,
             "environment variable BRINE_SERVER_WORKERS: key 'server.workers': expected an "
             "integer, got a string");
+}
+
+// Issue 13: BRINE_SERVER_WROKERS=8 was accepted silently, although a typo'd key in a file is
+// refused with its line.
+TEST(Config, AnUnknownBrineVariableIsRefusedWithASuggestion) {
+  {
+    ScopedEnv typo("BRINE_SERVER_WROKERS", "8");
+    EXPECT_EQ(error_of([] { parse_config(""); }),
+              "environment variable BRINE_SERVER_WROKERS: names no configuration key (did you "
+              "mean BRINE_SERVER_WORKERS?)");
+    EXPECT_NE(error_of([] { brine::config_from_environment(); }), "");
+  }
+  {
+    ScopedEnv far("BRINE_NOTHING_LIKE_IT", "1");
+    EXPECT_EQ(error_of([] { parse_config(""); }),
+              "environment variable BRINE_NOTHING_LIKE_IT: names no configuration key");
+  }
+  // The build scripts' own variable is not configuration.
+  ScopedEnv tool("BRINE_BUILD_DIR", "build-asan");
+  EXPECT_EQ(error_of([] { parse_config(""); }), "");
+}
+
+// Issue 13: these were refused without the file, line or variable that set them.
+TEST(Config, OrderedLimitsNameWhereEachWasSet) {
+  EXPECT_EQ(error_of([] {
+              parse_config("heartbeat_interval_ms = 500\n[client]\nheartbeat_timeout_ms = 400\n",
+                           "h.toml");
+            }),
+            "h.toml:3: key 'heartbeat_timeout_ms': 400 must be longer than heartbeat_interval_ms "
+            "(500, from h.toml:1) for the client");
+  EXPECT_EQ(error_of([] { parse_config("[client]\nreconnect_backoff_max_ms = 50\n", "b.toml"); }),
+            "b.toml:2: key 'reconnect_backoff_max_ms': 50 must be at least "
+            "reconnect_backoff_initial_ms (100, from the default) for the client");
+  ScopedEnv env("BRINE_SERVER_HEARTBEAT_TIMEOUT_MS", "1000");
+  EXPECT_EQ(error_of([] { parse_config(""); }),
+            "environment variable BRINE_SERVER_HEARTBEAT_TIMEOUT_MS: key 'heartbeat_timeout_ms': "
+            "1000 must be longer than heartbeat_interval_ms (1000, from the default) for the "
+            "server");
+}
+
+TEST(Config, ADirectoryIsNotAConfigurationFile) {
+  EXPECT_EQ(error_of([] { brine::load_config("/tmp"); }),
+            "/tmp: is a directory, not a configuration file");
 }
 
 TEST(Config, LoadsAFileAndNamesAMissingOne) {

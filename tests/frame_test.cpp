@@ -132,6 +132,26 @@ TEST(Frame, OversizeRejectedFromThePrefixAlone) {
   EXPECT_LT(parser.prepare(1).size(), std::size_t(1) << 20);
 }
 
+// Issue 13: an HTTP answer read as a frame was "a frame of 1008813135 bytes"; the magic is checked
+// first, and the error says what the peer sent.
+TEST(Frame, AWrongMagicIsNamedBeforeTheLength) {
+  FrameParser parser(1024);
+  const std::string http = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+  const auto text = std::as_bytes(std::span(http));
+  const auto out = feed(parser, std::vector<std::byte>(text.begin(), text.end()), 64);
+  ASSERT_TRUE(out.failed);
+  EXPECT_EQ(out.error.code, StatusCode::invalid_argument);
+  EXPECT_EQ(out.error.message, "not a brine peer (it sent \"HTTP/1.1 400 Bad Request\")");
+  // Bytes that are not text are shown escaped, and a long line is cut.
+  FrameParser binary;
+  const std::vector<std::byte> junk(100, std::byte{0xFE});
+  const auto bad = feed(binary, junk, 100);
+  ASSERT_TRUE(bad.failed);
+  EXPECT_EQ(bad.error.message.rfind("not a brine peer (it sent \"\\xfe\\xfe", 0), 0u)
+      << bad.error.message;
+  EXPECT_NE(bad.error.message.find("...\")"), std::string::npos) << bad.error.message;
+}
+
 TEST(Frame, JustAtTheLimitIsAccepted) {
   const auto f = make_frame(FrameKind::request, 1, "m", std::string(1024 - 16 - 1, 'x'));
   FrameParser parser(1024);
@@ -313,3 +333,125 @@ TEST(FrameTimeout, HugeTimeoutsAreClampedNotWrapped) {
 }
 
 }  // namespace
+
+namespace {
+
+// Frames read into a buffer of the caller's (feed), in chunks of `chunk`: whole frames are seen
+// in place, a partial one is continued with prepare_rest().
+Feed feed_in_place(FrameParser& parser, const std::vector<std::byte>& data, std::size_t chunk) {
+  Feed out;
+  std::size_t off = 0;
+  std::vector<std::byte> scratch(chunk);
+  while (off < data.size() && !out.failed) {
+    std::size_t n;
+    if (parser.buffered() == 0) {
+      n = std::min(chunk, data.size() - off);
+      std::memcpy(scratch.data(), data.data() + off, n);
+      parser.feed({scratch.data(), n});
+    } else {
+      auto space = parser.prepare_rest();
+      n = std::min(space.size(), data.size() - off);
+      std::memcpy(space.data(), data.data() + off, n);
+      parser.commit(n);
+    }
+    off += n;
+    FrameView f{};
+    for (;;) {
+      const auto r = parser.next(&f);
+      if (r == FrameParser::Next::need_more) break;
+      if (r == FrameParser::Next::error) {
+        out.failed = true;
+        out.error = parser.error();
+        break;
+      }
+      out.frames.push_back(
+          std::to_string(f.call_id) + ":" + std::string(f.method) + ":" +
+          std::string(reinterpret_cast<const char*>(f.payload.data()), f.payload.size()));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Frame, InPlaceParsingGivesTheSameFramesForEveryChunkSize) {
+  std::vector<std::byte> data;
+  for (std::uint64_t id = 1; id <= 40; ++id) {
+    const auto f = make_frame(FrameKind::request, id, "m", std::string((id * 733) % 9000, 'p'));
+    data.insert(data.end(), f.begin(), f.end());
+  }
+  FrameParser reference;
+  const auto expected = feed(reference, data, 65536).frames;
+  ASSERT_EQ(expected.size(), 40u);
+  for (const std::size_t chunk : {1u, 3u, 20u, 21u, 777u, 4096u, 65536u}) {
+    FrameParser parser;
+    const auto out = feed_in_place(parser, data, chunk);
+    EXPECT_FALSE(out.failed) << out.error.to_string();
+    EXPECT_EQ(out.frames, expected) << "chunk " << chunk;
+    EXPECT_EQ(parser.buffered(), 0u);
+  }
+}
+
+// Issue 12: a connection that once received a 16 MiB frame kept a 16 MiB read buffer for its
+// whole life (eight idle connections held about 197 MB). Buffers shrink back once it is gone.
+TEST(Frame, TheReadBufferShrinksAfterALargeFrame) {
+  const auto big = make_frame(FrameKind::request, 1, "big", std::string((16u << 20) - 100, 'B'));
+  const auto small = make_frame(FrameKind::request, 2, "m", "x");
+  {
+    FrameParser parser(32u << 20);
+    ASSERT_EQ(feed(parser, big, 65536).frames.size(), 1u);
+    EXPECT_GE(parser.capacity(), (16u << 20) - 100);
+    ASSERT_EQ(feed(parser, small, small.size()).frames.size(), 1u);  // the next read
+    EXPECT_LE(parser.capacity(), 256u * 1024) << "reading into prepare()";
+  }
+  {
+    FrameParser parser(32u << 20);
+    ASSERT_EQ(feed_in_place(parser, big, 65536).frames.size(), 1u);
+    EXPECT_GE(parser.capacity(), (16u << 20) - 100);
+    ASSERT_EQ(feed_in_place(parser, small, 65536).frames.size(), 1u);
+    EXPECT_EQ(parser.capacity(), 0u) << "reading in place holds no buffer between frames";
+  }
+}
+
+// Issue 13: an error message could carry invalid UTF-8 (a method name echoed raw:
+// "no method '\xff\xfeadd'") although the page promises UTF-8. Bytes outside a well-formed
+// sequence are written as \xNN; well-formed text passes unchanged.
+TEST(Frame, AnErrorMessageIsAlwaysUtf8) {
+  auto round_trip = [](const std::string& message, const std::string& type) {
+    Buffer b;
+    make_error_frame(b, 9, {StatusCode::not_found, message, type});
+    FrameView f{};
+    EXPECT_EQ(frame_from_message(b.bytes(), kDefaultMaxFrameSize, &f).code, StatusCode::ok);
+    return parse_error_payload(f.payload);
+  };
+  EXPECT_EQ(round_trip("no method '\xff\xfe"
+                       "add'",
+                       "")
+                .message,
+            "no method '\\xFF\\xFEadd'");
+  const std::string fine = "d\xc3\xa9lka \xe2\x9c\x93 \xf0\x9f\x98\x80";
+  EXPECT_EQ(round_trip(fine, fine).message, fine);
+  // Overlong forms, surrogates, code points above U+10FFFF and cut sequences are not UTF-8.
+  EXPECT_EQ(round_trip("\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xe2\x9c", "\xff").message,
+            "\\xC0\\xAF|\\xED\\xA0\\x80|\\xF4\\x90\\x80\\x80|\\xE2\\x9C");
+  EXPECT_EQ(round_trip("m", "\xff").type, "\\xFF");
+}
+
+// Issue 12: error frames were built without regard to max_frame_size (a 1,046-byte error frame
+// under a 1,024-byte limit). Message and type are cut to fit, at a UTF-8 boundary.
+TEST(Frame, AnErrorFrameIsCutToTheLimit) {
+  Buffer b;
+  std::string message;
+  for (int i = 0; i < 2000; ++i) message += "\xc3\xa9";  // 'é', two bytes each
+  make_error_frame(b, 5, {StatusCode::internal, message, std::string(3000, 't')}, 1024);
+  EXPECT_EQ(load_be32(b.data()), 1024u);  // the whole limit, not a byte more
+  FrameParser parser(1024);
+  const auto out = feed(parser, bytes_of(b), b.size());
+  ASSERT_FALSE(out.failed) << out.error.to_string();
+  FrameView f{};
+  ASSERT_EQ(frame_from_message(b.bytes(), 1024, &f).code, StatusCode::ok);
+  const brine::Status s = parse_error_payload(f.payload);
+  EXPECT_EQ(s.code, StatusCode::internal);
+  EXPECT_EQ(s.message.size() % 2, 0u) << "cut inside a UTF-8 sequence";
+  EXPECT_EQ(s.message.size() + s.type.size(), 1024u - 26);
+}

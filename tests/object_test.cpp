@@ -257,7 +257,7 @@ class Objects : public testing::TestWithParam<Param> {
     explicit Served(const Param& p, brine::ServerOptions options = quick_peer_timeout())
         : server(std::move(options)), impl(std::make_shared<typename F::Impl>(census)) {
       server.expose<typename F::I>("calc", impl);
-      if (p.transport.rfind("tls", 0) == 0) (void)tls_files();
+      if (test_transport(p.transport).tls) (void)tls_files();
       uri = server.listen(listen_uri(p.transport));
       server.start();
     }
@@ -372,6 +372,32 @@ TEST_P(Objects, FactoryObjectsAreFreedWhenTheClientDisconnects) {
   });
 }
 
+// Issue 13: nothing limited how many remote objects one connection may hold.
+TEST_P(Objects, AConnectionHoldsAtMostMaxObjectsPerConnection) {
+  run([&]<class F>() {
+    auto options = Served<F>::quick_peer_timeout();
+    options.max_objects_per_connection = 3;
+    Served<F> s(GetParam(), options);
+    Client c(s.uri, client_options());
+    auto calc = c.template remote<typename F::I>("calc");
+    std::vector<decltype(F::open(calc))> accounts;
+    for (int i = 0; i < 3; ++i) accounts.push_back(F::open(calc));
+    try {
+      (void)F::open(calc);
+      ADD_FAILURE() << "a fourth object was kept";
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::resource_exhausted) << e.what();
+      EXPECT_NE(e.message().find("max_objects_per_connection"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(eventually([&] { return s.census.live == 3; })) << s.census.live;
+    accounts.pop_back();  // released: room for one more
+    EXPECT_TRUE(eventually([&] { return s.census.live == 2; })) << s.census.live;
+    accounts.push_back(F::open(calc));
+    F::deposit(accounts.back(), 5);
+    EXPECT_EQ(F::balance(accounts.back()), 5);
+  });
+}
+
 TEST_P(Objects, ReferenceIsPrivateToItsConnection) {
   run([&]<class F>() {
     Served<F> s(GetParam());
@@ -415,9 +441,7 @@ TEST_P(Objects, ManyThreadsShareOneProxy) {
   });
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, Objects,
-                         testing::ValuesIn(grid({"tcp4", "tcp6", "tls4", "unix", "abstract",
-                                                 "zmq_tcp", "zmq_ipc", "zmq_inproc"})),
+INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, Objects, testing::ValuesIn(grid(transports())),
                          ParamName{});
 
 // --- the plain interface's richer types: cereal and json ----------------------------------------

@@ -9,8 +9,10 @@
 #include <chrono>
 #include <fstream>
 #include <future>
+#include <limits>
 #include <thread>
 
+#include "bank.hpp"
 #include "eventually.hpp"
 #include "families.hpp"
 #include "params.hpp"
@@ -28,7 +30,7 @@ using namespace std::chrono_literals;
 class CrossProcess : public testing::TestWithParam<Param> {
  protected:
   void SetUp() override {
-    if (GetParam().transport.rfind("tls", 0) == 0) {
+    if (test_transport(GetParam().transport).tls) {
       // The server process reads its certificate from the environment (BRINE_<KEY>).
       ::setenv("BRINE_SERVER_TLS_CERTIFICATE", tls_files().server_crt.c_str(), 1);
       ::setenv("BRINE_SERVER_TLS_PRIVATE_KEY", tls_files().server_key.c_str(), 1);
@@ -187,9 +189,7 @@ TEST_P(CrossProcess, GracefulStopOnSigterm) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, CrossProcess,
-                         testing::ValuesIn(grid({"tcp4", "tcp6", "tls4", "unix", "abstract",
-                                                 "zmq_tcp", "zmq_ipc"})),
-                         ParamName());
+                         testing::ValuesIn(grid(transports(from_another_process))), ParamName());
 
 // A client process that dies or stops: the server frees what it held.
 class PeerFaults : public testing::TestWithParam<std::string> {};
@@ -206,7 +206,7 @@ TEST_P(PeerFaults, AKilledClientsConnectionAndCallsAreFreed) {
   EXPECT_TRUE(eventually([&] { return s.server.stats().calls_in_flight == 3; }, 5s));
   // All three handlers running (a call still queued would be skipped, not see its cancel).
   ASSERT_TRUE(eventually([&] { return s.running_cancellable->load() == 3; }, 5s));
-  const bool stream = GetParam().rfind("zmq_", 0) != 0;
+  const bool stream = !test_transport(GetParam()).zmq;
   if (stream) {
     EXPECT_EQ(s.server.stats().connections, 1u);
   }
@@ -219,7 +219,7 @@ TEST_P(PeerFaults, AKilledClientsConnectionAndCallsAreFreed) {
 }
 
 TEST_P(PeerFaults, AStoppedClientIsClosedAfterTheIdleTimeout) {
-  if (GetParam().rfind("zmq_", 0) == 0) GTEST_SKIP() << "streams only (idle_timeout)";
+  if (test_transport(GetParam()).zmq) GTEST_SKIP() << "streams only (idle_timeout)";
   TestServer s({.idle_timeout = 500ms});
   const std::string uri = s.listen(GetParam());
   s.server.start();
@@ -235,7 +235,7 @@ TEST_P(PeerFaults, AStoppedClientIsClosedAfterTheIdleTimeout) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, PeerFaults,
-                         testing::Values("tcp4", "tcp6", "unix", "abstract", "zmq_tcp", "zmq_ipc"));
+                         testing::ValuesIn(transports(from_another_process_in_the_clear)));
 
 TEST(CrossProcessServer, ListensOnManyEndpointsAndRestrictsCodecs) {
   auto server = start_calculator_server(
@@ -300,8 +300,7 @@ TEST_P(ConfigSwap, SameBinariesDrivenByGeneratedConfigFiles) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, ConfigSwap,
-                         testing::ValuesIn(grid({"tcp4", "tcp6", "unix", "abstract", "zmq_tcp",
-                                                 "zmq_ipc"})),
+                         testing::ValuesIn(grid(transports(from_another_process_in_the_clear))),
                          ParamName());
 
 // --- the remote-objects example: accounts live as long as their client --------------------------
@@ -322,6 +321,98 @@ TEST(BankExample, AccountsCloseWhenTheirClientsLeave) {
     EXPECT_EQ(server.read_line(10s), "opened an account for " + std::string(codec) + " (1 open)");
     EXPECT_EQ(server.read_line(10s), "closed the account of " + std::string(codec) + " (0 open)");
   }
+}
+
+// Issue 13: bank_server --help started listening, calculator_server --help failed with "missing
+// value after --help", --workers -5 was silently ignored.
+TEST(ExamplePrograms, HelpListsTheFlagsAndExits) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> programs = {
+      {BRINE_CALCULATOR_SERVER, {"--config", "--listen", "--connect", "--codec", "--workers"}},
+      {BRINE_CALCULATOR_CLIENT, {"--config", "--connect", "--codec", "--calls"}},
+      {BRINE_BANK_SERVER, {"--config", "--listen"}},
+      {BRINE_BANK_CLIENT, {"--config", "--connect", "--codec", "--owner"}},
+  };
+  for (const auto& [program, flags] : programs) {
+    ChildProcess p({program, "--help"});
+    std::string out;
+    while (auto line = p.read_line(10s)) out += *line + "\n";
+    const auto status = p.wait(10s);
+    ASSERT_TRUE(status && WIFEXITED(*status)) << program;
+    EXPECT_EQ(WEXITSTATUS(*status), 0) << program << "\n" << out;
+    EXPECT_EQ(out.rfind("usage: ", 0), 0u) << out;
+    EXPECT_EQ(out.find("\nlistening "), std::string::npos) << out;  // it did not start serving
+    for (const auto& flag : flags) {
+      EXPECT_NE(out.find("\n  " + flag + " "), std::string::npos) << flag << " in\n" << out;
+    }
+  }
+}
+
+TEST(ExamplePrograms, ABadCommandLineIsRefused) {
+  const std::vector<std::vector<std::string>> wrong = {
+      {BRINE_CALCULATOR_SERVER, "--listen", "tcp://127.0.0.1:0", "--workers", "-5"},
+      {BRINE_CALCULATOR_SERVER, "--listen", "tcp://127.0.0.1:0", "--workers", "four"},
+      {BRINE_CALCULATOR_SERVER, "--listen"},
+      {BRINE_CALCULATOR_CLIENT, "--calls", "1e3", "--connect", "tcp://127.0.0.1:1"},
+      {BRINE_BANK_SERVER, "--port", "7100"},
+      {BRINE_BANK_CLIENT, "--owner"},
+  };
+  for (const auto& argv : wrong) {
+    ChildProcess p(argv);
+    EXPECT_EQ(p.read_line(10s), std::nullopt) << argv[0];  // never listening
+    const auto status = p.wait(10s);
+    ASSERT_TRUE(status && WIFEXITED(*status)) << argv[0];
+    EXPECT_EQ(WEXITSTATUS(*status), 2) << argv[0] << " " << argv[1];
+  }
+}
+
+// Issue 13: the bank's withdraw(-5000) raised the balance, and two deposit(INT64_MAX) overflowed.
+TEST(BankExample, RefusesNegativeAmountsAndOverflow) {
+  ChildProcess server({BRINE_BANK_SERVER, "--listen", "tcp://127.0.0.1:0"});
+  const auto ready = server.read_line(10s);
+  ASSERT_TRUE(ready && ready->rfind("listening ", 0) == 0);
+  Client c(ready->substr(10), {.timeout = 10s});
+  auto account = c.remote<bank::Bank>("bank").open("eve");
+  EXPECT_EQ(account.deposit(100), 100);
+  try {
+    account.withdraw(-5000);
+    FAIL() << "a negative withdrawal was accepted";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.message(), "withdraw a positive amount");
+    EXPECT_EQ(e.remote_type(), "std::invalid_argument");
+  }
+  EXPECT_EQ(account.deposit(std::numeric_limits<std::int64_t>::max() - 100),
+            std::numeric_limits<std::int64_t>::max());
+  try {
+    account.deposit(std::numeric_limits<std::int64_t>::max());
+    FAIL() << "the balance overflowed";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.remote_type(), "std::overflow_error");
+  }
+  EXPECT_EQ(account.balance(), std::numeric_limits<std::int64_t>::max());
+}
+
+// Issue 13: the calculator's wait ignored cancellation and accepted 2^32 ms, delaying exit after
+// SIGTERM.
+TEST(CalculatorExample, WaitIsBoundedAndEndsWhenItsCallerGivesUp) {
+  auto server = start_calculator_server({"--listen", "tcp://127.0.0.1:0"});
+  ASSERT_EQ(server.uris.size(), 1u);
+  {
+    Client c(server.uris[0], {.timeout = 10s});
+    const auto r = c.try_call(calc::kWait, {4294967295u});
+    EXPECT_EQ(r.code(), StatusCode::internal);
+    EXPECT_EQ(r.status().message, "wait takes at most 60000 ms, not 4294967295");
+    // Given up after 200 ms: the handler ends then, not a minute later.
+    EXPECT_EQ(c.try_call(calc::kWait, {60000}, {.timeout = 200ms}).code(),
+              StatusCode::deadline_exceeded);
+    auto pending = c.call_async(calc::kWait, {60000}, {.timeout = 60s});
+    EXPECT_EQ(c.call(calc::kAdd, {1, 2}).value, 3);
+  }  // the client leaves with a wait pending
+  const auto t0 = std::chrono::steady_clock::now();
+  server.child->kill(SIGTERM);
+  const auto status = server.child->wait(10s);
+  ASSERT_TRUE(status && WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 
 Usage: python_client.py PATH_TO_calculator_server
 Starts the server on port 0, reads its "listening" line, and calls it over raw TCP with both
-codecs, checking replies, an error frame, and a protocol error. Exits non-zero on any mismatch.
+codecs, checking replies, an error frame, and a protocol error, then once more through
+multiprocessing.connection. Exits non-zero on any mismatch.
 """
 import socket
 import struct
@@ -73,7 +74,22 @@ def main():
         kind, codec, call_id, body = read_frame(s)
         assert (kind, call_id) == (3, 0) and parse_error(body)[0] == 8, body
         assert s.recv(1) == b""
-        print("python client: 4 checks passed")
+
+        # multiprocessing.connection speaks the same framing (a signed 32-bit big-endian length,
+        # then the bytes): send_bytes of a frame without its prefix is that frame, recv_bytes
+        # reads one (docs/wire-format.md, "Size limits").
+        from multiprocessing.connection import Connection
+        raw = socket.create_connection((host, int(port)))
+        raw.setblocking(True)  # Connection reads the descriptor with os.read (ctest's timeout bounds it)
+        conn = Connection(raw.detach())
+        body = (struct.pack(">2sBBBBHQ", b"br", 1, 1, 1, 0, 3, 4) + b"add" +
+                b"\x01" + struct.pack("<dd", 20.0, 22.0))
+        conn.send_bytes(body)
+        reply = conn.recv_bytes()
+        assert reply[:16] == struct.pack(">2sBBBBHQ", b"br", 1, 2, 1, 0, 0, 4), reply[:16]
+        assert reply[16:] == b"\x01" + struct.pack("<d", 42.0), reply
+        conn.close()
+        print("python client: 5 checks passed")
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -73,6 +73,10 @@ Bytes frame(std::uint8_t kind, std::uint8_t codec, std::uint64_t call_id, const 
   return f;
 }
 
+Bytes text(const std::string& s) {
+  return Bytes(s.begin(), s.end());
+}
+
 // cereal portable binary: 0x01 (little-endian), then each double as 8 little-endian bytes.
 Bytes cereal_doubles(std::initializer_list<double> ds) {
   Bytes b{0x01};
@@ -312,17 +316,85 @@ const Bytes kGood = frame(1, 1, 1, "add", cereal_doubles({1.0, 2.0}));
 
 INSTANTIATE_TEST_SUITE_P(
     All, WireProtocolError,
-    testing::Values(ProtocolCase{"oversize", {0xFF, 0xFF, 0xFF, 0xFF}, 8},
-                    ProtocolCase{"over16MiB", {0x01, 0x00, 0x00, 0x01}, 8},
-                    ProtocolCase{"zero_length", {0, 0, 0, 0}, 3},
-                    ProtocolCase{"short_length", {0, 0, 0, 15}, 3},
-                    ProtocolCase{"bad_magic", with(kGood, 4, 'X'), 3},
-                    ProtocolCase{"bad_version", with(kGood, 6, 2), 3},
-                    ProtocolCase{"bad_kind", with(kGood, 7, 0), 3},
-                    ProtocolCase{"reply_kind_from_client", with(kGood, 7, 2), 3},
-                    ProtocolCase{"flags", with(kGood, 9, 0x80), 3},
-                    ProtocolCase{"method_len_past_end", with(kGood, 10, 0x7F), 3}),
+    testing::Values(
+        ProtocolCase{"oversize", {0xFF, 0xFF, 0xFF, 0xFF}, 8},
+        ProtocolCase{"over16MiB", {0x01, 0x00, 0x00, 0x01}, 8},
+        ProtocolCase{"zero_length", {0, 0, 0, 0}, 3},
+        ProtocolCase{"short_length", {0, 0, 0, 15}, 3},
+        ProtocolCase{"bad_magic", with(kGood, 4, 'X'), 3},
+        ProtocolCase{"bad_version", with(kGood, 6, 2), 3},
+        ProtocolCase{"bad_kind", with(kGood, 7, 0), 3},
+        ProtocolCase{"reply_kind_from_client", with(kGood, 7, 2), 3},
+        ProtocolCase{"flags", with(kGood, 9, 0x80), 3},
+        ProtocolCase{"method_len_past_end", with(kGood, 10, 0x7F), 3},
+        // Issue 13: the fields each kind leaves empty, and the reserved call id 0.
+        ProtocolCase{"request_id_zero", frame(1, 1, 0, "add", cereal_doubles({1, 2})), 3},
+        ProtocolCase{"oneway_id_zero", frame(4, 1, 0, "add", cereal_doubles({1, 2})), 3},
+        ProtocolCase{"heartbeat_with_method", frame(6, 0, 0, "x", {}), 3},
+        ProtocolCase{"heartbeat_with_codec", frame(6, 1, 0, "", {}), 3},
+        ProtocolCase{"heartbeat_with_call_id", frame(6, 0, 5, "", {}), 3},
+        ProtocolCase{"heartbeat_with_payload", frame(6, 0, 0, "", {0}), 3},
+        ProtocolCase{"cancel_with_payload", frame(7, 0, 5, "", {1}), 3},
+        ProtocolCase{"cancel_of_id_zero", frame(7, 0, 0, "", {}), 3},
+        ProtocolCase{"not_brine", text("GET / HTTP/1.1\r\n\r\n"), 3}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// Issue 13: the page said cereal counts are always little-endian; in a big-endian archive (first
+// byte 0x00) they are big-endian like every other value, as cereal's own archive reads them.
+TEST_F(Wire, ABigEndianCerealArchiveHasBigEndianCounts) {
+  RawConn c(uri);
+  Bytes sum{0x00};
+  put_be(sum, 2, 8);  // two values
+  for (double d : {1.5, 2.25}) {
+    std::uint64_t u;
+    std::memcpy(&u, &d, 8);
+    put_be(sum, u, 8);
+  }
+  c.send(frame(1, 1, 1, "sum", sum));
+  const auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[7], 2) << parse_error(*r).message;
+  Bytes expected = cereal_doubles({3.75});
+  EXPECT_EQ(Bytes(r->begin() + 20, r->end()), expected);
+}
+
+// Issue 13: two pending calls with the same id were both answered; the second breaks the protocol.
+TEST_F(Wire, ARequestReusingAPendingIdClosesTheConnection) {
+  RawConn c(uri);
+  Bytes wait{0x01, 0x2C, 0x01, 0, 0};  // cereal WaitRequest{300}: a u32, little-endian
+  c.send(frame(1, 1, 7, "wait", wait));
+  c.send(frame(1, 1, 7, "add", cereal_doubles({1.0, 2.0})));
+  // The server may answer the first before it reads the second; the error comes either way.
+  auto f = c.read_frame();
+  ASSERT_TRUE(f);
+  if ((*f)[7] == 2) f = c.read_frame();
+  ASSERT_TRUE(f);
+  const auto e = parse_error(*f);
+  EXPECT_EQ(e.call_id, 0u);
+  EXPECT_EQ(e.code, 3u);
+  EXPECT_EQ(e.message, "protocol error: call id 7 is already in use by a pending call");
+  EXPECT_TRUE(c.closed_by_peer());
+  // Ids need only be unique among pending calls: one that finished may be used again.
+  RawConn d(uri);
+  for (int i = 0; i < 3; ++i) {
+    d.send(frame(1, 1, 9, "add", cereal_doubles({1.0, 2.0})));
+    const auto r = d.read_frame();
+    ASSERT_TRUE(r);
+    EXPECT_EQ((*r)[7], 2);
+  }
+}
+
+// Issue 13: an error message could carry invalid UTF-8 (a method name echoed raw).
+TEST_F(Wire, ErrorMessagesAreUtf8) {
+  RawConn c(uri);
+  c.send(frame(1, 1, 1,
+               "\xff\xfe"
+               "add",
+               cereal_doubles({1.0, 2.0})));
+  const auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.code, 5u);
+  EXPECT_EQ(e.message, "no method '\\xFF\\xFEadd'");
+}
 
 TEST_F(Wire, TruncatedThenClosedCostsNothing) {
   {
@@ -338,9 +410,6 @@ TEST_F(Wire, TruncatedThenClosedCostsNothing) {
 }
 
 // --- "JSON" and "Remote objects" ---------------------------------------------------------------
-Bytes text(const std::string& s) {
-  return Bytes(s.begin(), s.end());
-}
 std::string payload_text(const Bytes& f) {
   const std::size_t start = 20 + get_be(f, 10, 2);
   return std::string(f.begin() + long(start), f.end());
@@ -406,6 +475,34 @@ TEST_F(WireObjects, CerealArgumentListsReferencesAndRelease) {
   EXPECT_EQ(e.call_id, 6u);
   EXPECT_EQ(e.code, 5u);  // NOT_FOUND
   EXPECT_NE(e.message.find(name), std::string::npos) << e.message;
+}
+
+// Issue 13: "~release" sent as a request was carried out but never answered; with codec 0 it was
+// silently ignored. It is a oneway whatever its codec byte; a request for it is refused unrun.
+TEST_F(WireObjects, ReleaseIsAOnewayWhateverItsCodec) {
+  RawConn c(uri);
+  auto fork = [&](std::uint64_t id) {
+    c.send(frame(1, 1, id, "counter.fork", {0x01}));
+    const auto r = c.read_frame();
+    EXPECT_TRUE(r);
+    return payload_text(*r).substr(9);
+  };
+  const std::string name = fork(1);
+  c.send(frame(1, 1, 2, name + ".~release", {}));
+  auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.call_id, 2u);
+  EXPECT_EQ(e.code, 3u);
+  EXPECT_EQ(e.message, "'~release' is sent as a oneway; as a request it is not carried out");
+  c.send(frame(1, 1, 3, name + ".add", {0x01, 1, 0, 0, 0, 1, 0, 0, 0}));
+  auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[7], 2) << "the object is still there";
+  c.send(frame(4, 0, 4, name + ".~release", {}));  // codec 0
+  c.send(frame(4, 1, 5, "@999999.~release", {}));  // a name this connection never held
+  c.send(frame(1, 1, 6, name + ".add", {0x01, 1, 0, 0, 0, 1, 0, 0, 0}));
+  e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.call_id, 6u);
+  EXPECT_EQ(e.code, 5u);  // released
 }
 
 TEST_F(WireObjects, JsonArgumentListsAndReferences) {

@@ -79,9 +79,14 @@ inline constexpr brine::Method<WaitRequest, Number> kWait{"wait"};
 inline constexpr brine::Method<Number, Number> kPid{"pid"};
 }  // namespace pb
 
+// The longest wait: a longer one is refused with INTERNAL (std::invalid_argument).
+inline constexpr std::uint32_t kMaxWaitMs = 60000;
+
 // Registers add, divide (throws std::domain_error on a zero denominator), sum, pid (all
-// idempotent) and wait (sleeps, then answers the milliseconds waited; not idempotent): the
-// structs serve cereal and json, the protobuf messages serve protobuf.
+// idempotent) and wait (sleeps, then answers the milliseconds waited; not idempotent; up to
+// kMaxWaitMs, and it ends early once its caller stopped waiting: DEADLINE_EXCEEDED at the
+// caller's deadline, CANCELLED on a cancel or when the caller's connection ends): the structs serve
+// cereal and json, the protobuf messages serve protobuf.
 void register_calculator(brine::Server& server);
 
 }  // namespace calc

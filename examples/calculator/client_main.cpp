@@ -13,17 +13,9 @@
 #include <vector>
 
 #include "calculator.hpp"
+#include "flags.hpp"
 
 namespace {
-
-[[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr,
-               "calculator_client: %s\n"
-               "usage: calculator_client [--config FILE] [--connect URI] "
-               "[--codec cereal|protobuf|json] [--calls N]\n",
-               why);
-  std::exit(2);
-}
 
 // The two type families behind one interface, so the demo body is written once.
 struct CerealCalls {
@@ -93,34 +85,27 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::string uri;
   std::string codec;
-  int calls = 2000;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (i + 1 >= argc) usage(("missing value after " + arg).c_str());
-    const std::string value = argv[++i];
-    if (arg == "--config") {
-      config_path = value;
-    } else if (arg == "--connect") {
-      uri = value;
-    } else if (arg == "--codec") {
-      codec = value;
-    } else if (arg == "--calls") {
-      calls = std::atoi(value.c_str());
-    } else {
-      usage(("unknown option " + arg).c_str());
-    }
-  }
+  long calls = 2000;
+  examples::Flags flags("calculator_client",
+                        "Calls add, divide, sum and a divide by zero, then times N add calls.");
+  flags
+      .text("--config", "FILE", "configuration file: its [client] part (brine/config.hpp)",
+            &config_path)
+      .text("--connect", "URI", "the server (or broker frontend) to call", &uri)
+      .text("--codec", "NAME", "cereal, protobuf or json", &codec)
+      .count("--calls", "add calls to time (default 2000)", 0, 100000000, &calls);
+  flags.parse(argc, argv);
   try {
     brine::ClientConfig config = config_path.empty() ? brine::config_from_environment().client
                                                      : brine::load_config(config_path).client;
     if (!uri.empty()) config.connect = uri;
     if (!codec.empty()) config.options.codec = codec;
-    if (config.connect.empty()) usage("no server: give --connect URI or client.connect");
+    if (config.connect.empty()) flags.fail("no server: give --connect URI or client.connect");
     brine::Client client(config.connect, config.options);
     if (client.codec() == brine::CodecId::protobuf) {
-      demo<ProtobufCalls>(client, calls);
+      demo<ProtobufCalls>(client, int(calls));
     } else {
-      demo<CerealCalls>(client, calls);
+      demo<CerealCalls>(client, int(calls));
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "calculator_client: %s\n", e.what());

@@ -10,26 +10,12 @@
 // then serves until SIGINT or SIGTERM.
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
 
 #include "calculator.hpp"
-
-namespace {
-
-[[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr,
-               "calculator_server: %s\n"
-               "usage: calculator_server [--config FILE] [--listen URI ...] "
-               "[--connect BROKER_BACKEND_URI ...] [--codec NAME ...] [--workers N]\n",
-               why);
-  std::exit(2);
-}
-
-}  // namespace
+#include "flags.hpp"
 
 int main(int argc, char** argv) {
   std::string config_path;
@@ -37,24 +23,17 @@ int main(int argc, char** argv) {
   std::vector<std::string> brokers;
   std::vector<std::string> codecs;
   long workers = -1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (i + 1 >= argc) usage(("missing value after " + arg).c_str());
-    const std::string value = argv[++i];
-    if (arg == "--config") {
-      config_path = value;
-    } else if (arg == "--listen") {
-      uris.push_back(value);
-    } else if (arg == "--connect") {
-      brokers.push_back(value);
-    } else if (arg == "--codec") {
-      codecs.push_back(value);
-    } else if (arg == "--workers") {
-      workers = std::strtol(value.c_str(), nullptr, 10);
-    } else {
-      usage(("unknown option " + arg).c_str());
-    }
-  }
+  examples::Flags flags("calculator_server",
+                        "Serves the calculator (add, divide, sum, pid, wait) until SIGINT or "
+                        "SIGTERM;\nprints \"listening <uri>\" per endpoint once it accepts calls.");
+  flags
+      .text("--config", "FILE", "configuration file: its [server] part (brine/config.hpp)",
+            &config_path)
+      .texts("--listen", "URI", "an endpoint to listen on (port 0: any free port)", &uris)
+      .texts("--connect", "URI", "a brine-broker's backend to work for", &brokers)
+      .texts("--codec", "NAME", "a codec to serve (cereal, protobuf, json)", &codecs)
+      .count("--workers", "handler threads; 0 runs handlers on the I/O threads", 0, 1024, &workers);
+  flags.parse(argc, argv);
 
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t stop_signals;
@@ -71,7 +50,7 @@ int main(int argc, char** argv) {
     if (!codecs.empty()) config.options.codecs = codecs;
     if (workers >= 0) config.options.workers = std::size_t(workers);
     if (config.listen.empty() && config.brokers.empty()) {
-      usage("no endpoint: give --listen or --connect, or server.listen in the configuration");
+      flags.fail("no endpoint: give --listen or --connect, or server.listen in the configuration");
     }
     brine::Server server(config.options);
     calc::register_calculator(server);

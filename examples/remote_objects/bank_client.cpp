@@ -6,30 +6,22 @@
 #include <string>
 
 #include "bank.hpp"
+#include "flags.hpp"
 
 int main(int argc, char** argv) {
   std::string config_path;
   std::string uri;
   std::string codec;
   std::string owner = "ann";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string arg = argv[i];
-    const std::string value = argv[i + 1];
-    if (arg == "--config") {
-      config_path = value;
-    } else if (arg == "--connect") {
-      uri = value;
-    } else if (arg == "--codec") {
-      codec = value;
-    } else if (arg == "--owner") {
-      owner = value;
-    } else {
-      std::fprintf(stderr,
-                   "usage: bank_client [--config FILE] [--connect URI] [--codec NAME] "
-                   "[--owner NAME]\n");
-      return 2;
-    }
-  }
+  examples::Flags flags("bank_client",
+                        "Opens an account, deposits, withdraws, overdraws, prints the history.");
+  flags
+      .text("--config", "FILE", "configuration file: its [client] part (brine/config.hpp)",
+            &config_path)
+      .text("--connect", "URI", "the bank server (default tcp://127.0.0.1:7100)", &uri)
+      .text("--codec", "NAME", "cereal or json", &codec)
+      .text("--owner", "NAME", "the account's owner (default ann)", &owner);
+  flags.parse(argc, argv);
   try {
     brine::ClientConfig config = config_path.empty() ? brine::config_from_environment().client
                                                      : brine::load_config(config_path).client;

@@ -8,10 +8,12 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "bank.hpp"
+#include "flags.hpp"
 
 namespace {
 
@@ -36,11 +38,17 @@ class AccountImpl final : public bank::Account {
   std::int64_t deposit(std::int64_t cents) override {
     if (cents <= 0) throw std::invalid_argument("deposit a positive amount");
     std::lock_guard lk(mu_);
-    balance_ += cents;
+    std::int64_t after = 0;
+    if (__builtin_add_overflow(balance_, cents, &after)) {
+      throw std::overflow_error("a deposit of " + std::to_string(cents) + " would overflow " +
+                                std::to_string(balance_));
+    }
+    balance_ = after;
     history_.push_back("deposit " + std::to_string(cents));
     return balance_;
   }
   std::int64_t withdraw(std::int64_t cents) override {
+    if (cents <= 0) throw std::invalid_argument("withdraw a positive amount");
     std::lock_guard lk(mu_);
     if (cents > balance_) {
       throw bank::InsufficientFunds("cannot withdraw " + std::to_string(cents) + " from " +
@@ -84,17 +92,14 @@ class BankImpl final : public bank::Bank {
 int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> uris;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string arg = argv[i];
-    if (arg == "--config") {
-      config_path = argv[i + 1];
-    } else if (arg == "--listen") {
-      uris.push_back(argv[i + 1]);
-    } else {
-      std::fprintf(stderr, "usage: bank_server [--config FILE] [--listen URI ...]\n");
-      return 2;
-    }
-  }
+  examples::Flags flags("bank_server",
+                        "Serves a Bank as \"bank\" until SIGINT or SIGTERM; prints \"listening "
+                        "<uri>\"\nper endpoint, then a line whenever an account opens or closes.");
+  flags
+      .text("--config", "FILE", "configuration file: its [server] part (brine/config.hpp)",
+            &config_path)
+      .texts("--listen", "URI", "an endpoint (default tcp://127.0.0.1:7100)", &uris);
+  flags.parse(argc, argv);
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);

@@ -57,7 +57,7 @@ struct ClientOptions {
   std::string codec = "cereal";
   // Default timeout of a call, from the moment it is made (connecting included).
   std::chrono::milliseconds timeout{5000};
-  // Largest frame sent or accepted (bytes after the length prefix). Minimum 1024.
+  // Largest frame sent or accepted (bytes after the length prefix): 1024 to 2^31 - 1.
   std::size_t max_frame_size = detail::kDefaultMaxFrameSize;
   DecodeLimits decode_limits{};
   // A heartbeat goes to the server whenever the client has sent nothing for heartbeat_interval
@@ -110,16 +110,16 @@ struct ClientStats {
 namespace detail {
 
 // One call waiting for its outcome. complete() is called exactly once, from any thread; `payload`
-// is borrowed for the duration of the call only.
+// is borrowed for the duration of the call only. A blocking call's PendingCall lives on its
+// caller's stack; an asynchronous call's is owned by the client until it has completed.
 class PendingCall {
  public:
+  virtual ~PendingCall() = default;
   virtual void complete(Status status, std::span<const std::byte> payload) noexcept = 0;
-
- protected:
-  ~PendingCall() = default;
 };
 
 class ClientCore;
+class ClientThread;
 
 template <class Resp>
 Result<Resp> decode_reply(CodecId codec, const DecodeLimits& limits, const Status& status,
@@ -149,7 +149,7 @@ class SyncCall final : public PendingCall {
   std::optional<Result<Resp>> result_;
 };
 
-// Owns itself: deleted after completion.
+// An asynchronous call: the client owns it from the call until it has completed.
 template <class Resp, class F>
 class CallbackCall final : public PendingCall {
  public:
@@ -157,7 +157,6 @@ class CallbackCall final : public PendingCall {
   CallbackCall(CodecId codec, const DecodeLimits& limits, G&& f)
       : codec_(codec), limits_(limits), f_(std::forward<G>(f)) {}
   void complete(Status status, std::span<const std::byte> payload) noexcept override {
-    std::unique_ptr<CallbackCall> self(this);
     f_(decode_reply<Resp>(codec_, limits_, status, payload));
   }
 
@@ -170,7 +169,8 @@ class CallbackCall final : public PendingCall {
 // Entry points into the client core (src/client.cpp), shared by Client and Remote.
 void core_call_sync(ClientCore& core, Buffer&& frame, std::string_view method, PendingCall& pending,
                     CallOptions opts);
-void core_call_async(ClientCore& core, Buffer&& frame, PendingCall* pending, CallOptions opts);
+void core_call_async(ClientCore& core, Buffer&& frame, std::unique_ptr<PendingCall> pending,
+                     CallOptions opts);
 Status core_send_oneway(ClientCore& core, Buffer&& frame, CallOptions opts);
 CodecId core_codec(const ClientCore& core) noexcept;
 const DecodeLimits& core_limits(const ClientCore& core) noexcept;
@@ -233,7 +233,8 @@ void call_async(ClientCore& core, std::string_view object, std::string_view meth
     f(Result<Resp>(std::move(s)));
     return;
   }
-  core_call_async(core, std::move(frame), new Call(c, core_limits(core), std::forward<F>(f)), opts);
+  core_call_async(core, std::move(frame),
+                  std::make_unique<Call>(c, core_limits(core), std::forward<F>(f)), opts);
 }
 
 // Sets `promise` from `r`, through `convert` (Wire -> T).
@@ -397,10 +398,12 @@ class Remote final : public detail::proxy_t<I, detail::CallStyle::throwing> {
 class Client {
  public:
   // Parses the URI (tcp://host:port, tcp://[v6]:port, tls://host:port, unix:///path,
-  // unix://@abstract, zmq+...) and checks the options; does not connect. Throws
+  // unix://@abstract, zmq+..., mem://name) and checks the options; does not connect. Throws
   // std::invalid_argument on a bad URI or codec, or TLS files that do not load.
   explicit Client(std::string_view uri, ClientOptions options = {});
-  // Closes (see close()). A moved-from Client may only be destroyed or assigned to.
+  // Closes (see close()) and joins the client's thread: after it returns, no callback of this
+  // client runs. Must not run on that thread (inside one of the client's own callbacks): that
+  // terminates the program.
   ~Client();
   Client(Client&&) noexcept;
   Client& operator=(Client&&) noexcept;
@@ -470,7 +473,9 @@ class Client {
   // --- remote objects ------------------------------------------------------------------------
   // A proxy for the object the server exposes as `name`, with the methods BRINE_INTERFACE lists
   // for I. Does not connect or check that the object exists: a call to a missing object or
-  // method fails with NOT_FOUND. The proxy shares this client's connection and keeps it alive.
+  // method fails with NOT_FOUND. The proxy calls through this client's connection; once the
+  // Client is closed or destroyed, its calls fail with CANCELLED (the proxy may outlive the
+  // Client safely, it just cannot call any more).
   template <class I>
   Remote<I> remote(std::string_view name) const {
     static_assert(RemoteInterface<I>, "declare the interface with BRINE_INTERFACE");
@@ -495,7 +500,8 @@ class Client {
   }
 
  private:
-  std::shared_ptr<detail::ClientCore> core_;
+  std::shared_ptr<detail::ClientCore> core_;      // shared with the Remotes made from this client
+  std::unique_ptr<detail::ClientThread> thread_;  // runs the core's loop; joined by ~Client
 };
 
 }  // namespace brine

@@ -31,9 +31,11 @@
 // argument of encode/decode; for a codec T cannot use they throw RpcError(UNIMPLEMENTED).
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <span>
 #include <string>
@@ -41,18 +43,45 @@
 #include <tuple>
 #include <type_traits>
 #include <typeinfo>
+#include <utility>
 
 #include "brine/buffer.hpp"
 #include "brine/status.hpp"
 
 namespace brine {
 
-// Wire ids. Never renumber: they are part of the wire format.
+// THE CODEC LIST: every codec this build knows, as X(name, wire id). Adding a codec is its
+// folder under codecs/ (which specialises CodecTraits for its types) and one line here. The ids
+// are part of the wire format (docs/wire-format.md, "Codec ids"): never renumber them.
+#define BRINE_CODEC_LIST(X)                                                         \
+  X(cereal, 1)   /* cereal portable binary archive (little-endian, 64-bit sizes) */ \
+  X(protobuf, 2) /* Protocol Buffers binary encoding of one message */              \
+  X(json, 3)     /* UTF-8 JSON text (cereal's JSON archive, or protobuf's mapping) */
+
 enum class CodecId : std::uint8_t {
-  cereal = 1,    // cereal portable binary archive (little-endian, 64-bit sizes)
-  protobuf = 2,  // Protocol Buffers binary encoding of one message
-  json = 3,      // UTF-8 JSON text (cereal's JSON archive, or protobuf's JSON mapping)
+#define BRINE_CODEC_ENUMERATOR(name, id) name = id,
+  BRINE_CODEC_LIST(BRINE_CODEC_ENUMERATOR)
+#undef BRINE_CODEC_ENUMERATOR
 };
+
+namespace detail {
+struct CodecEntry {
+  CodecId id;
+  std::string_view name;
+};
+inline constexpr CodecEntry kCodecs[] = {
+#define BRINE_CODEC_ENTRY(name, id) {CodecId::name, #name},
+    BRINE_CODEC_LIST(BRINE_CODEC_ENTRY)
+#undef BRINE_CODEC_ENTRY
+};
+inline constexpr std::size_t kCodecCount = std::size(kCodecs);
+// One more than the highest wire id: the size of a table indexed by codec id.
+inline constexpr std::size_t kCodecSlots = [] {
+  std::size_t highest = 0;
+  for (const CodecEntry& c : kCodecs) highest = std::max<std::size_t>(highest, std::size_t(c.id));
+  return highest + 1;
+}();
+}  // namespace detail
 
 // "cereal", "protobuf", "json"; "codec#N" for ids this build does not know.
 std::string_view codec_name(CodecId id) noexcept;
@@ -88,22 +117,31 @@ concept CodecCarries = requires(const T& v, Buffer& out, std::span<const std::by
 
 namespace detail {
 
+// Whether some codec of the list can carry T, and whether codec `id` can (in this translation
+// unit).
+template <class T, std::size_t... I>
+constexpr bool any_codec_carries(std::index_sequence<I...>) noexcept {
+  return (CodecCarries<kCodecs[I].id, T> || ...);
+}
+template <class T, std::size_t... I>
+constexpr bool carries_by_id(CodecId id, std::index_sequence<I...>) noexcept {
+  return ((id == kCodecs[I].id && CodecCarries<kCodecs[I].id, T>) || ...);
+}
+
 [[noreturn]] void throw_unsupported_codec(CodecId id, const std::type_info& type);
 
 // Calls f(std::integral_constant<CodecId, c>{}) for the codec `id`; throws UNIMPLEMENTED for an
 // id this build does not know.
-template <class F>
-decltype(auto) visit_codec(CodecId id, F&& f) {
-  switch (id) {
-    case CodecId::cereal:
-      return f(std::integral_constant<CodecId, CodecId::cereal>{});
-    case CodecId::protobuf:
-      return f(std::integral_constant<CodecId, CodecId::protobuf>{});
-    case CodecId::json:
-      return f(std::integral_constant<CodecId, CodecId::json>{});
+template <class F, std::size_t I = 0>
+auto visit_codec(CodecId id, F&& f)
+    -> decltype(f(std::integral_constant<CodecId, kCodecs[0].id>{})) {
+  if constexpr (I < kCodecCount) {
+    if (id == kCodecs[I].id) return f(std::integral_constant<CodecId, kCodecs[I].id>{});
+    return visit_codec<F, I + 1>(id, std::forward<F>(f));
+  } else {
+    throw RpcError(StatusCode::unimplemented,
+                   "unknown codec id " + std::to_string(static_cast<unsigned>(id)));
   }
-  throw RpcError(StatusCode::unimplemented,
-                 "unknown codec id " + std::to_string(static_cast<unsigned>(id)));
 }
 
 // Values of several types encoded one after another: the arguments of a remote object's method
@@ -128,15 +166,7 @@ struct Serialization {
   using dispatching = void;  // marks this generic version (absent from user specialisations)
 
   static bool supports(CodecId id) noexcept {
-    switch (id) {
-      case CodecId::cereal:
-        return CodecCarries<CodecId::cereal, T>;
-      case CodecId::protobuf:
-        return CodecCarries<CodecId::protobuf, T>;
-      case CodecId::json:
-        return CodecCarries<CodecId::json, T>;
-    }
-    return false;
+    return detail::carries_by_id<T>(id, std::make_index_sequence<detail::kCodecCount>{});
   }
 
   static void encode(CodecId id, const T& value, Buffer& out) {
@@ -162,8 +192,8 @@ struct Serialization {
 
 // A type some included codec header can carry (or that specialises Serialization itself).
 template <class T>
-concept Serializable = CodecCarries<CodecId::cereal, T> || CodecCarries<CodecId::protobuf, T> ||
-    CodecCarries<CodecId::json, T> || !requires {
+concept Serializable =
+    detail::any_codec_carries<T>(std::make_index_sequence<detail::kCodecCount>{}) || !requires {
   typename Serialization<T>::dispatching;
 };
 

@@ -16,6 +16,7 @@
 //   max_inflight_per_connection = 4096    # see ServerOptions
 //   max_queued_calls = 65536
 //   max_connections = 10000
+//   max_objects_per_connection = 10000    # remote references one connection may hold
 //   first_frame_timeout_ms = 10000        # timeouts for slow and silent peers
 //   frame_timeout_ms = 30000
 //   idle_timeout_ms = 60000

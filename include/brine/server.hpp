@@ -55,14 +55,16 @@ struct ServerOptions {
   std::size_t workers = 4;
   // Threads that run socket I/O. Minimum 1.
   std::size_t io_threads = 1;
-  // Largest frame accepted or sent (bytes after the length prefix). Minimum 1024.
+  // Largest frame accepted or sent (bytes after the length prefix): 1024 to 2^31 - 1.
   std::size_t max_frame_size = detail::kDefaultMaxFrameSize;
   // Codec names served; empty serves every codec this build knows. A request in another codec
   // gets UNIMPLEMENTED naming the codec.
   std::vector<std::string> codecs{};
   DecodeLimits decode_limits{};
-  // ZeroMQ: heartbeats sent to a silent peer every interval; a peer silent for the timeout is
-  // dropped (and, on a ROUTER, the remote references it held are freed).
+  // ZeroMQ peers, whose departure shows only as silence: one that sent nothing (not even a
+  // heartbeat, which brine clients send every interval when idle) for heartbeat_timeout is
+  // dropped, its remote references freed and its calls cancelled. Also libzmq's own ZMTP
+  // heartbeats.
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds heartbeat_timeout{3000};
   // Permissions of the socket files this server creates (unix:///path, zmq+ipc:///path):
@@ -79,6 +81,10 @@ struct ServerOptions {
   // Stream connections open at once; one more is sent a RESOURCE_EXHAUSTED error frame (call id
   // 0) and closed.
   std::size_t max_connections = 10000;
+  // Remote objects (references a factory method returned) one connection may hold at once; a
+  // factory call beyond it fails with RESOURCE_EXHAUSTED, so a client cannot fill the server's
+  // memory with objects it never releases.
+  std::size_t max_objects_per_connection = 10000;
   // A stream connection must deliver its first complete frame within this, and every frame whose
   // first byte has arrived must be complete within frame_timeout; otherwise the connection is
   // closed (a peer that trickles bytes or sends nothing cannot hold a slot). frame_timeout also
@@ -102,7 +108,7 @@ struct ServerOptions {
   // before it sleeps in epoll, so a request arriving within it is taken without a wake-up. 0 (the
   // default) never spins. Each I/O thread then uses a core for up to busy_poll after every event;
   // handlers on workers are still handed over with a wake-up, so pair it with workers = 0 for the
-  // lowest latency. Stream transports only (ZeroMQ endpoints have their own threads).
+  // lowest latency. Every transport (ZeroMQ endpoints run on the I/O threads too).
   std::chrono::microseconds busy_poll{0};
 };
 
@@ -336,7 +342,9 @@ class Server {
   // tcp://127.0.0.1:41234). Connections are accepted once the server is started. Throws
   // std::invalid_argument for a bad URI, std::system_error when the address cannot be bound.
   // URIs: tcp://host:port, tcp://[v6]:port, tls://host:port (ServerOptions::tls), unix:///path,
-  // unix://@name, zmq+tcp://host:port, zmq+ipc:///path, zmq+inproc://name.
+  // unix://@name, zmq+tcp://host:port, zmq+ipc:///path, zmq+inproc://name, mem://name (in this
+  // process only: frames are delivered on the sending thread, so with workers == 0 a handler
+  // runs on the caller's thread, and cannot be timed out while it runs).
   std::string listen(std::string_view uri);
   // Serves as a worker of a brine-broker: connects to the broker's backend (a zmq+ URI), says
   // which methods are idempotent, and sends heartbeats. Reconnects by itself. Returns `uri`.

@@ -1,35 +1,55 @@
-#include <array>
+#include "transport/registry.hpp"
+
 #include <stdexcept>
 #include <string>
 
-#include "transport/transport.hpp"
-
 namespace brine::transport {
 
-extern const StreamTransport kTcpTransport;
-extern const StreamTransport kUnixTransport;
-extern const StreamTransport kTlsTransport;
+// THE SCHEME LIST. A new transport is its folder under src/transport/ (which defines the Scheme
+// constant) and one line here.
+#define BRINE_SCHEME_LIST(X) \
+  X(kSchemeTcp)              \
+  X(kSchemeUnix)             \
+  X(kSchemeTls)              \
+  X(kSchemeZmqTcp)           \
+  X(kSchemeZmqIpc)           \
+  X(kSchemeZmqInproc)        \
+  X(kSchemeMem)
+
+#define BRINE_DECLARE_SCHEME(name) extern const Scheme name;
+BRINE_SCHEME_LIST(BRINE_DECLARE_SCHEME)
+#undef BRINE_DECLARE_SCHEME
 
 namespace {
-const std::array<const StreamTransport*, 3> kTransports = {&kTcpTransport, &kUnixTransport,
-                                                           &kTlsTransport};
+#define BRINE_SCHEME_ADDRESS(name) &name,
+const Scheme* const kSchemes[] = {BRINE_SCHEME_LIST(BRINE_SCHEME_ADDRESS)};
+#undef BRINE_SCHEME_ADDRESS
+
+std::string known() {
+  std::string out;
+  for (const Scheme* s : kSchemes) out += (out.empty() ? "" : ", ") + std::string(s->name) + "://";
+  return out;
+}
+}  // namespace
+
+std::span<const Scheme* const> schemes() noexcept {
+  return kSchemes;
 }
 
-ParsedUri parse_uri(std::string_view uri) {
+const Scheme& scheme_of(std::string_view uri) {
   const auto sep = uri.find("://");
   if (sep == std::string_view::npos) {
-    throw std::invalid_argument("URI '" + std::string(uri) +
-                                "' lacks a scheme (tcp://, tls://, unix://)");
+    throw std::invalid_argument("URI '" + std::string(uri) + "' lacks a scheme (" + known() + ")");
   }
-  const std::string_view scheme = uri.substr(0, sep);
-  for (const StreamTransport* t : kTransports) {
-    if (t->scheme == scheme) {
-      t->check(uri.substr(sep + 3));
-      return {t, uri.substr(sep + 3)};
+  const std::string_view name = uri.substr(0, sep);
+  for (const Scheme* s : kSchemes) {
+    if (s->name == name) {
+      s->check(uri);
+      return *s;
     }
   }
   throw std::invalid_argument("URI '" + std::string(uri) + "': unknown scheme '" +
-                              std::string(scheme) + "'");
+                              std::string(name) + "' (known: " + known() + ")");
 }
 
 }  // namespace brine::transport

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "transports.hpp"
+
 namespace brine_test {
 
 struct Param {
@@ -14,10 +16,10 @@ struct Param {
   friend void PrintTo(const Param& p, std::ostream* os) { *os << p.transport << "/" << p.codec; }
 };
 
-// Every given transport with every codec.
-inline std::vector<Param> grid(std::initializer_list<const char*> transports) {
+// Every given transport (transports.hpp) with every codec.
+inline std::vector<Param> grid(const std::vector<std::string>& transports) {
   std::vector<Param> out;
-  for (const char* t : transports) {
+  for (const std::string& t : transports) {
     for (const char* c : {"cereal", "protobuf", "json"}) out.push_back({t, c});
   }
   return out;

@@ -138,14 +138,40 @@ LoopbackPort::LoopbackPort(Kind kind) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof a;
   if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      (kind == silent && ::listen(fd_, 16) != 0) ||
+      (kind != refusing && ::listen(fd_, 16) != 0) ||
       ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
     throw std::runtime_error(std::string("LoopbackPort: ") + std::strerror(errno));
   }
   port_ = ntohs(a.sin_port);
+  if (kind == http) {
+    answerer_ = std::jthread([fd = fd_](std::stop_token stop) {
+      static constexpr std::string_view kAnswer =
+          "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      while (!stop.stop_requested()) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 50) <= 0) continue;
+        const int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) continue;
+        (void)!::send(c, kAnswer.data(), kAnswer.size(), MSG_NOSIGNAL);
+        ::shutdown(c, SHUT_WR);
+        // Drain until the client closes (bounded), so that the close sends no reset that could
+        // overtake the answer.
+        char sink[512];
+        for (int i = 0; i < 20; ++i) {
+          pollfd q{c, POLLIN, 0};
+          if (::poll(&q, 1, 50) > 0 && ::recv(c, sink, sizeof sink, 0) <= 0) break;
+        }
+        ::close(c);
+      }
+    });
+  }
 }
 
 LoopbackPort::~LoopbackPort() {
+  if (answerer_.joinable()) {
+    answerer_.request_stop();
+    answerer_.join();
+  }
   if (fd_ >= 0) ::close(fd_);
 }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 
 namespace brine_test {
 
@@ -57,11 +58,13 @@ brine::Buffer request_frame(std::string_view method, const Req& request, std::ui
 brine::Buffer control_frame(brine::detail::FrameKind kind, std::uint64_t id = 0);
 
 // A loopback TCP port that looks like a dead server (`refusing`: bound, not listening, so a
-// connect is refused) or a stopped one (`silent`: listening, connections complete in the backlog
-// and nothing is ever read or written).
+// connect is refused), a stopped one (`silent`: listening, connections complete in the backlog
+// and nothing is ever read or written), or a server that is not brine (`http`: every connection
+// is answered "HTTP/1.1 400 Bad Request" and closed, as a web server answers bytes it cannot
+// parse).
 class LoopbackPort {
  public:
-  enum Kind { refusing, silent };
+  enum Kind { refusing, silent, http };
   explicit LoopbackPort(Kind kind);
   ~LoopbackPort();
   LoopbackPort(const LoopbackPort&) = delete;
@@ -72,6 +75,7 @@ class LoopbackPort {
  private:
   int fd_ = -1;
   int port_ = 0;
+  std::jthread answerer_;  // http only
 };
 
 }  // namespace brine_test

@@ -1,5 +1,7 @@
 #include "test_server.hpp"
 
+#include "transports.hpp"
+
 #include <unistd.h>
 
 #include <stdexcept>
@@ -10,16 +12,9 @@ namespace brine_test {
 std::string listen_uri(const std::string& transport) {
   static std::atomic<int> counter{0};
   const std::string unique = std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  if (transport == "tcp4") return "tcp://127.0.0.1:0";
-  if (transport == "tcp6") return "tcp://[::1]:0";
-  if (transport == "tls4") return "tls://127.0.0.1:0";
-  if (transport == "tls6") return "tls://[::1]:0";
-  if (transport == "unix") return "unix:///tmp/brine-test-" + unique + ".sock";
-  if (transport == "abstract") return "unix://@brine-test-" + unique;
-  if (transport == "zmq_tcp") return "zmq+tcp://127.0.0.1:0";
-  if (transport == "zmq_ipc") return "zmq+ipc:///tmp/brine-test-" + unique + ".ipc";
-  if (transport == "zmq_inproc") return "zmq+inproc://brine-test-" + unique;
-  throw std::invalid_argument("unknown test transport " + transport);
+  std::string uri = test_transport(transport).uri;
+  if (const auto at = uri.find("%u"); at != std::string::npos) uri.replace(at, 2, unique);
+  return uri;
 }
 
 namespace {
@@ -42,6 +37,14 @@ void register_family(brine::Server& server, std::shared_ptr<std::atomic<int>> co
       options);
   server.handle(
       "throw_int", [](const Number&) -> Number { throw 42; }, options);
+  // Throws an INTERNAL error whose message is n bytes long.
+  server.handle(
+      "fail_long",
+      [](const Number& n) -> Number {
+        throw brine::RpcError(brine::StatusCode::internal,
+                              std::string(std::size_t(F::value(n)), 'e'));
+      },
+      options);
   server.handle(
       "count",
       [counted](const Number& n) {
@@ -95,7 +98,7 @@ brine::ServerOptions with_tls(brine::ServerOptions options) {
 }  // namespace
 
 std::string TestServer::listen(const std::string& transport) {
-  if (transport.rfind("tls", 0) == 0) (void)tls_files();  // made on first use
+  if (test_transport(transport).tls) (void)tls_files();  // made on first use
   return server.listen(listen_uri(transport));
 }
 

@@ -11,8 +11,8 @@
 
 namespace brine_test {
 
-// URIs on loopback only: tcp4, tcp6, tls4, tls6, unix (path), abstract, zmq_tcp, zmq_ipc,
-// zmq_inproc.
+// A listening URI for one of the test transports (transports.hpp): loopback, Unix sockets,
+// ZeroMQ ipc/inproc, mem:// only.
 std::string listen_uri(const std::string& transport);
 
 struct TestServer {

@@ -10,6 +10,8 @@
 // per-call state is that routing entry, removed when the reply passes; request bytes are kept
 // only for idempotent calls, to be able to send them again.
 //
+// Clients' heartbeats (kind 6) are answered with a heartbeat, as a server answers them.
+//
 // Prints "frontend <uri>" and "backend <uri>" (real ports) once it routes, then one line per
 // worker that joins or is lost. Stops on SIGINT/SIGTERM.
 #include <csignal>
@@ -139,6 +141,14 @@ class Broker {
     (void)frontend_.send(frame, zmq::send_flags::dontwait);
   }
 
+  void heartbeat_to_client(zmq::message_t& client) {
+    brine::Buffer b;
+    begin_frame(b, FrameKind::heartbeat, 0, {});
+    (void)finish_frame(b, kMaxFrame);
+    zmq::message_t frame(b.data(), b.size());
+    to_client(client, frame);
+  }
+
   void error_to_client(zmq::message_t& client, std::uint64_t call_id, const brine::Status& s) {
     brine::Buffer b;
     make_error_frame(b, call_id, s);
@@ -187,7 +197,12 @@ class Broker {
       if (parts.size() != 2) continue;  // [client][frame] only
       FrameView f{};
       brine::Status s = frame_from_message(bytes_of(parts[1]), kMaxFrame, &f);
-      if (s.ok() && f.kind == FrameKind::heartbeat) continue;  // a client's "still here"
+      if (s.ok() && f.kind == FrameKind::heartbeat) {
+        // A client's "still here": answered, as a server answers it (brine clients declare a
+        // server dead when nothing arrives for their heartbeat timeout).
+        heartbeat_to_client(parts[0]);
+        continue;
+      }
       // A cancel is not forwarded: the worker finishes the call, and the client, which has
       // completed it already, ignores the reply.
       if (s.ok() && f.kind == FrameKind::cancel) continue;

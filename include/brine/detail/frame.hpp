@@ -19,7 +19,8 @@
 //                            still waits for the reply, measured when the frame was sent
 //   ...    ...  payload      codec bytes (request/reply/oneway) or the error payload
 //
-// The length is checked against the limit from the prefix alone, before any allocation.
+// The magic is checked as soon as the first six bytes are here, then the length against the limit
+// (from the prefix alone when nothing more has arrived), before any allocation.
 #pragma once
 
 #include <chrono>
@@ -41,11 +42,16 @@ inline constexpr std::uint8_t kMagic1 = 0x72;
 inline constexpr std::uint8_t kVersion = 1;
 inline constexpr std::size_t kMaxMethodLength = 0xFFFF;
 inline constexpr std::size_t kDefaultMaxFrameSize = 16u * 1024 * 1024;
+// The largest max_frame_size: lengths stay below 2 GiB, so a frame is also a message of Python's
+// multiprocessing.connection (a signed 32-bit length prefix).
+inline constexpr std::size_t kMaxFrameSizeLimit = 0x7FFFFFFF;
 // Oneway "<object>.~release": the client dropped its last reference to <object>.
 inline constexpr std::string_view kReleaseMethod = "~release";
 // flags bit 0: a u32 timeout in milliseconds follows the method name.
 inline constexpr std::uint8_t kFlagTimeout = 0x01;
 inline constexpr std::size_t kTimeoutFieldSize = 4;
+// How a parse error caused by a wrong magic begins: the peer does not speak brine at all.
+inline constexpr std::string_view kNotBrinePeer = "not a brine peer";
 
 enum class FrameKind : std::uint8_t {
   request = 1,
@@ -81,12 +87,17 @@ void begin_request(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_
 void set_timeout(Buffer& frame, std::chrono::milliseconds timeout) noexcept;
 // Whether the frame was begun with a timeout field.
 bool has_timeout(const Buffer& frame) noexcept;
+// The kind and call id of a frame being built or already built (kFixedSize bytes at least).
+FrameKind frame_kind(std::span<const std::byte> frame) noexcept;
+std::uint64_t frame_call_id(std::span<const std::byte> frame) noexcept;
 // Writes the length field. Returns false (frame untouched) if the frame exceeds max_frame_size.
 [[nodiscard]] bool finish_frame(Buffer& frame, std::size_t max_frame_size) noexcept;
 
 // Builds a complete error frame: payload = u32 code, u32 message length, message, u16 type
-// length, type (all big-endian). Messages longer than 64 KiB are cut.
-void make_error_frame(Buffer& out, std::uint64_t call_id, const Status& status);
+// length, type (all big-endian). The message is cut at 64 KiB, and message and type are cut
+// further so that the frame fits `max_frame_size` (the receiver's limit is at least 1024).
+void make_error_frame(Buffer& out, std::uint64_t call_id, const Status& status,
+                      std::size_t max_frame_size = kDefaultMaxFrameSize);
 // Parses an error payload. A malformed payload becomes INVALID_ARGUMENT with a description.
 Status parse_error_payload(std::span<const std::byte> payload);
 
@@ -94,15 +105,25 @@ Status parse_error_payload(std::span<const std::byte> payload);
 // and with many frames per read. Lengths are hostile: they are checked from the prefix alone
 // against max_frame_size before the buffer grows.
 //
-// Use: read into prepare(), commit() the bytes read, then call next() until it returns
-// nothing. Views returned by next() stay valid until the next prepare().
+// Two ways to give it bytes:
+// * read into prepare(), commit() the bytes read, then call next() until it returns nothing;
+//   views returned by next() stay valid until the next prepare().
+// * while buffered() == 0, read into a buffer of your own and feed() it: next() returns the
+//   whole frames where they are (no copy; valid while your buffer is), and copies only a partial
+//   frame left at its end, into a buffer sized for that frame. Continue it with prepare_rest().
+//   A connection that reads this way holds no read buffer between frames.
 class FrameParser {
  public:
   explicit FrameParser(std::size_t max_frame_size = kDefaultMaxFrameSize);
 
   // Space to read into: at least `min_free` bytes (more when a large frame is pending).
   std::span<std::byte> prepare(std::size_t min_free = 64 * 1024);
+  // Space for the rest of the frame being received (at least 64 bytes while its length is not
+  // known yet), and no more.
+  std::span<std::byte> prepare_rest();
   void commit(std::size_t n) noexcept { end_ += n; }
+  // See above; only while buffered() == 0.
+  void feed(std::span<const std::byte> data) noexcept;
 
   enum class Next { frame, need_more, error };
   // On `frame`, *out is filled. On `error`, error() says why; the stream is unusable afterwards
@@ -110,15 +131,24 @@ class FrameParser {
   Next next(FrameView* out);
   const Status& error() const noexcept { return error_; }
   // Bytes received but not yet returned as frames.
-  std::size_t buffered() const noexcept { return end_ - begin_; }
+  std::size_t buffered() const noexcept { return end_ - begin_ + (fed_.size() - fed_pos_); }
+  // Bytes the read buffer holds. After a large frame it shrinks back (at the next prepare() or
+  // prepare_rest() with nothing buffered), so an idle connection does not keep a 16 MiB buffer.
+  std::size_t capacity() const noexcept { return buf_.capacity(); }
 
  private:
   bool fail(StatusCode code, std::string message);
+  // Parses at `p` (`avail` bytes): a frame (of `*total` bytes), need_more, or error.
+  Next parse_at(const std::byte* p, std::size_t avail, FrameView* out, std::size_t* total);
+  // Moves the unconsumed tail to the front and sizes the buffer for `want` bytes.
+  void make_room(std::size_t want);
 
   std::size_t max_frame_size_;
   Buffer buf_;
   std::size_t begin_ = 0;  // first unconsumed byte
   std::size_t end_ = 0;    // one past the last received byte
+  std::span<const std::byte> fed_;
+  std::size_t fed_pos_ = 0;
   Status error_;
 };
 

@@ -1,5 +1,6 @@
-// tcp://host:port, tcp://[v6addr]:port, and the same with tls://. Port 0 (listening) picks a free
-// port.
+#include "transport/tcp/tcp.hpp"
+
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -7,10 +8,9 @@
 #include <charconv>
 #include <cstring>
 #include <stdexcept>
-#include <string>
 #include <system_error>
 
-#include "transport/transport.hpp"
+#include "transport/stream/stream_scheme.hpp"
 
 namespace brine::transport {
 namespace {
@@ -20,9 +20,10 @@ struct HostPort {
   std::string port;
 };
 
-HostPort split(std::string_view rest) {
+HostPort split(std::string_view scheme, std::string_view rest) {
   auto bad = [&](const char* why) {
-    return std::invalid_argument("tcp URI 'tcp://" + std::string(rest) + "': " + why);
+    return std::invalid_argument(std::string(scheme) + " URI '" + std::string(scheme) + "://" +
+                                 std::string(rest) + "': " + why);
   };
   std::string_view host;
   std::string_view port;
@@ -48,8 +49,8 @@ HostPort split(std::string_view rest) {
   return {std::string(host), std::string(port)};
 }
 
-std::vector<SocketAddress> resolve(std::string_view rest, bool /*passive*/) {
-  const HostPort hp = split(rest);
+std::vector<SocketAddress> resolve(std::string_view rest) {
+  const HostPort hp = split("tcp", rest);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -74,9 +75,8 @@ std::vector<SocketAddress> resolve(std::string_view rest, bool /*passive*/) {
   return out;
 }
 
-std::string bound_uri_of(std::string_view scheme, std::string_view rest,
-                         const SocketAddress& bound) {
-  const HostPort hp = split(rest);
+std::string bound_uri(std::string_view scheme, std::string_view rest, const SocketAddress& bound) {
+  const HostPort hp = split(scheme, rest);
   const auto port = bound.family == AF_INET6
                         ? ntohs(reinterpret_cast<const sockaddr_in6*>(&bound.storage)->sin6_port)
                         : ntohs(reinterpret_cast<const sockaddr_in*>(&bound.storage)->sin_port);
@@ -84,14 +84,17 @@ std::string bound_uri_of(std::string_view scheme, std::string_view rest,
   return std::string(scheme) + "://" + (v6 ? "[" + hp.host + "]" : hp.host) + ":" +
          std::to_string(port);
 }
-std::string bound_uri(std::string_view rest, const SocketAddress& bound) {
-  return bound_uri_of("tcp", rest, bound);
-}
-std::string bound_tls_uri(std::string_view rest, const SocketAddress& bound) {
-  return bound_uri_of("tls", rest, bound);
-}
-std::string host(std::string_view rest) {
-  return split(rest).host;
+
+std::string describe(const SocketAddress& a) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (a.family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a.storage);
+    ::inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+    return "[" + std::string(text) + "]:" + std::to_string(ntohs(in6->sin6_port));
+  }
+  const auto* in4 = reinterpret_cast<const sockaddr_in*>(&a.storage);
+  ::inet_ntop(AF_INET, &in4->sin_addr, text, sizeof text);
+  return std::string(text) + ":" + std::to_string(ntohs(in4->sin_port));
 }
 
 void configure(int fd) {
@@ -100,21 +103,37 @@ void configure(int fd) {
 }
 
 void nothing(const SocketAddress&) {}
+
 int any_mode(const SocketAddress&, unsigned) {
   return 0;  // who may connect over TCP is the firewall's business, not a file mode
 }
-void check(std::string_view rest) {
-  (void)split(rest);
+
+void check(std::string_view uri) {
+  check_host_port("tcp", uri_rest(uri, "tcp"));
+}
+
+std::unique_ptr<Dialer> dialer(std::string_view uri, const ClientSide& client) {
+  return std::make_unique<SocketDialer>(kTcpFamily, "tcp", uri_rest(uri, "tcp"), client);
+}
+
+std::unique_ptr<Listener> listen(std::string_view uri, const ServerSide& server) {
+  return std::make_unique<StreamListener>(kTcpFamily, "tcp", uri, server,
+                                          plain_channels(server.options.max_frame_size));
 }
 
 }  // namespace
 
-extern const StreamTransport kTcpTransport;
-const StreamTransport kTcpTransport{"tcp",   check,   resolve,  bound_uri, configure,
-                                    nothing, nothing, any_mode, host,      false};
-// tls://host:port: TCP underneath, TLS on top (src/transport/tls).
-extern const StreamTransport kTlsTransport;
-const StreamTransport kTlsTransport{"tls",   check,   resolve,  bound_tls_uri, configure,
-                                    nothing, nothing, any_mode, host,          true};
+const SocketFamily kTcpFamily{resolve, bound_uri, configure, nothing, nothing, any_mode, describe};
+
+void check_host_port(std::string_view scheme, std::string_view rest) {
+  (void)split(scheme, rest);
+}
+
+std::string host_of(std::string_view rest) {
+  return split("tcp", rest).host;
+}
+
+extern const Scheme kSchemeTcp;
+const Scheme kSchemeTcp{"tcp", check, dialer, listen, nullptr};
 
 }  // namespace brine::transport

@@ -9,20 +9,15 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
-#include <system_error>
 
-#include "transport/transport.hpp"
+#include "event/fd.hpp"
+#include "transport/stream/socket.hpp"
+#include "transport/stream/stream_scheme.hpp"
 
 namespace brine::transport {
 namespace {
 
-std::vector<SocketAddress> resolve(std::string_view rest, bool /*passive*/);
-
-void check(std::string_view rest) {
-  (void)resolve(rest, false);
-}
-
-std::vector<SocketAddress> resolve(std::string_view rest, bool /*passive*/) {
+std::vector<SocketAddress> resolve(std::string_view rest) {
   auto bad = [&](const std::string& why) {
     return std::invalid_argument("unix URI 'unix://" + std::string(rest) + "': " + why);
   };
@@ -47,8 +42,8 @@ std::vector<SocketAddress> resolve(std::string_view rest, bool /*passive*/) {
   return {a};
 }
 
-std::string bound_uri(std::string_view rest, const SocketAddress&) {
-  return "unix://" + std::string(rest);
+std::string bound_uri(std::string_view scheme, std::string_view rest, const SocketAddress&) {
+  return std::string(scheme) + "://" + std::string(rest);
 }
 
 void configure(int) {}
@@ -60,17 +55,15 @@ const char* path_of(const SocketAddress& a) {
 
 // A socket file left by a dead server is removed; one with a live server is left alone (bind
 // then fails with EADDRINUSE).
-void before_listen(const SocketAddress& a) {
+void before_bind(const SocketAddress& a) {
   const char* path = path_of(a);
   if (path == nullptr) return;
   struct stat st {};
   if (::lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  const bool live = ::connect(fd, a.get(), a.length) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!live && err == ECONNREFUSED) ::unlink(path);
+  const event::Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!probe) return;
+  const bool live = ::connect(probe.get(), a.get(), a.length) == 0;
+  if (!live && errno == ECONNREFUSED) ::unlink(path);
 }
 
 void after_close(const SocketAddress& a) {
@@ -85,15 +78,35 @@ int restrict_file(const SocketAddress& a, unsigned mode) {
   return ::chmod(path, mode_t(mode)) == 0 ? 0 : errno;
 }
 
-std::string no_host(std::string_view) {
-  return {};
+std::string describe(const SocketAddress& a) {
+  const auto* sun = reinterpret_cast<const sockaddr_un*>(&a.storage);
+  const std::size_t n = a.length > offsetof(sockaddr_un, sun_path)
+                            ? std::size_t(a.length) - offsetof(sockaddr_un, sun_path)
+                            : 0;
+  if (n == 0) return {};  // an unnamed (client) socket
+  if (sun->sun_path[0] == '\0') return "@" + std::string(sun->sun_path + 1, n - 1);
+  return std::string(sun->sun_path, ::strnlen(sun->sun_path, n));
+}
+
+const SocketFamily kUnixFamily{resolve,     bound_uri,     configure, before_bind,
+                               after_close, restrict_file, describe};
+
+void check(std::string_view uri) {
+  (void)resolve(uri_rest(uri, "unix"));
+}
+
+std::unique_ptr<Dialer> dialer(std::string_view uri, const ClientSide& client) {
+  return std::make_unique<SocketDialer>(kUnixFamily, "unix", uri_rest(uri, "unix"), client);
+}
+
+std::unique_ptr<Listener> listen(std::string_view uri, const ServerSide& server) {
+  return std::make_unique<StreamListener>(kUnixFamily, "unix", uri, server,
+                                          plain_channels(server.options.max_frame_size));
 }
 
 }  // namespace
 
-extern const StreamTransport kUnixTransport;
-const StreamTransport kUnixTransport{"unix",    check,         resolve,     bound_uri,
-                                     configure, before_listen, after_close, restrict_file,
-                                     no_host,   false};
+extern const Scheme kSchemeUnix;
+const Scheme kSchemeUnix{"unix", check, dialer, listen, nullptr};
 
 }  // namespace brine::transport

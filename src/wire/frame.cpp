@@ -64,21 +64,92 @@ bool finish_frame(Buffer& frame, std::size_t max_frame_size) noexcept {
   return true;
 }
 
-void make_error_frame(Buffer& out, std::uint64_t call_id, const Status& status) {
+namespace {
+// The longest prefix of `text` of at most `limit` bytes that does not end inside a UTF-8
+// sequence (a receiver in another language may decode the message strictly).
+std::size_t utf8_cut(std::string_view text, std::size_t limit) noexcept {
+  if (text.size() <= limit) return text.size();
+  std::size_t n = limit;
+  while (n > 0 && (std::uint8_t(text[n]) & 0xC0) == 0x80) --n;
+  return n;
+}
+
+// The length of the well-formed UTF-8 sequence at text[i] (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or 0.
+std::size_t utf8_sequence(std::string_view text, std::size_t i) noexcept {
+  const auto b = [&](std::size_t k) { return std::uint8_t(text[i + k]); };
+  const std::size_t left = text.size() - i;
+  const std::uint8_t c = b(0);
+  if (c < 0x80) return 1;
+  auto cont = [&](std::size_t k) { return k < left && (b(k) & 0xC0) == 0x80; };
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if ((c == 0xE0 && b(1) < 0xA0) || (c == 0xED && b(1) > 0x9F)) return 0;
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if ((c == 0xF0 && b(1) < 0x90) || (c == 0xF4 && b(1) > 0x8F)) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+// `text` itself when it is UTF-8; else a copy in `storage` with every byte that is not part of a
+// well-formed sequence written as the four characters \xNN (a method name echoed raw).
+std::string_view as_utf8(std::string_view text, std::string& storage) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const std::size_t n = utf8_sequence(text, i);
+    if (n == 0) break;
+    i += n;
+  }
+  if (i == text.size()) return text;
+  storage.assign(text.substr(0, i));
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  while (i < text.size()) {
+    const std::size_t n = utf8_sequence(text, i);
+    if (n != 0) {
+      storage.append(text.substr(i, n));
+      i += n;
+    } else {
+      const auto c = std::uint8_t(text[i++]);
+      storage += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+    }
+  }
+  return storage;
+}
+}  // namespace
+
+void make_error_frame(Buffer& out, std::uint64_t call_id, const Status& status,
+                      std::size_t max_frame_size) {
+  std::string message_copy;
+  std::string type_copy;
+  const std::string_view message = as_utf8(status.message, message_copy);
+  const std::string_view type = as_utf8(status.type, type_copy);
   constexpr std::size_t kMaxMessage = 64 * 1024;
-  const std::size_t msg_len = std::min(status.message.size(), kMaxMessage);
-  const std::size_t type_len = std::min<std::size_t>(status.type.size(), 0xFFFF);
+  constexpr std::size_t kFixed = kHeaderSize + 4 + 4 + 2;  // header, code, msg_len, type_len
+  const std::size_t budget = max_frame_size > kFixed ? max_frame_size - kFixed : 0;
+  const std::size_t type_len = utf8_cut(type, std::min<std::size_t>({0xFFFF, budget}));
+  const std::size_t msg_len = utf8_cut(message, std::min(kMaxMessage, budget - type_len));
   begin_frame(out, FrameKind::error, 0, {});
   set_call_id(out, call_id);
   std::byte* p = out.extend(4 + 4 + msg_len + 2 + type_len);
   store_be32(p, std::uint32_t(status.code));
   store_be32(p + 4, std::uint32_t(msg_len));
-  std::memcpy(p + 8, status.message.data(), msg_len);
+  std::memcpy(p + 8, message.data(), msg_len);
   store_be16(p + 8 + msg_len, std::uint16_t(type_len));
-  std::memcpy(p + 10 + msg_len, status.type.data(), type_len);
-  // An error frame is at most ~128 KiB, far below any sane limit; the minimum limit is enforced
-  // by the options, so this cannot fail.
-  (void)finish_frame(out, 0xFFFFFFFFu);
+  std::memcpy(p + 10 + msg_len, type.data(), type_len);
+  (void)finish_frame(out, 0xFFFFFFFFu);  // within max_frame_size by construction
+}
+
+FrameKind frame_kind(std::span<const std::byte> frame) noexcept {
+  return FrameKind(frame[7]);
+}
+
+std::uint64_t frame_call_id(std::span<const std::byte> frame) noexcept {
+  return load_be64(frame.data() + 12);
 }
 
 Status parse_error_payload(std::span<const std::byte> payload) {
@@ -100,6 +171,33 @@ Status parse_error_payload(std::span<const std::byte> payload) {
   s.type.assign(reinterpret_cast<const char*>(after + 2), type_len);
   return s;
 }
+
+namespace {
+bool has_magic(const std::byte* p) noexcept {
+  return p[4] == std::byte{kMagic0} && p[5] == std::byte{kMagic1};
+}
+
+// "not a brine peer (it sent "HTTP/1.1 400 Bad Request")": the peer's first bytes up to the end
+// of their first line, at most 40 of them, anything unprintable as \xNN.
+Status not_brine(const std::byte* p, std::size_t avail) {
+  std::string shown;
+  const std::size_t n = std::min<std::size_t>(avail, 40);
+  std::size_t i = 0;
+  for (; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(p[i]);
+    if (c == '\r' || c == '\n') break;
+    if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
+      shown.push_back(char(c));
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      shown += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+    }
+  }
+  if (i == n && n < avail) shown += "...";  // cut, not at the end of a line
+  return {StatusCode::invalid_argument,
+          std::string(kNotBrinePeer) + " (it sent \"" + shown + "\")"};
+}
+}  // namespace
 
 Status check_header(const std::byte* p, std::uint32_t length) noexcept {
   auto err = [](const char* what) { return Status{StatusCode::invalid_argument, what, {}}; };
@@ -142,6 +240,7 @@ Status frame_from_message(std::span<const std::byte> message, std::size_t max_fr
   if (message.size() < kFixedSize) {
     return {StatusCode::invalid_argument, "message shorter than the 20-byte frame header"};
   }
+  if (!has_magic(message.data())) return not_brine(message.data(), message.size());
   const std::uint32_t length = load_be32(message.data());
   if (length > max_frame_size) {
     return {StatusCode::resource_exhausted, "frame of " + std::to_string(length) +
@@ -156,9 +255,14 @@ Status frame_from_message(std::span<const std::byte> message, std::size_t max_fr
   return {};
 }
 
+namespace {
+// A read buffer larger than this is given back once it holds nothing.
+constexpr std::size_t kRetainedBuffer = 256 * 1024;
+}  // namespace
+
 FrameParser::FrameParser(std::size_t max_frame_size) : max_frame_size_(max_frame_size) {}
 
-std::span<std::byte> FrameParser::prepare(std::size_t min_free) {
+void FrameParser::make_room(std::size_t want) {
   // Compact: move the unconsumed tail to the front (it is at most one partial frame).
   if (begin_ != 0) {
     const std::size_t n = end_ - begin_;
@@ -166,18 +270,43 @@ std::span<std::byte> FrameParser::prepare(std::size_t min_free) {
     begin_ = 0;
     end_ = n;
   }
-  std::size_t want = end_ + min_free;
   // A validated prefix of a frame larger than the buffer: make room for the whole frame at once.
   if (end_ >= kPrefixSize) {
     const std::size_t total = kPrefixSize + std::size_t(load_be32(buf_.data()));
     if (total <= kPrefixSize + max_frame_size_) want = std::max(want, total);
   }
-  if (buf_.capacity() < want) {
-    Buffer bigger(want);
-    bigger.append(buf_.data(), end_);
-    buf_ = std::move(bigger);
+  // Grow to what is needed; shrink back once a large frame is gone (an idle connection that
+  // once received 16 MiB must not keep 16 MiB).
+  if (buf_.capacity() < want || buf_.capacity() > std::max(want, kRetainedBuffer)) {
+    Buffer fresh(want);
+    fresh.append(buf_.data(), end_);
+    buf_ = std::move(fresh);
   }
+}
+
+std::span<std::byte> FrameParser::prepare(std::size_t min_free) {
+  make_room(end_ - begin_ + min_free);
   return {buf_.data() + end_, buf_.capacity() - end_};
+}
+
+std::span<std::byte> FrameParser::prepare_rest() {
+  constexpr std::size_t kHeaderRoom = 64;
+  make_room(end_ - begin_ + kHeaderRoom);  // the whole frame once its prefix is in
+  std::size_t want = kHeaderRoom;
+  if (end_ >= kPrefixSize) {
+    const std::size_t total = kPrefixSize + std::size_t(load_be32(buf_.data()));
+    want = total > end_ ? total - end_ : 0;
+  }
+  return {buf_.data() + end_, std::min(want, buf_.capacity() - end_)};
+}
+
+void FrameParser::feed(std::span<const std::byte> data) noexcept {
+  // Nothing is buffered, and views of earlier frames are done with: a buffer that once held a
+  // large frame goes.
+  if (buf_.capacity() > kRetainedBuffer) buf_ = Buffer();
+  begin_ = end_ = 0;
+  fed_ = data;
+  fed_pos_ = 0;
 }
 
 bool FrameParser::fail(StatusCode code, std::string message) {
@@ -185,11 +314,15 @@ bool FrameParser::fail(StatusCode code, std::string message) {
   return false;
 }
 
-FrameParser::Next FrameParser::next(FrameView* out) {
-  if (!error_.ok()) return Next::error;
-  const std::size_t avail = end_ - begin_;
+FrameParser::Next FrameParser::parse_at(const std::byte* p, std::size_t avail, FrameView* out,
+                                        std::size_t* total) {
   if (avail < kPrefixSize) return Next::need_more;
-  const std::byte* p = buf_.data() + begin_;
+  // The magic first, when it is here: a peer that is not brine (an HTTP server answering) is
+  // named as such instead of as a frame of a billion bytes.
+  if (avail >= kPrefixSize + 2 && !has_magic(p)) {
+    error_ = not_brine(p, avail);
+    return Next::error;
+  }
   const std::uint32_t length = load_be32(p);
   if (length < kHeaderSize) {
     fail(StatusCode::invalid_argument,
@@ -208,11 +341,37 @@ FrameParser::Next FrameParser::next(FrameView* out) {
     error_ = std::move(s);
     return Next::error;
   }
-  const std::size_t total = kPrefixSize + std::size_t(length);
-  if (avail < total) return Next::need_more;
-  view_frame(p, total, out);
-  begin_ += total;
+  *total = kPrefixSize + std::size_t(length);
+  if (avail < *total) return Next::need_more;
+  view_frame(p, *total, out);
   return Next::frame;
+}
+
+FrameParser::Next FrameParser::next(FrameView* out) {
+  if (!error_.ok()) return Next::error;
+  std::size_t total = 0;
+  if (!fed_.empty()) {
+    const std::byte* p = fed_.data() + fed_pos_;
+    const std::size_t avail = fed_.size() - fed_pos_;
+    const Next n = parse_at(p, avail, out, &total);
+    if (n == Next::frame) {
+      fed_pos_ += total;
+      return n;
+    }
+    if (n == Next::error) return n;
+    // A partial frame: keep a copy of it, in a buffer sized for the whole frame.
+    if (avail > 0) {
+      make_room(std::max<std::size_t>(total != 0 ? total : avail, 64));  // empty: begin_ = end_ = 0
+      std::memcpy(buf_.data(), p, avail);
+      end_ = avail;
+    }
+    fed_ = {};
+    fed_pos_ = 0;
+    return Next::need_more;
+  }
+  const Next n = parse_at(buf_.data() + begin_, end_ - begin_, out, &total);
+  if (n == Next::frame) begin_ += total;
+  return n;
 }
 
 }  // namespace brine::detail

@@ -1,0 +1,304 @@
+// The client core (internal) and the public Client, which forwards here.
+//
+// The path of a call: Client::try_call -> detail::try_call (encodes the request into a frame) ->
+// ClientCore::call_sync -> prepare (size check, Connector::connection, call id and timeout
+// stamped, ClientConnection::add) -> send (ClientConnection::send -> Channel::send) ->
+// ClientConnection::wait_for (the caller reads the channel itself where it can, else sleeps
+// until the loop completes the call) -> the typed PendingCall decodes the reply.
+#include <cstdio>
+#include <exception>
+#include <stdexcept>
+#include <thread>
+
+#include "brine/client.hpp"
+#include "client/connector.hpp"
+#include "event/loop.hpp"
+#include "wire/control.hpp"
+
+namespace brine {
+namespace detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const ClientOptions& checked(const ClientOptions& o) {
+  if (!codec_from_name(o.codec)) throw std::invalid_argument("unknown codec '" + o.codec + "'");
+  if (o.max_frame_size < 1024 || o.max_frame_size > kMaxFrameSizeLimit) {
+    throw std::invalid_argument("max_frame_size must be in [1024, 2147483647]");
+  }
+  if (o.timeout.count() <= 0) throw std::invalid_argument("timeout must be positive");
+  if (o.heartbeat_interval.count() <= 0 || o.heartbeat_timeout <= o.heartbeat_interval) {
+    throw std::invalid_argument(
+        "heartbeat_interval must be positive and heartbeat_timeout longer than it");
+  }
+  if (o.reconnect_backoff_initial.count() <= 0 ||
+      o.reconnect_backoff_max < o.reconnect_backoff_initial) {
+    throw std::invalid_argument("reconnect backoff: need 0 < initial <= max");
+  }
+  return o;
+}
+
+}  // namespace
+
+class ClientCore {
+ public:
+  ClientCore(std::string_view uri, ClientOptions options)
+      : options_(checked(options)),
+        codec_(*codec_from_name(options_.codec)),
+        connector_(uri, options_, loop_) {}
+  ~ClientCore() { close(); }
+
+  event::EventLoop& loop() { return loop_; }
+  const std::string& uri() const { return connector_.uri(); }
+  const ClientOptions& options() const { return options_; }
+  CodecId codec() const { return codec_; }
+
+  std::shared_ptr<ClientConnection> connect() {
+    Status error;
+    auto conn = connector_.connection(deadline_for({}), error, options_.wait_for_ready);
+    if (!conn) throw RpcError(error);
+    return conn;
+  }
+  void close() { connector_.close(); }
+
+  ClientStats stats() const {
+    ClientStats st;
+    st.connect_attempts = connector_.attempts();
+    st.connections = connector_.connections();
+    if (auto conn = connector_.live()) st.calls_pending = conn->pending_count();
+    return st;
+  }
+
+  // Frees a remote reference on the server, on the connection that made it (a new connection
+  // has nothing to free: the server freed it with the old one). Never connects, never throws.
+  void release(const std::string& object) noexcept {
+    try {
+      if (auto conn = connector_.live()) {
+        conn->send_control(wire::release_frame(codec_, object, next_id()));
+      }
+    } catch (...) {
+      // Out of memory: the server frees the object with the connection instead.
+    }
+  }
+
+  void call_sync(Buffer&& frame, std::string_view method, PendingCall& inner, CallOptions opts);
+  void call_async(Buffer&& frame, std::unique_ptr<PendingCall> call, CallOptions opts);
+  Status send_oneway(Buffer&& frame, CallOptions opts);
+
+ private:
+  std::uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+  Deadline deadline_for(const CallOptions& opts) const {
+    return Clock::now() + (opts.timeout.count() > 0 ? opts.timeout : options_.timeout);
+  }
+  bool wait_for_ready(const CallOptions& opts) const {
+    return opts.wait_for_ready.value_or(options_.wait_for_ready);
+  }
+  // Checks the frame's size, finds the connection, stamps the call id and the timeout and
+  // registers the call (and its cancel token). Completes the call (and returns null) on failure.
+  std::shared_ptr<ClientConnection> prepare(Buffer& frame, PendingCall& call,
+                                            std::unique_ptr<PendingCall>& owned, Deadline deadline,
+                                            const CallOptions& opts, std::uint64_t& id);
+  // prepare() and the first send; null when the call has completed (it failed).
+  std::shared_ptr<ClientConnection> start_call(Buffer& frame, PendingCall& call,
+                                               std::unique_ptr<PendingCall>& owned,
+                                               Deadline deadline, const CallOptions& opts,
+                                               std::uint64_t& id);
+
+  ClientOptions options_;
+  CodecId codec_;
+  event::EventLoop loop_;
+  Connector connector_;
+  std::atomic<std::uint64_t> next_id_{1};
+};
+
+std::shared_ptr<ClientConnection> ClientCore::prepare(Buffer& frame, PendingCall& call,
+                                                      std::unique_ptr<PendingCall>& owned,
+                                                      Deadline deadline, const CallOptions& opts,
+                                                      std::uint64_t& id) {
+  if (opts.cancel.stop_requested()) {
+    call.complete({StatusCode::cancelled, "cancelled by the caller"}, {});
+    return nullptr;
+  }
+  if (!finish_frame(frame, options_.max_frame_size)) {
+    call.complete({StatusCode::resource_exhausted,
+                   "request frame of " + std::to_string(frame.size() - kPrefixSize) +
+                       " bytes exceeds the limit of " + std::to_string(options_.max_frame_size)},
+                  {});
+    return nullptr;
+  }
+  Status error;
+  auto conn = connector_.connection(deadline, error, wait_for_ready(opts));
+  if (!conn) {
+    call.complete(error, {});
+    return nullptr;
+  }
+  id = next_id();
+  wire::stamp_request(frame, id,
+                      std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
+  if (!conn->add(id, &call, owned)) {
+    call.complete(conn->death(), {});
+    return nullptr;
+  }
+  conn->watch_cancel(id, opts.cancel);
+  return conn;
+}
+
+std::shared_ptr<ClientConnection> ClientCore::start_call(Buffer& frame, PendingCall& call,
+                                                         std::unique_ptr<PendingCall>& owned,
+                                                         Deadline deadline, const CallOptions& opts,
+                                                         std::uint64_t& id) {
+  // A connection can end between being picked and being written to. Nothing of the request
+  // left then, so it is safe to make it once more on a new connection.
+  for (int attempt = 0;; ++attempt) {
+    auto conn = prepare(frame, call, owned, deadline, opts, id);
+    if (!conn) return nullptr;
+    switch (conn->send(std::move(frame), deadline, transport::WhenFull::wait)) {
+      case transport::SendStatus::sent:
+        return conn;
+      case transport::SendStatus::timed_out:
+        conn->complete(id, {StatusCode::deadline_exceeded, "timed out sending the request"});
+        return nullptr;
+      case transport::SendStatus::closed:
+        break;
+    }
+    TakenCall taken = conn->take(id);
+    if (!taken) return nullptr;  // the connection's end completed it already
+    conn->fail({StatusCode::unavailable, "the connection closed"});
+    owned = std::move(taken.owned);
+    if (attempt == 1) {
+      call.complete({StatusCode::unavailable, "the connection closed while sending"}, {});
+      return nullptr;
+    }
+  }
+}
+
+void ClientCore::call_sync(Buffer&& frame, std::string_view method, PendingCall& inner,
+                           CallOptions opts) {
+  const Deadline deadline = deadline_for(opts);
+  Waiter waiter(inner);
+  std::unique_ptr<PendingCall> none;
+  std::uint64_t id = 0;
+  auto conn = start_call(frame, waiter, none, deadline, opts, id);
+  if (!conn) {
+    // Completed, or being completed by the end of the connection it was on (which took it out
+    // of the table first): the result is only there once done is set.
+    waiter.done.sleep();
+    return;
+  }
+  if (conn->wait_for(waiter, deadline, options_.busy_poll)) return;
+  const auto ms = (opts.timeout.count() > 0 ? opts.timeout : options_.timeout).count();
+  conn->complete(id, {StatusCode::deadline_exceeded, "no reply to '" + std::string(method) +
+                                                         "' within " + std::to_string(ms) + " ms"});
+  waiter.done.sleep();  // its completion is under way (ours or another's)
+}
+
+void ClientCore::call_async(Buffer&& frame, std::unique_ptr<PendingCall> call, CallOptions opts) {
+  const Deadline deadline = deadline_for(opts);
+  std::uint64_t id = 0;
+  PendingCall& pending = *call;
+  auto conn = start_call(frame, pending, call, deadline, opts, id);
+  if (!conn) return;  // completed; `call` (if still here) goes now
+  conn->arm_deadline(id, deadline);
+  conn->expect_reply();
+}
+
+Status ClientCore::send_oneway(Buffer&& frame, CallOptions opts) {
+  const Deadline deadline = deadline_for(opts);
+  if (!finish_frame(frame, options_.max_frame_size)) {
+    return {StatusCode::resource_exhausted, "oneway frame exceeds the size limit"};
+  }
+  Status error;
+  auto conn = connector_.connection(deadline, error, wait_for_ready(opts));
+  if (!conn) return error;
+  set_call_id(frame, next_id());
+  switch (conn->send(std::move(frame), deadline, transport::WhenFull::wait)) {
+    case transport::SendStatus::sent:
+      return {};
+    case transport::SendStatus::timed_out:
+      return {StatusCode::deadline_exceeded, "timed out sending a oneway call"};
+    case transport::SendStatus::closed:
+      break;
+  }
+  return {StatusCode::unavailable, "the connection closed while sending"};
+}
+
+// Runs the core's loop on a thread of its own, from the Client's construction to its
+// destruction, which joins it.
+class ClientThread {
+ public:
+  explicit ClientThread(ClientCore& core) : core_(core), thread_([&core] { core.loop().run(); }) {}
+  ~ClientThread() {
+    if (core_.loop().on_loop_thread()) {
+      // Its own thread cannot join itself, and nothing may outlive the Client: refuse loudly.
+      std::fputs("brine: a Client was destroyed by one of its own callbacks\n", stderr);
+      std::terminate();
+    }
+    core_.close();  // fails what is pending, and waits for the channel to confirm its end
+    core_.loop().stop();
+    thread_.join();
+  }
+  ClientThread(const ClientThread&) = delete;
+  ClientThread& operator=(const ClientThread&) = delete;
+
+ private:
+  ClientCore& core_;
+  std::thread thread_;
+};
+
+void core_call_sync(ClientCore& core, Buffer&& frame, std::string_view method, PendingCall& pending,
+                    CallOptions opts) {
+  core.call_sync(std::move(frame), method, pending, opts);
+}
+void core_call_async(ClientCore& core, Buffer&& frame, std::unique_ptr<PendingCall> pending,
+                     CallOptions opts) {
+  core.call_async(std::move(frame), std::move(pending), opts);
+}
+Status core_send_oneway(ClientCore& core, Buffer&& frame, CallOptions opts) {
+  return core.send_oneway(std::move(frame), opts);
+}
+CodecId core_codec(const ClientCore& core) noexcept {
+  return core.codec();
+}
+const DecodeLimits& core_limits(const ClientCore& core) noexcept {
+  return core.options().decode_limits;
+}
+void core_release(ClientCore& core, const std::string& object) noexcept {
+  core.release(object);
+}
+
+}  // namespace detail
+
+Client::Client(std::string_view uri, ClientOptions options)
+    : core_(std::make_shared<detail::ClientCore>(uri, std::move(options))),
+      thread_(std::make_unique<detail::ClientThread>(*core_)) {}
+Client::~Client() = default;
+Client::Client(Client&&) noexcept = default;
+Client& Client::operator=(Client&& other) noexcept {
+  if (this != &other) {
+    thread_.reset();  // this client's thread ends before its core may go
+    core_ = std::move(other.core_);
+    thread_ = std::move(other.thread_);
+  }
+  return *this;
+}
+
+void Client::connect() {
+  (void)core_->connect();
+}
+void Client::close() {
+  if (core_) core_->close();
+}
+CodecId Client::codec() const noexcept {
+  return core_->codec();
+}
+const std::string& Client::uri() const noexcept {
+  return core_->uri();
+}
+const ClientOptions& Client::options() const noexcept {
+  return core_->options();
+}
+ClientStats Client::stats() const {
+  return core_->stats();
+}
+
+}  // namespace brine

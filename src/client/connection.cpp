@@ -1,0 +1,209 @@
+#include "client/connection.hpp"
+
+#include "wire/control.hpp"
+
+namespace brine::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Clock::rep rep(Clock::time_point t) {
+  return t.time_since_epoch().count();
+}
+
+}  // namespace
+
+void CancelFn::operator()() const noexcept {
+  if (auto c = conn.lock()) c->cancel(id);
+}
+
+ClientConnection::ClientConnection(std::shared_ptr<transport::Channel> channel,
+                                   event::EventLoop& loop, const ClientOptions& options)
+    : channel_(std::move(channel)),
+      loop_(loop),
+      heartbeat_interval_(options.heartbeat_interval),
+      heartbeat_timeout_(options.heartbeat_timeout) {
+  const auto now = rep(Clock::now());
+  last_received_.store(now, std::memory_order_relaxed);
+  last_sent_.store(now, std::memory_order_relaxed);
+}
+
+void ClientConnection::start() {
+  channel_->start(shared_from_this());
+  arm_heartbeat();
+}
+
+bool ClientConnection::add(std::uint64_t id, PendingCall* call,
+                           std::unique_ptr<PendingCall>& owned) {
+  return calls_.add(id, call, owned);
+}
+
+void ClientConnection::watch_cancel(std::uint64_t id, const std::stop_token& token) {
+  if (!token.stop_possible()) return;
+  // Runs the cancel at once if stop was requested already.
+  auto callback = std::make_unique<CancelCallback>(token, CancelFn{weak_from_this(), id});
+  (void)calls_.set_cancel(id, callback);  // completed already: the callback goes here
+}
+
+void ClientConnection::arm_deadline(std::uint64_t id, Deadline deadline) {
+  const auto timer = loop_.at(deadline, [weak = weak_from_this(), id] {
+    if (auto c = weak.lock())
+      c->complete(id, {StatusCode::deadline_exceeded, "no reply before the deadline"});
+  });
+  if (!calls_.set_timer(id, timer)) loop_.cancel(timer);
+}
+
+void ClientConnection::complete(TakenCall taken, const Status& status,
+                                std::span<const std::byte> payload) {
+  if (!taken) return;
+  if (taken.timer != 0) loop_.cancel(taken.timer);
+  taken.call->complete(status, payload);
+  // An asynchronous call's PendingCall goes now, after its completion ran.
+}
+
+void ClientConnection::complete(std::uint64_t id, const Status& status) {
+  complete(calls_.take(id), status, {});
+}
+
+void ClientConnection::cancel(std::uint64_t id) {
+  TakenCall taken = calls_.take(id);
+  if (!taken) return;  // the reply (or another outcome) won the race
+  complete(std::move(taken), {StatusCode::cancelled, "cancelled by the caller"}, {});
+  // A caller sleeping on the socket for this call must look at it again.
+  if (auto* reader = channel_->caller_reads()) reader->wake_reader();
+  send_control(wire::cancel_frame(id));
+}
+
+transport::SendStatus ClientConnection::send(Buffer&& frame, Deadline deadline,
+                                             transport::WhenFull when_full) {
+  const auto status = channel_->send(std::move(frame), deadline, when_full);
+  if (status == transport::SendStatus::sent) {
+    last_sent_.store(rep(Clock::now()), std::memory_order_relaxed);
+  }
+  return status;
+}
+
+void ClientConnection::send_control(Buffer&& frame) {
+  (void)send(std::move(frame), Clock::now(), transport::WhenFull::queue);
+}
+
+bool ClientConnection::wait_for(Waiter& w, Deadline deadline, std::chrono::microseconds spin) {
+  if (auto* reader = channel_->caller_reads()) return reader->read_until(w.done, deadline, spin);
+  if (spin.count() > 0) {
+    const auto until = std::min(deadline, Clock::now() + spin);
+    while (!w.done.is_set() && Clock::now() < until) {
+    }
+  }
+  return w.done.sleep_until(deadline);
+}
+
+void ClientConnection::expect_reply() {
+  if (auto* reader = channel_->caller_reads()) reader->expect();
+}
+
+bool ClientConnection::refresh() {
+  if (auto* reader = channel_->caller_reads()) reader->refresh();
+  return !dead();
+}
+
+void ClientConnection::fail(const Status& status) {
+  {
+    std::lock_guard lk(death_mu_);
+    if (dead_.load()) return;
+    death_ = status;
+    dead_.store(true, std::memory_order_release);
+    loop_.cancel(heartbeat_);
+    heartbeat_ = 0;
+  }
+  channel_->close(status, Clock::now());
+  for (TakenCall& taken : calls_.close()) complete(std::move(taken), status, {});
+}
+
+Status ClientConnection::death() const {
+  std::lock_guard lk(death_mu_);
+  return death_;
+}
+
+void ClientConnection::wait_closed(std::chrono::milliseconds timeout) {
+  std::unique_lock lk(closed_mu_);
+  closed_cv_.wait_for(lk, timeout, [&] { return closed_; });
+}
+
+void ClientConnection::on_frame(const FrameView& f) {
+  last_received_.store(rep(Clock::now()), std::memory_order_relaxed);
+  if (!wire::server_sends(f.kind)) {
+    fail({StatusCode::internal, "the server sent a frame of a kind only clients send"});
+    return;
+  }
+  if (Status s = wire::check_fields(f); !s.ok()) {
+    fail({StatusCode::internal, "bad frame from the server: " + s.message});
+    return;
+  }
+  if (f.kind == FrameKind::reply) {
+    complete(calls_.take(f.call_id), {}, f.payload);
+  } else if (f.kind == FrameKind::error) {
+    Status s = parse_error_payload(f.payload);
+    if (f.call_id == 0) {  // about the connection, not a call
+      fail(s);
+      return;
+    }
+    complete(calls_.take(f.call_id), s, {});
+  }
+  // A heartbeat: the answer to ours; that it arrived is enough.
+}
+
+void ClientConnection::on_bad_frame(const Status& why, bool) {
+  if (why.message.starts_with(kNotBrinePeer)) {
+    // Like gRPC meeting an HTTP/1.1 server: nothing brine can do there, the service is not here.
+    const transport::PeerInfo& peer = channel_->peer();
+    fail({StatusCode::unavailable, "not a brine server at " + peer.transport + "://" +
+                                       peer.address + why.message.substr(kNotBrinePeer.size())});
+    return;
+  }
+  fail({why.code == StatusCode::resource_exhausted ? why.code : StatusCode::internal,
+        "bad frame from the server: " + why.message});
+}
+
+void ClientConnection::on_close(const Status& why) {
+  fail(why);
+  {
+    std::lock_guard lk(closed_mu_);
+    closed_ = true;
+  }
+  closed_cv_.notify_all();
+}
+
+// --- heartbeats ------------------------------------------------------------------------------
+
+void ClientConnection::arm_heartbeat() {
+  std::lock_guard lk(death_mu_);
+  if (dead_.load()) return;
+  heartbeat_ = loop_.after(heartbeat_interval_, [weak = weak_from_this()] {
+    if (auto c = weak.lock()) c->beat();
+  });
+}
+
+// Every heartbeat_interval: declare the connection dead if nothing arrived for
+// heartbeat_timeout, else send a heartbeat if nothing was sent for an interval.
+void ClientConnection::beat() {
+  if (dead()) return;
+  // Heartbeat answers (and a close) that arrived while nobody read.
+  if (auto* reader = channel_->caller_reads()) reader->refresh();
+  if (dead()) return;
+  const auto now = Clock::now();
+  const auto since = [&](const std::atomic<Clock::rep>& t) {
+    return now - Clock::time_point(Clock::duration(t.load(std::memory_order_relaxed)));
+  };
+  if (since(last_received_) >= heartbeat_timeout_) {
+    fail({StatusCode::unavailable,
+          "nothing arrived from the server for " + std::to_string(heartbeat_timeout_.count()) +
+              " ms (heartbeat_timeout): it is stopped, hung or unreachable"});
+    return;
+  }
+  if (since(last_sent_) >= heartbeat_interval_) {
+    (void)send(wire::heartbeat_frame(), now, transport::WhenFull::queue);
+  }
+  arm_heartbeat();
+}
+
+}  // namespace brine::detail

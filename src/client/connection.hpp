@@ -1,0 +1,107 @@
+// ClientConnection: the client's connection policy over one channel, whatever the transport
+// (internal).
+//
+// It owns the calls pending on the channel (CallTable) and completes each exactly once: by its
+// reply or error frame, its deadline (a blocking caller times out by itself; asynchronous calls
+// get a loop timer), its cancel (a cancel frame tells the server), or the end of the channel. It
+// sends a heartbeat whenever it has sent nothing for heartbeat_interval and declares the channel
+// dead when nothing arrived for heartbeat_timeout. Frames of kinds a server never sends, and
+// malformed ones, end it.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
+#include "brine/client.hpp"
+#include "client/call_table.hpp"
+#include "event/completion.hpp"
+#include "event/loop.hpp"
+#include "transport/channel.hpp"
+
+namespace brine::detail {
+
+using transport::Deadline;
+
+// A blocking caller's slot: wraps the typed one, and says when it is filled.
+struct Waiter final : PendingCall {
+  explicit Waiter(PendingCall& wrapped) : inner(wrapped) {}
+  void complete(Status status, std::span<const std::byte> payload) noexcept override {
+    inner.complete(std::move(status), payload);
+    done.set();
+  }
+  PendingCall& inner;
+  event::Completion done;
+};
+
+class ClientConnection final : public transport::ChannelSink,
+                               public std::enable_shared_from_this<ClientConnection> {
+ public:
+  ClientConnection(std::shared_ptr<transport::Channel> channel, event::EventLoop& loop,
+                   const ClientOptions& options);
+  // Starts the channel and the heartbeats.
+  void start();
+
+  // --- calls ---
+  // Registers a call (owned: an asynchronous call's). False if the connection is dead.
+  bool add(std::uint64_t id, PendingCall* call, std::unique_ptr<PendingCall>& owned);
+  // Cancels call `id` when `token` is stopped (at once if it already is). After add().
+  void watch_cancel(std::uint64_t id, const std::stop_token& token);
+  // Arms the deadline timer of an asynchronous call. After add().
+  void arm_deadline(std::uint64_t id, Deadline deadline);
+  TakenCall take(std::uint64_t id) { return calls_.take(id); }
+  // Completes call `id` (if still pending) with `status`.
+  void complete(std::uint64_t id, const Status& status);
+  // Completes call `id` with CANCELLED, if still pending, and tells the server.
+  void cancel(std::uint64_t id);
+
+  transport::SendStatus send(Buffer&& frame, Deadline deadline, transport::WhenFull when_full);
+  // A small frame no caller waits for (cancel, release): queued, never waits.
+  void send_control(Buffer&& frame);
+  // Waits until `w` is completed or `deadline` passes (false): reading the channel itself where
+  // the channel allows it, else spinning for `spin` and then sleeping.
+  bool wait_for(Waiter& w, Deadline deadline, std::chrono::microseconds spin);
+  // An asynchronous call was sent: make sure someone reads its reply.
+  void expect_reply();
+  // Before a new call: takes in what arrived while nobody read (the server's close). False if
+  // the connection is dead.
+  bool refresh();
+
+  // Marks the connection dead, fails every pending call with `status` and closes the channel.
+  void fail(const Status& status);
+  bool dead() const { return dead_.load(std::memory_order_acquire); }
+  Status death() const;
+  std::size_t pending_count() const { return calls_.size(); }
+  // Waits (bounded) until the channel has delivered its end.
+  void wait_closed(std::chrono::milliseconds timeout);
+
+  // transport::ChannelSink
+  void on_frame(const FrameView& f) override;
+  void on_bad_frame(const Status& why, bool recoverable) override;
+  void on_close(const Status& why) override;
+  bool awaiting_frames() const override { return calls_.size() > 0; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  void complete(TakenCall taken, const Status& status, std::span<const std::byte> payload);
+  void arm_heartbeat();
+  void beat();
+
+  const std::shared_ptr<transport::Channel> channel_;
+  event::EventLoop& loop_;
+  const std::chrono::milliseconds heartbeat_interval_;
+  const std::chrono::milliseconds heartbeat_timeout_;
+  CallTable calls_;
+  std::atomic<bool> dead_{false};
+  mutable std::mutex death_mu_;
+  Status death_;
+  std::atomic<Clock::rep> last_received_{0};
+  std::atomic<Clock::rep> last_sent_{0};
+  event::EventLoop::TimerId heartbeat_ = 0;  // (death_mu_)
+  std::mutex closed_mu_;
+  std::condition_variable closed_cv_;
+  bool closed_ = false;  // the channel delivered on_close (closed_mu_)
+};
+
+}  // namespace brine::detail

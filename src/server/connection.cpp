@@ -1,0 +1,224 @@
+#include "server/connection.hpp"
+
+#include "wire/control.hpp"
+
+namespace brine::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Clock::rep rep(Clock::time_point t) {
+  return t.time_since_epoch().count();
+}
+
+std::string ms(std::chrono::milliseconds d) {
+  return std::to_string(d.count()) + " ms";
+}
+
+}  // namespace
+
+// --- the set --------------------------------------------------------------------------------
+
+void ConnectionSet::add(const std::shared_ptr<ServerConnection>& conn) {
+  std::lock_guard lk(mu_);
+  conns_.emplace(conn.get(), conn);
+}
+
+void ConnectionSet::remove(const ServerConnection* conn) {
+  std::lock_guard lk(mu_);
+  conns_.erase(conn);
+  if (conns_.empty()) emptied_.notify_all();
+}
+
+std::size_t ConnectionSet::size() const {
+  std::lock_guard lk(mu_);
+  return conns_.size();
+}
+
+std::vector<std::shared_ptr<ServerConnection>> ConnectionSet::all() const {
+  std::vector<std::shared_ptr<ServerConnection>> out;
+  std::lock_guard lk(mu_);
+  for (const auto& [ptr, weak] : conns_) {
+    if (auto c = weak.lock()) out.push_back(std::move(c));
+  }
+  return out;
+}
+
+bool ConnectionSet::wait_empty(std::chrono::milliseconds timeout) {
+  std::unique_lock lk(mu_);
+  return emptied_.wait_for(lk, timeout, [&] { return conns_.empty(); });
+}
+
+// --- one connection --------------------------------------------------------------------------
+
+ServerConnection::ServerConnection(std::shared_ptr<transport::Channel> channel,
+                                   const ServerOptions& options, Dispatcher& dispatcher,
+                                   Counters& counters, ConnectionSet& set, event::EventLoop& timers)
+    : channel_(std::move(channel)),
+      options_(options),
+      dispatcher_(dispatcher),
+      counters_(counters),
+      set_(set),
+      timers_(timers),
+      session_(&counters.objects_live, options.max_objects_per_connection),
+      connected_at_(Clock::now()) {
+  last_received_.store(rep(connected_at_), std::memory_order_relaxed);
+}
+
+void ServerConnection::start() {
+  arm_watchdog(Clock::now());
+  channel_->start(shared_from_this());
+}
+
+void ServerConnection::on_frame(const FrameView& f) {
+  last_received_.store(rep(Clock::now()), std::memory_order_relaxed);
+  seen_frame_.store(true, std::memory_order_relaxed);
+  if (!wire::client_sends(f.kind)) {
+    // A well-formed frame of a kind clients never send. A ZeroMQ peer cannot be disconnected
+    // alone, so there it costs only the frame; elsewhere the connection.
+    on_bad_frame({StatusCode::invalid_argument,
+                  "clients send only requests, oneways, heartbeats and cancels"},
+                 channel_->peer().silent_departure);
+    return;
+  }
+  if (Status s = wire::check_fields(f); !s.ok()) {
+    on_bad_frame(s, channel_->peer().silent_departure);
+    return;
+  }
+  if (f.kind == FrameKind::heartbeat) {
+    send(wire::heartbeat_frame());  // "still here": any byte would do
+    return;
+  }
+  dispatcher_.dispatch(*this, f);  // a request, oneway or cancel
+}
+
+void ServerConnection::on_bad_frame(const Status& why, bool recoverable) {
+  const Status told{why.code, "protocol error: " + why.message};
+  send(wire::error_frame(0, told, options_.max_frame_size));
+  if (!recoverable) channel_->close(told, Clock::now() + std::chrono::seconds(1));
+}
+
+void ServerConnection::on_close(const Status&) {
+  if (ended_.exchange(true)) return;
+  {
+    std::lock_guard lk(watchdog_mu_);
+    timers_.cancel(watchdog_);
+    watchdog_ = 0;
+  }
+  session_.close();     // the connection's remote references end with it
+  calls_.cancel_all();  // and so do its calls: queued ones are not run
+  set_.remove(this);
+}
+
+void ServerConnection::send(Buffer&& frame) {
+  if (channel_->send(std::move(frame), Clock::now(), transport::WhenFull::queue) !=
+      transport::SendStatus::sent) {
+    return;
+  }
+  // Back-pressure: past the bound, read no more requests until the peer has taken its replies.
+  const std::size_t bound = options_.max_outbound_bytes;
+  if (paused_.load(std::memory_order_relaxed) || channel_->queued_bytes() <= bound) return;
+  if (paused_.exchange(true)) return;
+  channel_->pause_reading(true);
+  // The queue may have drained (and on_sent passed) between the two looks.
+  if (channel_->queued_bytes() <= bound / 2 && paused_.exchange(false)) {
+    channel_->pause_reading(false);
+  }
+}
+
+void ServerConnection::on_sent(std::size_t queued_bytes) {
+  if (queued_bytes > options_.max_outbound_bytes / 2) return;
+  if (paused_.load(std::memory_order_relaxed) && paused_.exchange(false)) {
+    channel_->pause_reading(false);
+  }
+}
+
+bool ServerConnection::admit() {
+  const std::size_t limit = options_.max_inflight_per_connection;
+  std::size_t n = inflight_.load(std::memory_order_relaxed);
+  do {
+    if (n >= limit) return false;
+  } while (!inflight_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+  return true;
+}
+
+void ServerConnection::fail(const Status& why) {
+  send(wire::error_frame(0, why, options_.max_frame_size));
+  channel_->close(why, Clock::now() + std::chrono::seconds(1));
+}
+
+void ServerConnection::close_now(const Status& why) {
+  channel_->close(why, Clock::now());
+}
+
+// --- timeouts: one timer per connection, armed for the earliest deadline ---------------------
+
+void ServerConnection::arm_watchdog(Clock::time_point now) {
+  const ServerOptions& o = options_;
+  const bool silent = channel_->peer().silent_departure;
+  const auto idle = silent ? o.heartbeat_timeout : o.idle_timeout;
+  auto next = now + std::min({o.first_frame_timeout, o.frame_timeout, idle});
+  if (!seen_frame_.load(std::memory_order_relaxed)) {
+    next = std::min(next, connected_at_ + o.first_frame_timeout);
+  }
+  const auto progress = channel_->progress();
+  if (progress.partial_since) next = std::min(next, *progress.partial_since + o.frame_timeout);
+  if (progress.stalled_since) next = std::min(next, *progress.stalled_since + o.frame_timeout);
+  const auto last = Clock::time_point(Clock::duration(last_received_.load()));
+  next = std::min(next, last + idle);
+  std::lock_guard lk(watchdog_mu_);
+  if (ended_.load()) return;
+  watchdog_ = timers_.at(next, [weak = weak_from_this()] {
+    if (auto c = weak.lock()) c->on_watchdog();
+  });
+}
+
+std::string ServerConnection::overdue(Clock::time_point now, bool& tell_peer) const {
+  const ServerOptions& o = options_;
+  tell_peer = true;
+  const auto progress = channel_->progress();
+  if (!seen_frame_.load(std::memory_order_relaxed) &&
+      now >= connected_at_ + o.first_frame_timeout) {
+    return "no complete frame within first_frame_timeout (" + ms(o.first_frame_timeout) + ")";
+  }
+  if (progress.partial_since && now >= *progress.partial_since + o.frame_timeout) {
+    return "a frame took longer than frame_timeout (" + ms(o.frame_timeout) + ") to arrive";
+  }
+  if (progress.stalled_since && now >= *progress.stalled_since + o.frame_timeout) {
+    tell_peer = false;  // it does not read: an error frame would not get through either
+    return "no reply could be written for frame_timeout (" + ms(o.frame_timeout) + ")";
+  }
+  const auto last = Clock::time_point(Clock::duration(last_received_.load()));
+  if (channel_->peer().silent_departure) {
+    // Its departure shows only as silence: brine clients send a heartbeat every interval.
+    tell_peer = false;
+    if (now >= last + o.heartbeat_timeout) {
+      return "nothing heard for heartbeat_timeout (" + ms(o.heartbeat_timeout) + ")";
+    }
+    return {};
+  }
+  if (inflight_.load(std::memory_order_relaxed) == 0 && !progress.stalled_since &&
+      now >= last + o.idle_timeout) {
+    return "nothing received for idle_timeout (" + ms(o.idle_timeout) + ")";
+  }
+  return {};
+}
+
+void ServerConnection::on_watchdog() {
+  if (ended_.load()) return;
+  const auto now = Clock::now();
+  bool tell_peer = true;
+  const std::string why = overdue(now, tell_peer);
+  if (why.empty()) {
+    arm_watchdog(now);
+    return;
+  }
+  counters_.timed_out.fetch_add(1, std::memory_order_relaxed);
+  if (tell_peer) {
+    fail({StatusCode::unavailable, "connection closed by the server: " + why});
+  } else {
+    close_now({StatusCode::unavailable, "connection closed by the server: " + why});
+  }
+}
+
+}  // namespace brine::detail

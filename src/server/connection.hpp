@@ -1,0 +1,105 @@
+// ServerConnection: the server's connection policy, written once for every transport
+// (internal). One per channel a listener accepted.
+//
+// It filters frame kinds (requests, oneways and cancels go to the dispatcher; heartbeats are
+// answered; anything else is a protocol error), applies the admission limits (calls in flight per
+// connection; max_connections is checked by the server before one is made), the timeouts
+// (first frame, a frame's rest, idle, a peer that reads nothing) and back-pressure
+// (max_outbound_bytes queued: the channel stops reading), and keeps the peer's Session (remote
+// references) and CallRegistry, both ended with the channel.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "brine/server.hpp"
+#include "event/loop.hpp"
+#include "server/dispatcher.hpp"
+#include "server/session.hpp"
+#include "transport/channel.hpp"
+
+namespace brine::detail {
+
+class ServerConnection;
+
+// The server's live connections: for its stats, max_connections, and stop().
+class ConnectionSet {
+ public:
+  void add(const std::shared_ptr<ServerConnection>& conn);
+  void remove(const ServerConnection* conn);
+  std::size_t size() const;
+  std::vector<std::shared_ptr<ServerConnection>> all() const;
+  // Waits until none is left, or `timeout`; false on timeout.
+  bool wait_empty(std::chrono::milliseconds timeout);
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable emptied_;
+  std::unordered_map<const ServerConnection*, std::weak_ptr<ServerConnection>> conns_;
+};
+
+class ServerConnection final : public transport::ChannelSink,
+                               public std::enable_shared_from_this<ServerConnection> {
+ public:
+  ServerConnection(std::shared_ptr<transport::Channel> channel, const ServerOptions& options,
+                   Dispatcher& dispatcher, Counters& counters, ConnectionSet& set,
+                   event::EventLoop& timers);
+
+  // Starts the channel and the watchdog. The set must hold the connection already.
+  void start();
+
+  // transport::ChannelSink
+  void on_frame(const FrameView& f) override;
+  void on_bad_frame(const Status& why, bool recoverable) override;
+  void on_close(const Status& why) override;
+  void on_sent(std::size_t queued_bytes) override;
+
+  // For the dispatcher, from any thread: a reply (or an error frame) for this peer. Dropped once
+  // the connection is closing.
+  void send(Buffer&& frame);
+  // The peer's objects; null where remote references cannot be kept (a broker's peers).
+  Session* session() { return channel_->peer().relayed ? nullptr : &session_; }
+  CallRegistry& calls() { return calls_; }
+  // The loop that runs this connection's timers (any thread may arm one).
+  event::EventLoop& timers() { return timers_; }
+  // Counts a call against the in-flight limit: false (nothing counted) when the peer is at it.
+  bool admit();
+  void release() { inflight_.fetch_sub(1, std::memory_order_relaxed); }
+  const transport::PeerInfo& peer() const { return channel_->peer(); }
+
+  // Sends an error frame with call id 0 after the replies already queued, then closes (at the
+  // latest a second later). Any thread.
+  void fail(const Status& why);
+  // Closes at once. Any thread.
+  void close_now(const Status& why);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void arm_watchdog(Clock::time_point now);
+  void on_watchdog();
+  // Why the connection must end now ("" if it need not), and whether the peer can still be told.
+  std::string overdue(Clock::time_point now, bool& tell_peer) const;
+
+  const std::shared_ptr<transport::Channel> channel_;
+  const ServerOptions& options_;
+  Dispatcher& dispatcher_;
+  Counters& counters_;
+  ConnectionSet& set_;
+  event::EventLoop& timers_;
+  Session session_;
+  CallRegistry calls_;
+  std::atomic<std::size_t> inflight_{0};
+  std::atomic<bool> paused_{false};
+  std::atomic<bool> ended_{false};
+  std::atomic<bool> seen_frame_{false};
+  std::atomic<Clock::rep> last_received_{0};
+  Clock::time_point connected_at_;
+  std::mutex watchdog_mu_;
+  event::EventLoop::TimerId watchdog_ = 0;
+};
+
+}  // namespace brine::detail

@@ -1,0 +1,310 @@
+#include "server/dispatcher.hpp"
+
+#include "server/connection.hpp"
+#include "wire/control.hpp"
+
+namespace brine {
+namespace detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The call the current thread is running, for brine::this_call.
+thread_local const CallState* current_call = nullptr;
+
+// Keeps the objects a factory returns in the calling peer's session.
+class PeerContext final : public CallContext {
+ public:
+  PeerContext(Session* session, Counters& counters) : session_(session), counters_(counters) {}
+  std::string keep(std::shared_ptr<void> object, const InterfaceTable& table) override {
+    if (session_ == nullptr) {
+      throw RpcError(StatusCode::unimplemented,
+                     "remote references need a direct connection to the server (this call came "
+                     "through a broker)");
+    }
+    std::string name =
+        "@" + std::to_string(counters_.next_object.fetch_add(1, std::memory_order_relaxed));
+    session_->keep(name, ExposedObject{std::move(object), &table});
+    return name;
+  }
+
+ private:
+  Session* session_;
+  Counters& counters_;
+};
+
+}  // namespace
+
+Dispatcher::Dispatcher(const ServerOptions& options, const Registry& registry, Counters& counters)
+    : options_(options), registry_(registry), counters_(counters) {
+  if (options_.codecs.empty()) {
+    for (CodecId c : known_codecs()) served_[std::size_t(c)] = true;
+  }
+  for (const std::string& name : options_.codecs) {
+    const auto id = codec_from_name(name);
+    if (!id) throw std::invalid_argument("unknown codec '" + name + "'");
+    served_[std::size_t(*id)] = true;
+  }
+}
+
+Dispatcher::~Dispatcher() {
+  stop();
+}
+
+void Dispatcher::start() {
+  if (options_.workers > 0 && !pool_) pool_.emplace(options_.workers);
+}
+
+void Dispatcher::stop() {
+  if (!pool_) return;
+  pool_->stop();
+  pool_->join();
+}
+
+bool Dispatcher::in_handler() noexcept {
+  return current_call != nullptr;
+}
+
+bool Dispatcher::on_worker_thread() const {
+  return pool_ && pool_->get_executor().running_in_this_thread();
+}
+
+void Dispatcher::reply_error(ServerConnection& conn, std::uint64_t call_id, Status status) {
+  conn.send(wire::error_frame(call_id, status, options_.max_frame_size));
+}
+
+void Dispatcher::call_done() {
+  if (live_calls_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+      draining_.load(std::memory_order_acquire)) {
+    std::lock_guard lk(drain_mu_);
+    drain_cv_.notify_all();
+  }
+}
+
+bool Dispatcher::drain(std::chrono::milliseconds timeout) {
+  draining_.store(true, std::memory_order_release);
+  std::unique_lock lk(drain_mu_);
+  return drain_cv_.wait_for(lk, timeout,
+                            [&] { return live_calls_.load(std::memory_order_acquire) == 0; });
+}
+
+void Dispatcher::dispatch(ServerConnection& conn, const FrameView& f) {
+  if (f.kind == FrameKind::cancel) {
+    conn.calls().cancel(f.call_id);
+    return;
+  }
+  if (Registry::is_release(f.method)) {
+    // "<object>.~release" is a oneway, whatever its codec byte and payload; a request for it
+    // is refused unrun, so that every request still gets exactly one answer.
+    if (f.kind == FrameKind::request) {
+      reply_error(conn, f.call_id,
+                  {StatusCode::invalid_argument,
+                   "'~release' is sent as a oneway; as a request it is not carried out"});
+    } else {
+      Registry::release(f.method, conn.session());
+    }
+    return;
+  }
+  if (f.kind == FrameKind::request && conn.calls().in_use(f.call_id)) {
+    // Two answers to one id would be matched to one call: the peer breaks the protocol.
+    conn.on_bad_frame({StatusCode::invalid_argument, "call id " + std::to_string(f.call_id) +
+                                                         " is already in use by a pending call"},
+                      conn.peer().silent_departure);
+    return;
+  }
+  Target target;
+  if (Status refused = admit(conn, f, target); !refused.ok()) {
+    if (f.kind != FrameKind::oneway) reply_error(conn, f.call_id, std::move(refused));
+    return;
+  }
+  const auto deadline = f.timeout_ms == 0 ? Clock::time_point::max()
+                                          : Clock::now() + std::chrono::milliseconds(f.timeout_ms);
+  if (pool_) {
+    queue(conn, f, std::move(target), deadline);
+  } else {
+    run_inline(conn, f, target, deadline);
+  }
+}
+
+Status Dispatcher::admit(ServerConnection& conn, const FrameView& f, Target& target) {
+  if (draining_.load(std::memory_order_relaxed)) {
+    return {StatusCode::unavailable, "the server is shutting down"};
+  }
+  if (!served_[f.codec]) {
+    return {StatusCode::unimplemented,
+            "codec '" + codec_display(f.codec) + "' is not served by this server"};
+  }
+  if (Status s = registry_.resolve(f.method, CodecId(f.codec), conn.session(), target); !s.ok()) {
+    return s;
+  }
+  if (!conn.admit()) {
+    return {StatusCode::resource_exhausted,
+            "more than " + std::to_string(options_.max_inflight_per_connection) +
+                " calls in flight on this connection"};
+  }
+  live_calls_.fetch_add(1, std::memory_order_relaxed);
+  if (pool_ && queued_.fetch_add(1, std::memory_order_relaxed) >= options_.max_queued_calls) {
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    conn.release();
+    call_done();
+    return {StatusCode::resource_exhausted,
+            "server busy: " + std::to_string(options_.max_queued_calls) +
+                " calls are waiting for a worker"};
+  }
+  return {};
+}
+
+void Dispatcher::run_inline(ServerConnection& conn, const FrameView& f, const Target& target,
+                            Clock::time_point deadline) {
+  CallState state;
+  state.deadline = deadline;
+  state.call_id = f.call_id;
+  const bool registered = conn.calls().add(state);
+  execute(conn, f.kind, CodecId(f.codec), target, f.payload, state);
+  if (registered) conn.calls().remove(state);
+  conn.release();
+  call_done();
+}
+
+void Dispatcher::queue(ServerConnection& conn, const FrameView& f, Target&& target,
+                       Clock::time_point deadline) {
+  // The payload is copied out of the read buffer (which the next read reuses) into a recycled
+  // Queued whose buffer has room already.
+  std::unique_ptr<Queued> call = take_queued();
+  call->conn = conn.shared_from_this();
+  call->target = std::move(target);
+  call->payload.append(f.payload.data(), f.payload.size());
+  call->state.deadline = deadline;
+  call->state.call_id = f.call_id;
+  call->kind = f.kind;
+  call->codec = CodecId(f.codec);
+  call->registered = conn.calls().add(call->state);
+  // Every worker is taken (this call is counted in queued_): it waits, so its deadline may pass
+  // before it starts. Answer it then, not when a worker frees up.
+  if (f.kind == FrameKind::request && deadline != Clock::time_point::max() &&
+      queued_.load(std::memory_order_relaxed) > options_.workers) {
+    call->taken = std::make_shared<std::atomic<bool>>(false);
+    call->deadline_timer =
+        conn.timers().at(deadline, [taken = call->taken, weak = conn.weak_from_this(),
+                                    id = f.call_id, limit = options_.max_frame_size] {
+          if (taken->exchange(true)) return;  // a worker started it
+          if (auto c = weak.lock()) {
+            c->send(wire::error_frame(id,
+                                      {StatusCode::deadline_exceeded,
+                                       "the caller's deadline passed while the call waited for a "
+                                       "worker; not run"},
+                                      limit));
+          }
+        });
+  }
+  asio::post(*pool_, [this, call = std::move(call)]() mutable { run_queued(std::move(call)); });
+}
+
+void Dispatcher::run_queued(std::unique_ptr<Queued> call) {
+  if (call->taken) {
+    call->conn->timers().cancel(call->deadline_timer);
+    if (call->taken->exchange(true)) {  // answered at its deadline already: execute skips it
+      call->state.cancelled.store(true, std::memory_order_relaxed);
+    }
+  }
+  execute(*call->conn, call->kind, call->codec, call->target, call->payload.bytes(), call->state);
+  if (call->registered) call->conn->calls().remove(call->state);
+  queued_.fetch_sub(1, std::memory_order_relaxed);
+  call->conn->release();
+  call_done();
+  recycle(std::move(call));
+}
+
+std::unique_ptr<Dispatcher::Queued> Dispatcher::take_queued() {
+  {
+    std::lock_guard lk(spare_mu_);
+    if (!spare_queued_.empty()) {
+      auto q = std::move(spare_queued_.back());
+      spare_queued_.pop_back();
+      return q;
+    }
+  }
+  return std::make_unique<Queued>();
+}
+
+void Dispatcher::recycle(std::unique_ptr<Queued> q) noexcept {
+  q->conn.reset();
+  q->target = {};
+  q->registered = false;
+  q->taken.reset();
+  q->deadline_timer = 0;
+  q->state.deadline = Clock::time_point::max();
+  q->state.cancelled.store(false, std::memory_order_relaxed);
+  if (q->payload.capacity() > kRecycledPayload) return;  // large: give the memory back
+  q->payload.clear();
+  std::lock_guard lk(spare_mu_);
+  if (spare_queued_.size() < kSpareQueued) spare_queued_.push_back(std::move(q));
+}
+
+void Dispatcher::execute(ServerConnection& conn, FrameKind kind, CodecId codec,
+                         const Target& target, std::span<const std::byte> payload,
+                         const CallState& state) {
+  const std::uint64_t call_id = state.call_id;
+  if (state.cancelled.load(std::memory_order_relaxed)) {
+    counters_.skipped.fetch_add(1, std::memory_order_relaxed);
+    return;  // the caller has given up and completed the call itself: no reply
+  }
+  if (state.deadline != Clock::time_point::max() && Clock::now() >= state.deadline) {
+    counters_.skipped.fetch_add(1, std::memory_order_relaxed);
+    if (kind != FrameKind::oneway) {
+      reply_error(conn, call_id,
+                  {StatusCode::deadline_exceeded,
+                   "the caller's deadline passed before the call could start; not run"});
+    }
+    return;
+  }
+  Buffer out;
+  begin_frame(out, FrameKind::reply, std::uint8_t(codec), {});
+  set_call_id(out, call_id);
+  Status failure;
+  current_call = &state;
+  try {
+    PeerContext ctx(conn.session(), counters_);
+    target.handler->invoke(target.self.get(), codec, payload, options_.decode_limits, out, ctx);
+  } catch (const RpcError& e) {
+    failure = e.status();
+    if (failure.ok()) failure.code = StatusCode::unknown;
+  } catch (const std::exception& e) {
+    failure = {StatusCode::internal, e.what(), type_name(typeid(e))};
+  } catch (...) {
+    failure = {StatusCode::unknown, "the handler threw something that is not a std::exception"};
+  }
+  current_call = nullptr;
+  if (kind == FrameKind::oneway || state.cancelled.load(std::memory_order_relaxed)) return;
+  if (failure.ok() && !finish_frame(out, options_.max_frame_size)) {
+    failure = {StatusCode::resource_exhausted,
+               "reply of " + std::to_string(out.size() - kPrefixSize) +
+                   " bytes exceeds the limit of " + std::to_string(options_.max_frame_size)};
+  }
+  if (!failure.ok()) make_error_frame(out, call_id, failure, options_.max_frame_size);
+  conn.send(std::move(out));
+}
+
+}  // namespace detail
+
+namespace this_call {
+std::chrono::steady_clock::time_point deadline() noexcept {
+  const auto* call = detail::current_call;
+  return call != nullptr ? call->deadline : std::chrono::steady_clock::time_point::max();
+}
+std::chrono::milliseconds time_left() noexcept {
+  const auto d = deadline();
+  if (d == std::chrono::steady_clock::time_point::max()) return std::chrono::milliseconds::max();
+  const auto left = d - std::chrono::steady_clock::now();
+  if (left <= std::chrono::steady_clock::duration::zero()) return std::chrono::milliseconds(0);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(left);
+}
+bool cancelled() noexcept {
+  const auto* call = detail::current_call;
+  if (call == nullptr) return false;
+  return call->cancelled.load(std::memory_order_relaxed) ||
+         std::chrono::steady_clock::now() >= call->deadline;
+}
+}  // namespace this_call
+
+}  // namespace brine

@@ -1,0 +1,107 @@
+// The dispatcher (internal): runs the calls that connections hand it, inline or on the worker
+// pool, within the server's limits, and sends each reply back to the connection it came from.
+//
+// It knows nothing of transports: a connection (connection.hpp) gives it frames and takes
+// replies. The call's path: ServerConnection::on_frame -> dispatch -> (pool) -> execute ->
+// handler -> ServerConnection::send.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "brine/detail/frame.hpp"
+#include "brine/server.hpp"
+#include "brine_asio.hpp"
+#include "server/registry.hpp"
+#include "server/session.hpp"
+
+namespace brine::detail {
+
+class ServerConnection;
+
+// Figures shared by the server's parts (ServerStats).
+struct Counters {
+  std::atomic<std::size_t> objects_live{0};
+  std::atomic<std::uint64_t> next_object{1};
+  std::atomic<std::uint64_t> skipped{0};
+  std::atomic<std::uint64_t> refused{0};
+  std::atomic<std::uint64_t> timed_out{0};
+  std::atomic<std::uint64_t> tls_failed{0};
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(const ServerOptions& options, const Registry& registry, Counters& counters);
+  ~Dispatcher();
+
+  // Starts the worker pool (workers > 0). Before any dispatch.
+  void start();
+  // Joins the pool: calls still queued are not run; running ones finish.
+  void stop();
+  bool on_worker_thread() const;
+  // True on a thread that is running a handler (a worker, an I/O thread, or a caller's thread
+  // delivering over mem://).
+  static bool in_handler() noexcept;
+
+  // A request, oneway or cancel frame from `conn`; `f` is borrowed for the call.
+  void dispatch(ServerConnection& conn, const FrameView& f);
+
+  // Graceful stop: from now on new requests are answered UNAVAILABLE. Then waits up to
+  // `timeout` for the calls admitted before to finish; false if some still run.
+  bool drain(std::chrono::milliseconds timeout);
+  std::size_t live_calls() const { return live_calls_.load(std::memory_order_relaxed); }
+
+ private:
+  // A call waiting for a worker: what the worker needs. Recycled with its payload buffer, so a
+  // call handed to the pool allocates nothing of its own.
+  struct Queued {
+    std::shared_ptr<ServerConnection> conn;
+    Target target;
+    Buffer payload;
+    CallState state;
+    FrameKind kind = FrameKind::request;
+    CodecId codec = CodecId::cereal;
+    bool registered = false;  // in the connection's CallRegistry
+    // A request that had to wait for a worker is answered DEADLINE_EXCEEDED at its deadline by a
+    // timer on its connection's loop; whichever of worker and timer sets `taken` first has it.
+    std::shared_ptr<std::atomic<bool>> taken;
+    std::uint64_t deadline_timer = 0;
+  };
+
+  // Finds what the frame calls and counts it in the limits: OK, or why it is refused.
+  Status admit(ServerConnection& conn, const FrameView& f, Target& target);
+  void run_inline(ServerConnection& conn, const FrameView& f, const Target& target,
+                  std::chrono::steady_clock::time_point deadline);
+  void queue(ServerConnection& conn, const FrameView& f, Target&& target,
+             std::chrono::steady_clock::time_point deadline);
+  void run_queued(std::unique_ptr<Queued> call);
+  void execute(ServerConnection& conn, FrameKind kind, CodecId codec, const Target& target,
+               std::span<const std::byte> payload, const CallState& state);
+  void reply_error(ServerConnection& conn, std::uint64_t call_id, Status status);
+  // A call admitted by dispatch() has finished (run, skipped or failed).
+  void call_done();
+  std::unique_ptr<Queued> take_queued();
+  void recycle(std::unique_ptr<Queued> q) noexcept;
+
+  const ServerOptions& options_;
+  const Registry& registry_;
+  Counters& counters_;
+  std::array<bool, 256> served_{};
+  mutable std::optional<asio::thread_pool> pool_;  // (get_executor() is not const)
+  std::atomic<std::size_t> queued_{0};             // calls posted to the pool and not yet finished
+  std::atomic<std::size_t> live_calls_{0};         // calls admitted and not yet finished
+  std::atomic<bool> draining_{false};
+  std::mutex drain_mu_;
+  std::condition_variable drain_cv_;
+
+  static constexpr std::size_t kSpareQueued = 256;
+  static constexpr std::size_t kRecycledPayload = 64 * 1024;
+  std::mutex spare_mu_;
+  std::vector<std::unique_ptr<Queued>> spare_queued_;
+};
+
+}  // namespace brine::detail

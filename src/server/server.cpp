@@ -1,0 +1,283 @@
+// The server's lifecycle (internal): its loops and threads, listeners, accepting connections,
+// start, the graceful stop, and the public Server, which forwards here.
+//
+// Parts: Registry (what can be called), Dispatcher (running calls), ServerConnection (the policy
+// of one channel), the loops that carry the channels, and the listeners that accept them. The
+// server owns them all and is the ListenerSink every listener hands its channels to.
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "brine/server.hpp"
+#include "event/loop.hpp"
+#include "server/connection.hpp"
+#include "server/dispatcher.hpp"
+#include "server/registry.hpp"
+#include "transport/registry.hpp"
+
+namespace brine {
+namespace detail {
+namespace {
+
+void check_options(ServerOptions& o) {
+  if (o.max_frame_size < 1024 || o.max_frame_size > kMaxFrameSizeLimit) {
+    throw std::invalid_argument("max_frame_size must be in [1024, 2147483647]");
+  }
+  if (o.io_threads == 0) o.io_threads = 1;
+  using std::chrono::milliseconds;
+  if (o.first_frame_timeout <= milliseconds(0) || o.frame_timeout <= milliseconds(0) ||
+      o.idle_timeout <= milliseconds(0)) {
+    throw std::invalid_argument("first_frame_timeout, frame_timeout and idle_timeout must be > 0");
+  }
+  if (o.max_connections == 0) throw std::invalid_argument("max_connections must be > 0");
+}
+
+}  // namespace
+
+class ServerCore final : public transport::ListenerSink {
+ public:
+  explicit ServerCore(ServerOptions options)
+      : options_((check_options(options), std::move(options))),
+        dispatcher_(options_, registry_, counters_) {
+    for (std::size_t i = 0; i < options_.io_threads; ++i) {
+      loops_.push_back(std::make_unique<event::EventLoop>());
+    }
+  }
+  ~ServerCore() { shutdown(false); }
+
+  template <class F>
+  void register_before_start(const char* what, F&& add) {
+    std::lock_guard lk(mu_);
+    if (started_) throw std::logic_error(std::string(what) + " after start()");
+    add(registry_);
+  }
+
+  std::string listen(std::string_view uri, bool as_worker);
+  std::vector<std::string> endpoints() const {
+    std::lock_guard lk(mu_);
+    std::vector<std::string> out;
+    for (const auto& l : listeners_) out.push_back(l->uri());
+    return out;
+  }
+
+  void start();
+  void request_stop() {
+    std::lock_guard lk(mu_);
+    stop_requested_ = true;
+    stop_cv_.notify_all();
+  }
+  void wait() {
+    {
+      std::unique_lock lk(mu_);
+      stop_cv_.wait(lk, [&] { return stop_requested_; });
+    }
+    shutdown(true);
+  }
+  // On a thread of the server's own, or inside a handler: stop() must only ask there.
+  bool on_server_thread() const {
+    if (Dispatcher::in_handler() || dispatcher_.on_worker_thread()) return true;
+    return std::any_of(loops_.begin(), loops_.end(),
+                       [](const auto& l) { return l->on_loop_thread(); });
+  }
+  // Stops the server. With `drain`, first stops accepting and lets running calls finish for up
+  // to drain_timeout (new requests get UNAVAILABLE), then fails the rest with UNAVAILABLE.
+  void shutdown(bool drain);
+  ServerStats stats() const;
+
+  // transport::ListenerSink
+  void on_channel(std::shared_ptr<transport::Channel> channel) override;
+  void on_handshake_failed(bool timed_out) override {
+    (timed_out ? counters_.timed_out : counters_.tls_failed)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
+
+ private:
+  transport::ServerSide side();
+  void drain_and_fail();
+  void close_listeners(bool linger, bool only_independent);
+
+  ServerOptions options_;
+  Counters counters_;
+  Registry registry_;
+  Dispatcher dispatcher_;
+  std::vector<std::unique_ptr<event::EventLoop>> loops_;
+  std::vector<std::thread> threads_;
+  ConnectionSet connections_;
+  std::atomic<std::size_t> next_loop_{0};
+  std::atomic<bool> closing_{false};  // no new connections
+  mutable std::mutex mu_;
+  std::condition_variable stop_cv_;
+  bool started_ = false;
+  bool stop_requested_ = false;
+  bool shut_down_ = false;
+  std::vector<std::unique_ptr<transport::Listener>> listeners_;
+};
+
+transport::ServerSide ServerCore::side() {
+  // Listeners take turns on the loops (a ZeroMQ endpoint lives on the first one it is given).
+  std::vector<event::EventLoop*> loops;
+  const std::size_t first = next_loop_.fetch_add(1, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < loops_.size(); ++i) {
+    loops.push_back(loops_[(first + i) % loops_.size()].get());
+  }
+  return {options_, std::move(loops), [this] { return registry_.idempotent_methods(); }};
+}
+
+std::string ServerCore::listen(std::string_view uri, bool as_worker) {
+  const transport::Scheme& scheme = transport::scheme_of(uri);
+  if (as_worker && scheme.work_for == nullptr) {
+    throw std::invalid_argument("connect() needs a broker's backend (a zmq+ URI), not " +
+                                std::string(uri));
+  }
+  std::lock_guard lk(mu_);
+  if (stop_requested_) throw std::logic_error("listen() after stop()");
+  auto listener = as_worker ? scheme.work_for(uri, side()) : scheme.listen(uri, side());
+  if (started_) listener->start(*this);
+  listeners_.push_back(std::move(listener));
+  return listeners_.back()->uri();
+}
+
+void ServerCore::start() {
+  std::lock_guard lk(mu_);
+  if (started_ || stop_requested_) return;
+  if (!options_.codecs.empty()) registry_.check_codecs(options_.codecs);
+  started_ = true;
+  dispatcher_.start();
+  for (auto& loop : loops_) {
+    threads_.emplace_back([l = loop.get(), spin = options_.busy_poll] { l->run(spin); });
+  }
+  for (auto& l : listeners_) l->start(*this);
+}
+
+void ServerCore::on_channel(std::shared_ptr<transport::Channel> channel) {
+  auto& timers = *loops_[next_loop_.fetch_add(1, std::memory_order_relaxed) % loops_.size()];
+  auto conn = std::make_shared<ServerConnection>(std::move(channel), options_, dispatcher_,
+                                                 counters_, connections_, timers);
+  if (closing_.load(std::memory_order_acquire)) {
+    conn->start();
+    conn->close_now({StatusCode::unavailable, "the server is shutting down"});
+    return;
+  }
+  if (connections_.size() >= options_.max_connections) {
+    // Accepted only to be told why, which a client reports better than a refused connect.
+    counters_.refused.fetch_add(1, std::memory_order_relaxed);
+    conn->start();
+    conn->fail({StatusCode::resource_exhausted,
+                "the server has its maximum of " + std::to_string(options_.max_connections) +
+                    " connections open (max_connections); try again later"});
+    return;
+  }
+  connections_.add(conn);
+  conn->start();
+}
+
+void ServerCore::close_listeners(bool linger, bool only_independent) {
+  std::lock_guard lk(mu_);
+  for (auto& l : listeners_) {
+    if (!only_independent || l->channels_outlive_listener()) l->close(linger);
+  }
+}
+
+void ServerCore::drain_and_fail() {
+  // Stop accepting, refuse new calls, let running ones finish; then tell every peer why its
+  // connection ends, after the replies already queued.
+  close_listeners(false, true);
+  const bool finished = dispatcher_.drain(options_.drain_timeout);
+  const Status why = finished
+                         ? Status{StatusCode::unavailable, "the server shut down"}
+                         : Status{StatusCode::unavailable,
+                                  "the server shut down before the call finished (drain_timeout " +
+                                      std::to_string(options_.drain_timeout.count()) + " ms)"};
+  for (auto& c : connections_.all()) c->fail(why);
+  // Each connection closes once its last frame is written, or after a second.
+  (void)connections_.wait_empty(std::chrono::milliseconds(1500));
+}
+
+void ServerCore::shutdown(bool drain) {
+  {
+    std::lock_guard lk(mu_);
+    stop_requested_ = true;
+    stop_cv_.notify_all();
+    if (shut_down_) return;
+    shut_down_ = true;
+    drain = drain && started_;
+  }
+  if (drain) drain_and_fail();
+  closing_.store(true, std::memory_order_release);
+  close_listeners(drain, false);
+  for (auto& c : connections_.all())
+    c->close_now({StatusCode::unavailable, "the server shut down"});
+  // Closing is done by the loops (which still run) or, over mem://, by the thread delivering
+  // to the connection: wait for every connection to have ended, so that none outlives the
+  // server's parts.
+  while (!connections_.wait_empty(std::chrono::seconds(1))) {
+    if (!started_) break;  // nothing runs the loops: nothing can be waiting on them
+  }
+  for (auto& loop : loops_) loop->stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  // Handlers still running finish; their replies go nowhere.
+  dispatcher_.stop();
+}
+
+ServerStats ServerCore::stats() const {
+  ServerStats st;
+  st.connections = connections_.size();
+  st.calls_in_flight = dispatcher_.live_calls();
+  st.remote_objects = counters_.objects_live.load(std::memory_order_relaxed);
+  st.calls_skipped = counters_.skipped.load(std::memory_order_relaxed);
+  st.connections_refused = counters_.refused.load(std::memory_order_relaxed);
+  st.connections_timed_out = counters_.timed_out.load(std::memory_order_relaxed);
+  st.tls_handshakes_failed = counters_.tls_failed.load(std::memory_order_relaxed);
+  return st;
+}
+
+}  // namespace detail
+
+Server::Server(ServerOptions options)
+    : core_(std::make_unique<detail::ServerCore>(std::move(options))) {}
+Server::~Server() = default;
+Server::Server(Server&&) noexcept = default;
+Server& Server::operator=(Server&&) noexcept = default;
+
+void Server::add_handler(std::string_view method, std::shared_ptr<detail::HandlerBase> handler,
+                         HandlerOptions options) {
+  core_->register_before_start("handle()", [&](detail::Registry& r) {
+    r.add_handler(method, std::move(handler), std::move(options));
+  });
+}
+void Server::add_object(std::string_view name, std::shared_ptr<void> object,
+                        const detail::InterfaceTable& table) {
+  core_->register_before_start(
+      "expose()", [&](detail::Registry& r) { r.add_object(name, std::move(object), table); });
+}
+std::string Server::listen(std::string_view uri) {
+  return core_->listen(uri, false);
+}
+std::string Server::connect(std::string_view uri) {
+  return core_->listen(uri, true);
+}
+std::vector<std::string> Server::endpoints() const {
+  return core_->endpoints();
+}
+void Server::start() {
+  core_->start();
+}
+void Server::run() {
+  core_->start();
+  core_->wait();
+}
+void Server::wait() {
+  core_->wait();
+}
+void Server::stop() {
+  core_->request_stop();
+  if (!core_->on_server_thread()) core_->shutdown(true);
+}
+ServerStats Server::stats() const {
+  return core_->stats();
+}
+
+}  // namespace brine

@@ -1,0 +1,157 @@
+// What the server keeps per peer (internal): the objects it holds through remote references, and
+// its calls that a cancel frame or the peer's departure can reach.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "brine/server.hpp"
+
+namespace brine::detail {
+
+// An object served to remote callers: the implementation and its interface's methods.
+struct ExposedObject {
+  std::shared_ptr<void> self;
+  const InterfaceTable* table = nullptr;
+};
+
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+// The objects one peer holds through remote references, by name. Thread-safe. close() frees
+// them all; objects kept after close() are freed at once.
+class Session {
+ public:
+  // `live` (if given) counts the objects kept, across sessions; `limit` bounds this session's.
+  explicit Session(std::atomic<std::size_t>* live = nullptr, std::size_t limit = SIZE_MAX)
+      : live_(live), limit_(limit) {}
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session() { close(); }
+
+  // Keeps `object` under `name`; false (object dropped) after close(). Throws RpcError
+  // (RESOURCE_EXHAUSTED) when the session holds `limit` objects already.
+  bool keep(const std::string& name, ExposedObject object) {
+    std::lock_guard lk(mu_);
+    if (closed_) return false;
+    if (objects_.size() >= limit_) {
+      throw RpcError(StatusCode::resource_exhausted,
+                     "this connection holds " + std::to_string(limit_) +
+                         " remote objects already (max_objects_per_connection); release some");
+    }
+    if (objects_.emplace(name, std::move(object)).second && live_ != nullptr) ++*live_;
+    return true;
+  }
+  std::optional<ExposedObject> find(std::string_view name) const {
+    std::lock_guard lk(mu_);
+    const auto it = objects_.find(name);
+    if (it == objects_.end()) return std::nullopt;
+    return it->second;
+  }
+  void release(std::string_view name) {
+    ExposedObject dropped;  // destroyed after the lock is released
+    std::lock_guard lk(mu_);
+    const auto it = objects_.find(name);
+    if (it == objects_.end()) return;
+    dropped = std::move(it->second);
+    objects_.erase(it);
+    if (live_ != nullptr) --*live_;
+  }
+  void close() {
+    decltype(objects_) dropped;  // destroyed after the lock: destructors run user code
+    std::lock_guard lk(mu_);
+    closed_ = true;
+    dropped.swap(objects_);
+    if (live_ != nullptr) *live_ -= dropped.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, ExposedObject, NameHash, std::equal_to<>> objects_;
+  bool closed_ = false;
+  std::atomic<std::size_t>* live_;
+  std::size_t limit_;
+};
+
+// One call admitted to run: what its handler can ask (brine::this_call) and what a cancel frame
+// or the peer's departure changes. Linked into its peer's CallRegistry while it waits or runs.
+struct CallState {
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  std::atomic<bool> cancelled{false};
+  std::uint64_t call_id = 0;
+  CallState* prev = nullptr;
+  CallState* next = nullptr;
+};
+
+// Every call of one peer that waits for or runs on a worker, requests and oneways alike, even
+// two with the same call id: a cancel frame marks those with its id, the peer's departure marks
+// them all. Thread-safe; the states are linked in (no allocation).
+class CallRegistry {
+ public:
+  // False (and the call is marked cancelled) once the peer is gone.
+  bool add(CallState& s) {
+    std::lock_guard lk(mu_);
+    if (closed_) {
+      s.cancelled.store(true, std::memory_order_relaxed);
+      return false;
+    }
+    s.prev = nullptr;
+    s.next = head_;
+    if (head_ != nullptr) head_->prev = &s;
+    head_ = &s;
+    return true;
+  }
+  void remove(CallState& s) {
+    std::lock_guard lk(mu_);
+    if (s.prev != nullptr) s.prev->next = s.next;
+    if (s.next != nullptr) s.next->prev = s.prev;
+    if (head_ == &s) head_ = s.next;
+    s.prev = s.next = nullptr;
+  }
+  // Whether a call with this id is pending. Clients number their calls upwards, so an id above
+  // every one seen is answered without a look at the list.
+  bool in_use(std::uint64_t call_id) {
+    std::lock_guard lk(mu_);
+    if (call_id > highest_) {
+      highest_ = call_id;
+      return false;
+    }
+    for (CallState* s = head_; s != nullptr; s = s->next) {
+      if (s->call_id == call_id) return true;
+    }
+    return false;
+  }
+  void cancel(std::uint64_t call_id) {
+    std::lock_guard lk(mu_);
+    for (CallState* s = head_; s != nullptr; s = s->next) {
+      if (s->call_id == call_id) s->cancelled.store(true, std::memory_order_relaxed);
+    }
+  }
+  // The peer is gone: nobody will read these replies, and later calls are cancelled on arrival.
+  void cancel_all() {
+    std::lock_guard lk(mu_);
+    closed_ = true;
+    for (CallState* s = head_; s != nullptr; s = s->next) {
+      s->cancelled.store(true, std::memory_order_relaxed);
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  CallState* head_ = nullptr;
+  std::uint64_t highest_ = 0;  // the highest id in_use() was asked about
+  bool closed_ = false;
+};
+
+}  // namespace brine::detail
