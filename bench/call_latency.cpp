@@ -5,6 +5,9 @@
 // (workers=4); the same call in json; the same addition as a remote object's method (cereal,
 // json); then the same call over ZeroMQ (zmq+tcp / zmq+ipc) and through a brine-broker
 // process to a worker. Servers run in this process on their own threads, as the baseline's does.
+// The cereal add and the remote object's add also run with check_contracts off: a call after the
+// first on a connection carries no contract, so the two should not differ (docs/performance.md,
+// "Contracts").
 // Prints the median over repeats of each repeat's p50, the ratio and the added microseconds.
 //   bench/call_latency [calls_per_repeat] [repeats]
 #include <netinet/in.h>
@@ -66,8 +69,8 @@ double raw_p50(bool tcp, int n) {
   return bench::echo_p50(tcp, bench::serve_blocking, n);
 }
 
-double call_p50(const std::string& uri, const std::string& codec, int n) {
-  brine::Client client(uri, {.codec = codec});
+double call_p50(const std::string& uri, const std::string& codec, int n, bool contracts = true) {
+  brine::Client client(uri, {.codec = codec, .check_contracts = contracts});
   if (codec != "protobuf") {
     return time_p50(n, [&] { client.call(calc::kAdd, {1, 2}); });
   }
@@ -77,23 +80,25 @@ double call_p50(const std::string& uri, const std::string& codec, int n) {
   return time_p50(n, [&] { client.call(calc::pb::kAdd, req); });
 }
 
-double brine_p50(const std::string& listen, const std::string& codec, std::size_t workers, int n) {
+double brine_p50(const std::string& listen, const std::string& codec, std::size_t workers, int n,
+                 bool contracts = true) {
   brine::ServerOptions options;
   options.workers = workers;
   brine::Server server(options);
   calc::register_calculator(server);
   const std::string uri = server.listen(listen);
   server.start();
-  return call_p50(uri, codec, n);
+  return call_p50(uri, codec, n, contracts);
 }
 
 // calc.add(1, 2) through a proxy for an exposed object, handlers inline.
-double object_p50(const std::string& listen, const std::string& codec, int n) {
+double object_p50(const std::string& listen, const std::string& codec, int n,
+                  bool contracts = true) {
   brine::Server server({.workers = 0});
   server.expose<bench_objects::Adder>("calc", std::make_shared<bench_objects::AdderImpl>());
   const std::string uri = server.listen(listen);
   server.start();
-  brine::Client client(uri, {.codec = codec});
+  brine::Client client(uri, {.codec = codec, .check_contracts = contracts});
   const auto calc = client.remote<bench_objects::Adder>("calc");
   return time_p50(n, [&] { (void)calc.add(1, 2); });
 }
@@ -156,6 +161,13 @@ int main(int argc, char** argv) {
                           return object_p50(tcp ? "tcp://127.0.0.1:0" : abstract, codec, n);
                         }});
   }
+  variants.push_back({"brine cereal w=0 no contracts", [&](bool tcp) {
+                        return brine_p50(tcp ? "tcp://127.0.0.1:0" : abstract, "cereal", 0, n,
+                                         false);
+                      }});
+  variants.push_back({"remote object no contracts", [&](bool tcp) {
+                        return object_p50(tcp ? "tcp://127.0.0.1:0" : abstract, "cereal", n, false);
+                      }});
   variants.push_back({"zmq cereal workers=0", [&](bool tcp) {
                         return brine_p50(tcp ? "zmq+tcp://127.0.0.1:0" : ipc, "cereal", 0, n);
                       }});

@@ -20,6 +20,8 @@ std::string_view status_name(StatusCode code) noexcept {
       return "NOT_FOUND";
     case StatusCode::resource_exhausted:
       return "RESOURCE_EXHAUSTED";
+    case StatusCode::failed_precondition:
+      return "FAILED_PRECONDITION";
     case StatusCode::unimplemented:
       return "UNIMPLEMENTED";
     case StatusCode::internal:
@@ -39,6 +41,7 @@ StatusCode status_from_wire(std::uint32_t value) noexcept {
     case 4:
     case 5:
     case 8:
+    case 9:
     case 12:
     case 13:
     case 14:

@@ -195,7 +195,7 @@ INSTANTIATE_TEST_SUITE_P(All, FrameCorruption,
                          testing::Values(Corruption{"magic0", 4, 0x00},
                                          Corruption{"magic1", 5, 0x00}, Corruption{"version", 6, 2},
                                          Corruption{"kind0", 7, 0}, Corruption{"kind9", 7, 9},
-                                         Corruption{"flags", 9, 2},
+                                         Corruption{"flags", 9, 4},
                                          Corruption{"method_len", 10, 0xFF}),
                          [](const auto& param_info) { return std::string(param_info.param.name); });
 
@@ -455,3 +455,69 @@ TEST(Frame, AnErrorFrameIsCutToTheLimit) {
   EXPECT_EQ(s.message.size() % 2, 0u) << "cut inside a UTF-8 sequence";
   EXPECT_EQ(s.message.size() + s.type.size(), 1024u - 26);
 }
+
+namespace {
+
+// A contract goes after the timeout field and before the payload; both parse paths read it.
+TEST(FrameContract, TheFieldFollowsTheTimeoutAndIsNotPayload) {
+  Buffer b;
+  begin_request(b, FrameKind::request, 1, {}, "add");
+  set_call_id(b, 9);
+  b.append("xyz", 3);
+  attach_contract(b, {0x0102030405060708ull, "(i32)->i32"});
+  attach_contract(b, {1, "(f32)->f32"});  // at most one: a second is ignored
+  set_timeout(b, std::chrono::milliseconds(1500));
+  ASSERT_TRUE(finish_frame(b, kDefaultMaxFrameSize));
+  const auto f = bytes_of(b);
+  EXPECT_EQ(f[9], std::byte{3});
+  EXPECT_EQ(f.size(), kFixedSize + 3 + 4 + 2 + 8 + 10 + 3);
+  EXPECT_EQ(f[27], std::byte{0});
+  EXPECT_EQ(f[28], std::byte{18});  // 8 + 10
+  EXPECT_EQ(f[29], std::byte{1});
+  EXPECT_EQ(f[36], std::byte{8});
+  FrameParser parser;
+  const auto check = [](const FrameView& v) {
+    EXPECT_EQ(v.timeout_ms, 1500u);
+    EXPECT_EQ(v.fingerprint, 0x0102030405060708ull);
+    EXPECT_EQ(v.contract, "(i32)->i32");
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(v.payload.data()), v.payload.size()),
+              "xyz");
+  };
+  FrameView v{};
+  auto space = parser.prepare(f.size());
+  std::memcpy(space.data(), f.data(), f.size());
+  parser.commit(f.size());
+  ASSERT_EQ(parser.next(&v), FrameParser::Next::frame);
+  check(v);
+  FrameView m{};
+  ASSERT_TRUE(frame_from_message(f, kDefaultMaxFrameSize, &m).ok());
+  check(m);
+  // A frame without one has an empty contract.
+  FrameParser plain;
+  FrameView p{};
+  const auto g = make_frame(FrameKind::oneway, 2, "add", "q");
+  space = plain.prepare(g.size());
+  std::memcpy(space.data(), g.data(), g.size());
+  plain.commit(g.size());
+  ASSERT_EQ(plain.next(&p), FrameParser::Next::frame);
+  EXPECT_TRUE(p.contract.empty());
+}
+
+TEST(FrameContract, ALengthOutsideTheFrameIsAProtocolError) {
+  Buffer b;
+  begin_frame(b, FrameKind::oneway, 1, "add");
+  set_call_id(b, 3);
+  attach_contract(b, {0, "(i32)->void"});
+  ASSERT_TRUE(finish_frame(b, kDefaultMaxFrameSize));
+  auto f = bytes_of(b);
+  for (std::uint8_t len : {0, 8, 200}) {
+    f[kFixedSize + 3 + 1] = std::byte{len};
+    FrameParser parser;
+    const auto out = feed(parser, f, 5);
+    EXPECT_TRUE(out.failed) << int(len);
+    FrameView m{};
+    EXPECT_FALSE(frame_from_message(f, kDefaultMaxFrameSize, &m).ok()) << int(len);
+  }
+}
+
+}  // namespace

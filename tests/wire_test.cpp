@@ -77,6 +77,28 @@ Bytes text(const std::string& s) {
   return Bytes(s.begin(), s.end());
 }
 
+// FNV-1a 64, as "Contracts" defines the fingerprint.
+std::uint64_t fnv1a(const std::string& s) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+// A frame with flags bit 1 and the contract field (u16 length, u64 fingerprint, text) between
+// the method name and the payload ("Frame", "Contracts").
+Bytes contracted(std::uint8_t kind, std::uint8_t codec, std::uint64_t call_id,
+                 const std::string& method, std::uint64_t fingerprint, const std::string& contract,
+                 const Bytes& payload) {
+  Bytes field;
+  put_be(field, 8 + contract.size(), 2);
+  put_be(field, fingerprint, 8);
+  field.insert(field.end(), contract.begin(), contract.end());
+  field.insert(field.end(), payload.begin(), payload.end());
+  Bytes f = frame(kind, codec, call_id, method, field);
+  f[9] = 0x02;
+  return f;
+}
+
 // cereal portable binary: 0x01 (little-endian), then each double as 8 little-endian bytes.
 Bytes cereal_doubles(std::initializer_list<double> ds) {
   Bytes b{0x01};
@@ -336,7 +358,14 @@ INSTANTIATE_TEST_SUITE_P(
         ProtocolCase{"heartbeat_with_payload", frame(6, 0, 0, "", {0}), 3},
         ProtocolCase{"cancel_with_payload", frame(7, 0, 5, "", {1}), 3},
         ProtocolCase{"cancel_of_id_zero", frame(7, 0, 0, "", {}), 3},
-        ProtocolCase{"not_brine", text("GET / HTTP/1.1\r\n\r\n"), 3}),
+        ProtocolCase{"not_brine", text("GET / HTTP/1.1\r\n\r\n"), 3},
+        // "Contracts": the field's length must be 9..16392 and inside the frame, and only
+        // requests and oneways may carry one.
+        ProtocolCase{"contract_length_8", with(contracted(1, 1, 1, "add", 0, "x", {}), 21 + 3, 8),
+                     3},
+        ProtocolCase{"contract_past_the_end",
+                     with(contracted(1, 1, 1, "add", 0, "x", {}), 21 + 3, 0x40), 3},
+        ProtocolCase{"contract_in_a_heartbeat", with(frame(6, 0, 0, "", {0, 9}), 9, 0x02), 3}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // Issue 13: the page said cereal counts are always little-endian; in a big-endian archive (first
@@ -382,6 +411,58 @@ TEST_F(Wire, ARequestReusingAPendingIdClosesTheConnection) {
     ASSERT_TRUE(r);
     EXPECT_EQ((*r)[7], 2);
   }
+}
+
+// "Contracts", from the document: the server refuses a mismatched contract, names both
+// signatures, remembers the refusal for the connection; the fingerprint is only a shortcut.
+TEST_F(Wire, ContractsFromTheDocument) {
+  const std::string theirs = "(s'Add'{f32,f32})->s'Number'{f64}";
+  RawConn c(uri);
+  c.send(contracted(1, 1, 1, "add", fnv1a("(s{f32,f32})->s{f64}"), theirs, {0x01, 0, 0, 0, 0}));
+  auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.call_id, 1u);
+  EXPECT_EQ(e.code, 9u);  // FAILED_PRECONDITION
+  EXPECT_EQ(
+      e.message,
+      "method 'add': the client's `Number add(Add)` does not match the server's "
+      "`calc::Number add(calc::AddRequest)` (argument 1: field 1: float on the client, double "
+      "on the server)");
+  // The same method without a contract, on this connection: the same answer.
+  c.send(frame(1, 1, 2, "add", cereal_doubles({1.0, 2.0})));
+  e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.call_id, 2u);
+  EXPECT_EQ(e.code, 9u);
+  // A text that does not parse costs its call only.
+  c.send(contracted(1, 1, 3, "divide", 0, "(s{f64,f64)->", cereal_doubles({1.0, 2.0})));
+  e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.code, 3u);
+  EXPECT_NE(e.message.find("does not parse"), std::string::npos) << e.message;
+
+  // A matching text with any fingerprint (0 here) is served; so is one with the exact
+  // fingerprint, and a timeout field (flags 0x03) goes before the contract.
+  RawConn d(uri);
+  d.send(contracted(1, 1, 4, "add", 0, "(s'A'{f64,f64})->s'N'{f64}", cereal_doubles({2.0, 3.0})));
+  auto r = d.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[7], 2);
+  EXPECT_EQ(Bytes(r->begin() + 20, r->end()), cereal_doubles({5.0}));
+  Bytes timed = frame(1, 1, 5, "add", {});
+  timed.resize(20 + 3);  // header and method: the fields follow by hand
+  timed[9] = 0x03;
+  put_be(timed, 5000, 4);
+  const std::string ours = "(s{f64,f64})->s{f64}";
+  put_be(timed, 8 + ours.size(), 2);
+  put_be(timed, fnv1a(ours), 8);
+  timed.insert(timed.end(), ours.begin(), ours.end());
+  const Bytes args = cereal_doubles({20.0, 22.0});
+  timed.insert(timed.end(), args.begin(), args.end());
+  for (int i = 3; i >= 0; --i)
+    timed[std::size_t(3 - i)] = std::uint8_t((timed.size() - 4) >> (8 * i));
+  d.send(timed);
+  r = d.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[7], 2);
+  EXPECT_EQ(Bytes(r->begin() + 20, r->end()), cereal_doubles({42.0}));
 }
 
 // Issue 13: an error message could carry invalid UTF-8 (a method name echoed raw).

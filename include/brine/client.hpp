@@ -85,6 +85,10 @@ struct ClientOptions {
   // CPU core for up to busy_poll per call; worth it only when replies come back within it and
   // a core is free (docs/performance.md).
   std::chrono::microseconds busy_poll{0};
+  // Send each method's contract (brine/fingerprint.hpp) with its first call on a connection, so
+  // that a server whose types differ refuses the call with FAILED_PRECONDITION instead of
+  // decoding garbage. Later calls of the method on that connection carry nothing extra.
+  bool check_contracts = true;
 };
 
 struct CallOptions {
@@ -166,12 +170,14 @@ class CallbackCall final : public PendingCall {
   F f_;
 };
 
-// Entry points into the client core (src/client.cpp), shared by Client and Remote.
+// Entry points into the client core (src/client.cpp), shared by Client and Remote. `contract` is
+// the method's, sent with the frame when this connection has not sent it yet.
 void core_call_sync(ClientCore& core, Buffer&& frame, std::string_view method, PendingCall& pending,
-                    CallOptions opts);
+                    CallOptions opts, const Contract& contract);
 void core_call_async(ClientCore& core, Buffer&& frame, std::unique_ptr<PendingCall> pending,
-                     CallOptions opts);
-Status core_send_oneway(ClientCore& core, Buffer&& frame, CallOptions opts);
+                     CallOptions opts, const Contract& contract);
+Status core_send_oneway(ClientCore& core, Buffer&& frame, CallOptions opts,
+                        const Contract& contract);
 CodecId core_codec(const ClientCore& core) noexcept;
 const DecodeLimits& core_limits(const ClientCore& core) noexcept;
 // Sends "<object>.~release" if the connection that made the reference is still up.
@@ -210,7 +216,7 @@ Status encode_request(CodecId c, Buffer& frame, FrameKind kind, std::string_view
 
 template <class Resp, class Req>
 Result<Resp> try_call(ClientCore& core, std::string_view object, std::string_view method,
-                      const Req& request, CallOptions opts) {
+                      const Req& request, CallOptions opts, const Contract& contract) {
   Buffer frame;
   const CodecId c = core_codec(core);
   if (Status s = encode_request<Resp>(c, frame, FrameKind::request, object, method, request);
@@ -218,13 +224,13 @@ Result<Resp> try_call(ClientCore& core, std::string_view object, std::string_vie
     return s;
   }
   SyncCall<Resp> pending(c, core_limits(core));
-  core_call_sync(core, std::move(frame), method, pending, opts);
+  core_call_sync(core, std::move(frame), method, pending, opts, contract);
   return std::move(pending).take();
 }
 
 template <class Resp, class Req, class F>
 void call_async(ClientCore& core, std::string_view object, std::string_view method,
-                const Req& request, F&& f, CallOptions opts) {
+                const Req& request, F&& f, CallOptions opts, const Contract& contract) {
   using Call = CallbackCall<Resp, std::decay_t<F>>;
   Buffer frame;
   const CodecId c = core_codec(core);
@@ -234,7 +240,7 @@ void call_async(ClientCore& core, std::string_view object, std::string_view meth
     return;
   }
   core_call_async(core, std::move(frame),
-                  std::make_unique<Call>(c, core_limits(core), std::forward<F>(f)), opts);
+                  std::make_unique<Call>(c, core_limits(core), std::forward<F>(f)), opts, contract);
 }
 
 // Sets `promise` from `r`, through `convert` (Wire -> T).
@@ -335,10 +341,12 @@ class RemoteBase {
       std::future<Out> future = promise->get_future();
       detail::call_async<Wire>(
           core, handle_->object, method, args,
-          [promise, convert](Result<Wire> r) { fulfil(*promise, std::move(r), convert); }, opts_);
+          [promise, convert](Result<Wire> r) { fulfil(*promise, std::move(r), convert); }, opts_,
+          traits::contract);
       return future;
     } else {
-      Result<Wire> r = detail::try_call<Wire>(core, handle_->object, method, args, opts_);
+      Result<Wire> r =
+          detail::try_call<Wire>(core, handle_->object, method, args, opts_, traits::contract);
       if constexpr (Style == CallStyle::throwing) {
         return convert(std::move(r).value_or_throw());
       } else if constexpr (std::is_void_v<Out>) {
@@ -426,7 +434,7 @@ class Client {
 
   template <class Resp, class Req>
   Result<Resp> try_call(std::string_view method, const Req& request, CallOptions opts = {}) {
-    return detail::try_call<Resp>(*core_, {}, method, request, opts);
+    return detail::try_call<Resp>(*core_, {}, method, request, opts, call_contract<Req, Resp>);
   }
 
   template <class Resp, class Req>
@@ -440,7 +448,8 @@ class Client {
   template <class Resp, class Req, class F>
   requires std::invocable<F&, Result<Resp>>
   void call_async(std::string_view method, const Req& request, F&& f, CallOptions opts = {}) {
-    detail::call_async<Resp>(*core_, {}, method, request, std::forward<F>(f), opts);
+    detail::call_async<Resp>(*core_, {}, method, request, std::forward<F>(f), opts,
+                             call_contract<Req, Resp>);
   }
 
   // The future's get() returns the reply or throws RpcError.
@@ -467,7 +476,7 @@ class Client {
         !s.ok()) {
       return s;
     }
-    return detail::core_send_oneway(*core_, std::move(frame), opts);
+    return detail::core_send_oneway(*core_, std::move(frame), opts, call_contract<Req, void>);
   }
 
   // --- remote objects ------------------------------------------------------------------------

@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "brine/codec.hpp"
+#include "brine/fingerprint.hpp"
 
 namespace brine {
 
@@ -81,6 +82,7 @@ struct member_traits<R (C::*)(A...)> {
   using param = typename param_at<N, std::tuple<A...>>::type;
   static constexpr bool params_ok =
       ((!std::is_lvalue_reference_v<A> || std::is_const_v<std::remove_reference_t<A>>)&&...);
+  static constexpr const Contract& contract = method_contract<R, std::remove_cvref_t<A>...>;
 };
 template <class C, class R, class... A>
 struct member_traits<R (C::*)(A...) const> : member_traits<R (C::*)(A...)> {};

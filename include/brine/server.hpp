@@ -172,6 +172,8 @@ class HandlerBase {
   virtual bool supports(CodecId codec) const noexcept = 0;
   // The C++ types involved, for messages: "calc::AddRequest -> calc::Number".
   virtual std::string signature() const = 0;
+  // The structure of the types, which a client's contract is checked against.
+  virtual const Contract& contract() const noexcept = 0;
   // For a factory method: the interface of the objects it returns.
   virtual const InterfaceTable* result_interface() const noexcept { return nullptr; }
 };
@@ -226,6 +228,7 @@ class InterfaceMethod final : public HandlerBase {
     return Serialization<Args>::supports(codec) && Serialization<Wire>::supports(codec);
   }
   std::string signature() const override { return type_name(typeid(decltype(M))); }
+  const Contract& contract() const noexcept override { return traits::contract; }
   const InterfaceTable* result_interface() const noexcept override {
     if constexpr (is_ref<R>::value) {
       return &interface_table<typename is_ref<R>::interface>();
@@ -285,6 +288,7 @@ class TypedHandler final : public HandlerBase {
   std::string signature() const override {
     return type_name(typeid(Req)) + " -> " + type_name(typeid(Resp));
   }
+  const Contract& contract() const noexcept override { return call_contract<Req, Resp>; }
 
  private:
   F f_;

@@ -14,15 +14,16 @@ namespace brine {
 
 enum class StatusCode : std::uint32_t {
   ok = 0,
-  cancelled = 1,           // the client was closed while the call was pending
-  unknown = 2,             // a code this build does not know, or a non-std exception
-  invalid_argument = 3,    // the payload does not decode, or a frame breaks the protocol
-  deadline_exceeded = 4,   // the call's timeout passed before a reply arrived
-  not_found = 5,           // no such method on the server
-  resource_exhausted = 8,  // a frame exceeds the configured size limit
-  unimplemented = 12,      // the codec is not served (or the method's types cannot use it)
-  internal = 13,           // the handler threw; its message reaches the caller
-  unavailable = 14,        // cannot connect, or the connection was lost
+  cancelled = 1,            // the client was closed while the call was pending
+  unknown = 2,              // a code this build does not know, or a non-std exception
+  invalid_argument = 3,     // the payload does not decode, or a frame breaks the protocol
+  deadline_exceeded = 4,    // the call's timeout passed before a reply arrived
+  not_found = 5,            // no such method on the server
+  resource_exhausted = 8,   // a frame exceeds the configured size limit
+  failed_precondition = 9,  // the client's interface does not match the server's (a contract)
+  unimplemented = 12,       // the codec is not served (or the method's types cannot use it)
+  internal = 13,            // the handler threw; its message reaches the caller
+  unavailable = 14,         // cannot connect, or the connection was lost
 };
 
 // "OK", "INVALID_ARGUMENT", ... (gRPC spelling). Unknown numbers give "UNKNOWN".

@@ -6,6 +6,7 @@
 // ClientConnection::wait_for (the caller reads the channel itself where it can, else sleeps
 // until the loop completes the call) -> the typed PendingCall decodes the reply.
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <stdexcept>
 #include <thread>
@@ -81,9 +82,11 @@ class ClientCore {
     }
   }
 
-  void call_sync(Buffer&& frame, std::string_view method, PendingCall& inner, CallOptions opts);
-  void call_async(Buffer&& frame, std::unique_ptr<PendingCall> call, CallOptions opts);
-  Status send_oneway(Buffer&& frame, CallOptions opts);
+  void call_sync(Buffer&& frame, std::string_view method, PendingCall& inner, CallOptions opts,
+                 const Contract& contract);
+  void call_async(Buffer&& frame, std::unique_ptr<PendingCall> call, CallOptions opts,
+                  const Contract& contract);
+  Status send_oneway(Buffer&& frame, CallOptions opts, const Contract& contract);
 
  private:
   std::uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -93,16 +96,23 @@ class ClientCore {
   bool wait_for_ready(const CallOptions& opts) const {
     return opts.wait_for_ready.value_or(options_.wait_for_ready);
   }
-  // Checks the frame's size, finds the connection, stamps the call id and the timeout and
-  // registers the call (and its cancel token). Completes the call (and returns null) on failure.
+  // Checks the frame's size, finds the connection, adds the contract if the connection has not
+  // sent it, stamps the call id and the timeout and registers the call (and its cancel token).
+  // Completes the call (and returns null) on failure.
   std::shared_ptr<ClientConnection> prepare(Buffer& frame, PendingCall& call,
                                             std::unique_ptr<PendingCall>& owned, Deadline deadline,
-                                            const CallOptions& opts, std::uint64_t& id);
+                                            const CallOptions& opts, const Contract& contract,
+                                            std::uint64_t& id);
   // prepare() and the first send; null when the call has completed (it failed).
   std::shared_ptr<ClientConnection> start_call(Buffer& frame, PendingCall& call,
                                                std::unique_ptr<PendingCall>& owned,
                                                Deadline deadline, const CallOptions& opts,
-                                               std::uint64_t& id);
+                                               const Contract& contract, std::uint64_t& id);
+  // Whether `frame`, about to go on `conn`, is to carry `contract`: adds it if so. A frame that
+  // cannot fit it afterwards is left as it was.
+  bool add_contract(ClientConnection& conn, Buffer& frame, const Contract& contract) const;
+  // Sends `frame` (which add_contract() may have given a contract) on `conn`.
+  transport::SendStatus send(ClientConnection& conn, Buffer&& frame, Deadline deadline);
 
   ClientOptions options_;
   CodecId codec_;
@@ -111,10 +121,31 @@ class ClientCore {
   std::atomic<std::uint64_t> next_id_{1};
 };
 
+bool ClientCore::add_contract(ClientConnection& conn, Buffer& frame,
+                              const Contract& contract) const {
+  if (!options_.check_contracts || has_contract(frame) || conn.contract_sent(frame_method(frame))) {
+    return false;
+  }
+  // One that would make the frame too large is left out: the call goes unchecked, not failed.
+  const std::size_t field = 2 + 8 + contract.text.size();
+  if (frame.size() - kPrefixSize + field > options_.max_frame_size) return false;
+  attach_contract(frame, contract);
+  (void)finish_frame(frame, options_.max_frame_size);
+  return has_contract(frame);
+}
+
+transport::SendStatus ClientCore::send(ClientConnection& conn, Buffer&& frame, Deadline deadline) {
+  std::string carried;  // the method whose contract goes with this frame
+  if (has_contract(frame)) carried.assign(frame_method(frame));
+  const auto status = conn.send(std::move(frame), deadline, transport::WhenFull::wait);
+  if (status == transport::SendStatus::sent && !carried.empty()) conn.mark_contract_sent(carried);
+  return status;
+}
+
 std::shared_ptr<ClientConnection> ClientCore::prepare(Buffer& frame, PendingCall& call,
                                                       std::unique_ptr<PendingCall>& owned,
                                                       Deadline deadline, const CallOptions& opts,
-                                                      std::uint64_t& id) {
+                                                      const Contract& contract, std::uint64_t& id) {
   if (opts.cancel.stop_requested()) {
     call.complete({StatusCode::cancelled, "cancelled by the caller"}, {});
     return nullptr;
@@ -132,6 +163,7 @@ std::shared_ptr<ClientConnection> ClientCore::prepare(Buffer& frame, PendingCall
     call.complete(error, {});
     return nullptr;
   }
+  (void)add_contract(*conn, frame, contract);
   id = next_id();
   wire::stamp_request(frame, id,
                       std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
@@ -146,13 +178,14 @@ std::shared_ptr<ClientConnection> ClientCore::prepare(Buffer& frame, PendingCall
 std::shared_ptr<ClientConnection> ClientCore::start_call(Buffer& frame, PendingCall& call,
                                                          std::unique_ptr<PendingCall>& owned,
                                                          Deadline deadline, const CallOptions& opts,
+                                                         const Contract& contract,
                                                          std::uint64_t& id) {
   // A connection can end between being picked and being written to. Nothing of the request
   // left then, so it is safe to make it once more on a new connection.
   for (int attempt = 0;; ++attempt) {
-    auto conn = prepare(frame, call, owned, deadline, opts, id);
+    auto conn = prepare(frame, call, owned, deadline, opts, contract, id);
     if (!conn) return nullptr;
-    switch (conn->send(std::move(frame), deadline, transport::WhenFull::wait)) {
+    switch (send(*conn, std::move(frame), deadline)) {
       case transport::SendStatus::sent:
         return conn;
       case transport::SendStatus::timed_out:
@@ -173,12 +206,12 @@ std::shared_ptr<ClientConnection> ClientCore::start_call(Buffer& frame, PendingC
 }
 
 void ClientCore::call_sync(Buffer&& frame, std::string_view method, PendingCall& inner,
-                           CallOptions opts) {
+                           CallOptions opts, const Contract& contract) {
   const Deadline deadline = deadline_for(opts);
   Waiter waiter(inner);
   std::unique_ptr<PendingCall> none;
   std::uint64_t id = 0;
-  auto conn = start_call(frame, waiter, none, deadline, opts, id);
+  auto conn = start_call(frame, waiter, none, deadline, opts, contract, id);
   if (!conn) {
     // Completed, or being completed by the end of the connection it was on (which took it out
     // of the table first): the result is only there once done is set.
@@ -192,17 +225,18 @@ void ClientCore::call_sync(Buffer&& frame, std::string_view method, PendingCall&
   waiter.done.sleep();  // its completion is under way (ours or another's)
 }
 
-void ClientCore::call_async(Buffer&& frame, std::unique_ptr<PendingCall> call, CallOptions opts) {
+void ClientCore::call_async(Buffer&& frame, std::unique_ptr<PendingCall> call, CallOptions opts,
+                            const Contract& contract) {
   const Deadline deadline = deadline_for(opts);
   std::uint64_t id = 0;
   PendingCall& pending = *call;
-  auto conn = start_call(frame, pending, call, deadline, opts, id);
+  auto conn = start_call(frame, pending, call, deadline, opts, contract, id);
   if (!conn) return;  // completed; `call` (if still here) goes now
   conn->arm_deadline(id, deadline);
   conn->expect_reply();
 }
 
-Status ClientCore::send_oneway(Buffer&& frame, CallOptions opts) {
+Status ClientCore::send_oneway(Buffer&& frame, CallOptions opts, const Contract& contract) {
   const Deadline deadline = deadline_for(opts);
   if (!finish_frame(frame, options_.max_frame_size)) {
     return {StatusCode::resource_exhausted, "oneway frame exceeds the size limit"};
@@ -210,8 +244,9 @@ Status ClientCore::send_oneway(Buffer&& frame, CallOptions opts) {
   Status error;
   auto conn = connector_.connection(deadline, error, wait_for_ready(opts));
   if (!conn) return error;
+  (void)add_contract(*conn, frame, contract);
   set_call_id(frame, next_id());
-  switch (conn->send(std::move(frame), deadline, transport::WhenFull::wait)) {
+  switch (send(*conn, std::move(frame), deadline)) {
     case transport::SendStatus::sent:
       return {};
     case transport::SendStatus::timed_out:
@@ -246,15 +281,16 @@ class ClientThread {
 };
 
 void core_call_sync(ClientCore& core, Buffer&& frame, std::string_view method, PendingCall& pending,
-                    CallOptions opts) {
-  core.call_sync(std::move(frame), method, pending, opts);
+                    CallOptions opts, const Contract& contract) {
+  core.call_sync(std::move(frame), method, pending, opts, contract);
 }
 void core_call_async(ClientCore& core, Buffer&& frame, std::unique_ptr<PendingCall> pending,
-                     CallOptions opts) {
-  core.call_async(std::move(frame), std::move(pending), opts);
+                     CallOptions opts, const Contract& contract) {
+  core.call_async(std::move(frame), std::move(pending), opts, contract);
 }
-Status core_send_oneway(ClientCore& core, Buffer&& frame, CallOptions opts) {
-  return core.send_oneway(std::move(frame), opts);
+Status core_send_oneway(ClientCore& core, Buffer&& frame, CallOptions opts,
+                        const Contract& contract) {
+  return core.send_oneway(std::move(frame), opts, contract);
 }
 CodecId core_codec(const ClientCore& core) noexcept {
   return core.codec();

@@ -83,6 +83,20 @@ transport::SendStatus ClientConnection::send(Buffer&& frame, Deadline deadline,
   return status;
 }
 
+bool ClientConnection::contract_sent(std::string_view method) const {
+  std::lock_guard lk(contracts_mu_);
+  return contracts_sent_.contains(method);
+}
+
+void ClientConnection::mark_contract_sent(std::string_view method) {
+  // Bounded (a client making ever new objects names ever new methods "@N.m"): forgetting only
+  // means sending a contract again, which is always allowed.
+  constexpr std::size_t kRemembered = 4096;
+  std::lock_guard lk(contracts_mu_);
+  if (contracts_sent_.size() >= kRemembered) contracts_sent_.clear();
+  contracts_sent_.emplace(method);
+}
+
 void ClientConnection::send_control(Buffer&& frame) {
   (void)send(std::move(frame), Clock::now(), transport::WhenFull::queue);
 }

@@ -13,12 +13,15 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <unordered_set>
 
 #include "brine/client.hpp"
 #include "client/call_table.hpp"
 #include "event/completion.hpp"
 #include "event/loop.hpp"
 #include "transport/channel.hpp"
+#include "wire/names.hpp"
 
 namespace brine::detail {
 
@@ -73,6 +76,10 @@ class ClientConnection final : public transport::ChannelSink,
   bool dead() const { return dead_.load(std::memory_order_acquire); }
   Status death() const;
   std::size_t pending_count() const { return calls_.size(); }
+  // Whether a frame of `method` carrying its contract was sent on this connection (later calls
+  // of it go without), and recording that one was.
+  bool contract_sent(std::string_view method) const;
+  void mark_contract_sent(std::string_view method);
   // Waits (bounded) until the channel has delivered its end.
   void wait_closed(std::chrono::milliseconds timeout);
 
@@ -99,6 +106,8 @@ class ClientConnection final : public transport::ChannelSink,
   std::atomic<Clock::rep> last_received_{0};
   std::atomic<Clock::rep> last_sent_{0};
   event::EventLoop::TimerId heartbeat_ = 0;  // (death_mu_)
+  mutable std::mutex contracts_mu_;
+  std::unordered_set<std::string, NameHash, std::equal_to<>> contracts_sent_;  // (contracts_mu_)
   std::mutex closed_mu_;
   std::condition_variable closed_cv_;
   bool closed_ = false;  // the channel delivered on_close (closed_mu_)

@@ -63,6 +63,9 @@ class ServerConnection final : public transport::ChannelSink,
   // The peer's objects; null where remote references cannot be kept (a broker's peers).
   Session* session() { return channel_->peer().relayed ? nullptr : &session_; }
   CallRegistry& calls() { return calls_; }
+  // The contracts of this peer the server refused; null for a broker's peers (their calls
+  // come from many clients through one connection, so only a frame's own contract counts).
+  ContractRefusals* refusals() { return channel_->peer().relayed ? nullptr : &refusals_; }
   // The loop that runs this connection's timers (any thread may arm one).
   event::EventLoop& timers() { return timers_; }
   // Counts a call against the in-flight limit: false (nothing counted) when the peer is at it.
@@ -92,6 +95,7 @@ class ServerConnection final : public transport::ChannelSink,
   event::EventLoop& timers_;
   Session session_;
   CallRegistry calls_;
+  ContractRefusals refusals_;
   std::atomic<std::size_t> inflight_{0};
   std::atomic<bool> paused_{false};
   std::atomic<bool> ended_{false};

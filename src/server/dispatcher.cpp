@@ -1,6 +1,7 @@
 #include "server/dispatcher.hpp"
 
 #include "server/connection.hpp"
+#include "wire/contract.hpp"
 #include "wire/control.hpp"
 
 namespace brine {
@@ -137,6 +138,7 @@ Status Dispatcher::admit(ServerConnection& conn, const FrameView& f, Target& tar
   if (Status s = registry_.resolve(f.method, CodecId(f.codec), conn.session(), target); !s.ok()) {
     return s;
   }
+  if (Status s = check_contract(conn, f, target); !s.ok()) return s;
   if (!conn.admit()) {
     return {StatusCode::resource_exhausted,
             "more than " + std::to_string(options_.max_inflight_per_connection) +
@@ -152,6 +154,21 @@ Status Dispatcher::admit(ServerConnection& conn, const FrameView& f, Target& tar
                 " calls are waiting for a worker"};
   }
   return {};
+}
+
+Status Dispatcher::check_contract(ServerConnection& conn, const FrameView& f,
+                                  const Target& target) {
+  ContractRefusals* refusals = conn.refusals();
+  if (f.contract.empty()) return refusals != nullptr ? refusals->find(f.method) : Status{};
+  Status s = wire::check_contract(f.method, f.fingerprint, f.contract, target.handler->contract(),
+                                  f.kind == FrameKind::oneway);
+  if (s.code == StatusCode::failed_precondition && refusals != nullptr &&
+      !refusals->add(f.method, s)) {
+    conn.fail({StatusCode::failed_precondition,
+               "more than " + std::to_string(ContractRefusals::kLimit) +
+                   " methods refused for their contracts on this connection"});
+  }
+  return s;
 }
 
 void Dispatcher::run_inline(ServerConnection& conn, const FrameView& f, const Target& target,

@@ -74,6 +74,8 @@ class Dispatcher {
 
   // Finds what the frame calls and counts it in the limits: OK, or why it is refused.
   Status admit(ServerConnection& conn, const FrameView& f, Target& target);
+  // The frame's contract against the target's, or the refusal recorded for its method.
+  Status check_contract(ServerConnection& conn, const FrameView& f, const Target& target);
   void run_inline(ServerConnection& conn, const FrameView& f, const Target& target,
                   std::chrono::steady_clock::time_point deadline);
   void queue(ServerConnection& conn, const FrameView& f, Target&& target,

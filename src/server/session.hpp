@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "brine/server.hpp"
+#include "wire/names.hpp"
 
 namespace brine::detail {
 
@@ -20,13 +21,6 @@ namespace brine::detail {
 struct ExposedObject {
   std::shared_ptr<void> self;
   const InterfaceTable* table = nullptr;
-};
-
-struct NameHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
 };
 
 // The objects one peer holds through remote references, by name. Thread-safe. close() frees
@@ -82,6 +76,37 @@ class Session {
   bool closed_ = false;
   std::atomic<std::size_t>* live_;
   std::size_t limit_;
+};
+
+// The methods whose contract this peer sent and the server refused: later calls of them carry
+// no contract (a client sends it once per connection) and get the same refusal. Thread-safe;
+// the test on the path of every call is one atomic load.
+class ContractRefusals {
+ public:
+  // Refusals one connection may collect; at one more, the server closes the connection (so a
+  // peer cannot grow this without bound, and a client that mismatches this much is broken).
+  static constexpr std::size_t kLimit = 64;
+
+  // Records `refusal` for `method`; false (nothing recorded) when kLimit are held already.
+  bool add(std::string_view method, const Status& refusal) {
+    std::lock_guard lk(mu_);
+    if (refused_.size() >= kLimit && !refused_.contains(method)) return false;
+    refused_.insert_or_assign(std::string(method), refusal);
+    any_.store(true, std::memory_order_release);
+    return true;
+  }
+  // The refusal recorded for `method`, or OK.
+  Status find(std::string_view method) const {
+    if (!any_.load(std::memory_order_acquire)) return {};
+    std::lock_guard lk(mu_);
+    const auto it = refused_.find(method);
+    return it == refused_.end() ? Status{} : it->second;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Status, NameHash, std::equal_to<>> refused_;
+  std::atomic<bool> any_{false};
 };
 
 // One call admitted to run: what its handler can ask (brine::this_call) and what a cancel frame

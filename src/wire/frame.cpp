@@ -53,6 +53,31 @@ void set_timeout(Buffer& frame, std::chrono::milliseconds timeout) noexcept {
   store_be32(frame.data() + kFixedSize + load_be16(frame.data() + 10), std::uint32_t(ms));
 }
 
+std::string_view frame_method(const Buffer& frame) noexcept {
+  return {reinterpret_cast<const char*>(frame.data() + kFixedSize), load_be16(frame.data() + 10)};
+}
+
+bool has_contract(const Buffer& frame) noexcept {
+  return (std::uint8_t(frame.data()[9]) & kFlagContract) != 0;
+}
+
+void attach_contract(Buffer& frame, const Contract& contract) {
+  if (has_contract(frame) || contract.text.empty() || contract.text.size() > kMaxContractText) {
+    return;
+  }
+  const std::size_t at =
+      kFixedSize + load_be16(frame.data() + 10) + (has_timeout(frame) ? kTimeoutFieldSize : 0);
+  const std::size_t field = 2 + 8 + contract.text.size();
+  const std::size_t tail = frame.size() - at;
+  (void)frame.extend(field);
+  std::byte* p = frame.data() + at;
+  if (tail != 0) std::memmove(p + field, p, tail);
+  store_be16(p, std::uint16_t(8 + contract.text.size()));
+  store_be64(p + 2, contract.fingerprint);
+  std::memcpy(p + 10, contract.text.data(), contract.text.size());
+  frame.data()[9] |= std::byte{kFlagContract};
+}
+
 void set_call_id(Buffer& frame, std::uint64_t call_id) noexcept {
   store_be64(frame.data() + 12, call_id);
 }
@@ -206,20 +231,27 @@ Status check_header(const std::byte* p, std::uint32_t length) noexcept {
   const auto kind = std::uint8_t(p[7]);
   if (kind < 1 || kind > 7) return err("unknown frame kind");
   const auto flags = std::uint8_t(p[9]);
-  if ((flags & ~kFlagTimeout) != 0) return err("reserved flag bits set");
+  if ((flags & ~(kFlagTimeout | kFlagContract)) != 0) return err("reserved flag bits set");
   const bool timed = (flags & kFlagTimeout) != 0;
   if (timed && kind != std::uint8_t(FrameKind::request)) {
     return err("a timeout field in a frame that is not a request");
   }
-  if (load_be16(p + 10) + (timed ? kTimeoutFieldSize : 0) > length - kHeaderSize) {
+  const bool contracted = (flags & kFlagContract) != 0;
+  if (contracted && kind != std::uint8_t(FrameKind::request) &&
+      kind != std::uint8_t(FrameKind::oneway)) {
+    return err("a contract field in a frame that is not a request or oneway");
+  }
+  if (load_be16(p + 10) + (timed ? kTimeoutFieldSize : 0) + (contracted ? 2 : 0) >
+      length - kHeaderSize) {
     return err("method length exceeds the frame");
   }
   return {};
 }
 
 namespace {
-// Fills *out from a complete frame of `total` bytes (prefix included) whose header is checked.
-void view_frame(const std::byte* p, std::size_t total, FrameView* out) noexcept {
+// Fills *out from a complete frame of `total` bytes (prefix included) whose header is checked;
+// fails on a malformed contract field (whose length only the whole frame shows).
+Status view_frame(const std::byte* p, std::size_t total, FrameView* out) {
   const std::uint16_t method_len = load_be16(p + 10);
   out->kind = FrameKind(p[7]);
   out->codec = std::uint8_t(p[8]);
@@ -231,7 +263,20 @@ void view_frame(const std::byte* p, std::size_t total, FrameView* out) noexcept 
     out->timeout_ms = load_be32(p + offset);
     offset += kTimeoutFieldSize;
   }
+  out->fingerprint = 0;
+  out->contract = {};
+  if ((std::uint8_t(p[9]) & kFlagContract) != 0) {
+    const std::size_t len = load_be16(p + offset);  // check_header: these 2 bytes are in
+    if (len < 9 || len > 8 + kMaxContractText || len > total - offset - 2) {
+      return {StatusCode::invalid_argument, "contract field of " + std::to_string(len) +
+                                                " bytes: must be 9 to 16392 and within the frame"};
+    }
+    out->fingerprint = load_be64(p + offset + 2);
+    out->contract = {reinterpret_cast<const char*>(p + offset + 10), len - 8};
+    offset += 2 + len;
+  }
   out->payload = {p + offset, total - offset};
+  return {};
 }
 }  // namespace
 
@@ -251,8 +296,7 @@ Status frame_from_message(std::span<const std::byte> message, std::size_t max_fr
     return {StatusCode::invalid_argument, "frame length does not match the message size"};
   }
   if (Status s = check_header(message.data(), length); !s.ok()) return s;
-  view_frame(message.data(), message.size(), out);
-  return {};
+  return view_frame(message.data(), message.size(), out);
 }
 
 namespace {
@@ -343,7 +387,10 @@ FrameParser::Next FrameParser::parse_at(const std::byte* p, std::size_t avail, F
   }
   *total = kPrefixSize + std::size_t(length);
   if (avail < *total) return Next::need_more;
-  view_frame(p, *total, out);
+  if (Status s = view_frame(p, *total, out); !s.ok()) {
+    error_ = std::move(s);
+    return Next::error;
+  }
   return Next::frame;
 }
 

@@ -11,12 +11,15 @@
 //                            6 heartbeat, 7 cancel
 //   8      1    codec        codec id (1 cereal, 2 protobuf, 3 json); 0 in error frames
 //   9      1    flags        bit 0: a u32 timeout (ms) follows the method name (requests only);
-//                            other bits reserved (receivers reject them)
+//                            bit 1: a contract follows (requests and oneways); other bits
+//                            reserved (receivers reject them)
 //   10     2    method_len   u16 big-endian, bytes of method name (0 in replies and errors)
 //   12     8    call_id      u64 big-endian, chosen by the caller, echoed in the reply
 //   20     m    method       UTF-8 method name
 //   20+m   4    timeout_ms   u32 big-endian, only when flags bit 0 is set: the time the caller
 //                            still waits for the reply, measured when the frame was sent
+//   ...    2+c  contract     only when flags bit 1 is set: u16 c (9 <= c <= 8 + 16384), u64
+//                            fingerprint, c - 8 bytes of contract text (brine/fingerprint.hpp)
 //   ...    ...  payload      codec bytes (request/reply/oneway) or the error payload
 //
 // The magic is checked as soon as the first six bytes are here, then the length against the limit
@@ -30,6 +33,7 @@
 #include <string_view>
 
 #include "brine/buffer.hpp"
+#include "brine/fingerprint.hpp"
 #include "brine/status.hpp"
 
 namespace brine::detail {
@@ -50,6 +54,9 @@ inline constexpr std::string_view kReleaseMethod = "~release";
 // flags bit 0: a u32 timeout in milliseconds follows the method name.
 inline constexpr std::uint8_t kFlagTimeout = 0x01;
 inline constexpr std::size_t kTimeoutFieldSize = 4;
+// flags bit 1: a contract (u16 length, u64 fingerprint, text) follows the timeout field.
+inline constexpr std::uint8_t kFlagContract = 0x02;
+inline constexpr std::size_t kMaxContractText = 16384;
 // How a parse error caused by a wrong magic begins: the peer does not speak brine at all.
 inline constexpr std::string_view kNotBrinePeer = "not a brine peer";
 
@@ -71,6 +78,9 @@ struct FrameView {
   std::span<const std::byte> payload;
   // The caller's remaining wait in milliseconds when it sent the request; 0 = none given.
   std::uint32_t timeout_ms = 0;
+  // The caller's contract for the method (flags bit 1): empty text when the frame has none.
+  std::uint64_t fingerprint = 0;
+  std::string_view contract;
 };
 
 // Starts a frame in `out` (cleared first): prefix and header with length 0 and call id 0, then
@@ -87,6 +97,13 @@ void begin_request(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_
 void set_timeout(Buffer& frame, std::chrono::milliseconds timeout) noexcept;
 // Whether the frame was begun with a timeout field.
 bool has_timeout(const Buffer& frame) noexcept;
+// The method field of a frame being built.
+std::string_view frame_method(const Buffer& frame) noexcept;
+// Inserts `contract` into a request or oneway being built (before finish_frame), after the
+// method name and timeout field. Does nothing if the frame carries one already or the text is
+// longer than kMaxContractText (such a method goes unchecked).
+void attach_contract(Buffer& frame, const Contract& contract);
+bool has_contract(const Buffer& frame) noexcept;
 // The kind and call id of a frame being built or already built (kFixedSize bytes at least).
 FrameKind frame_kind(std::span<const std::byte> frame) noexcept;
 std::uint64_t frame_call_id(std::span<const std::byte> frame) noexcept;

@@ -21,6 +21,7 @@
 
 #include "brine/buffer.hpp"
 #include "brine/codec.hpp"
+#include "brine/fingerprint.hpp"
 
 namespace brine::protobuf_codec {
 
@@ -40,6 +41,15 @@ detail::ObjectName decode_name(std::span<const std::byte> in, const DecodeLimits
 }  // namespace brine::protobuf_codec
 
 namespace brine {
+
+// Contracts (brine/fingerprint.hpp): a message is compared by its full name, pb'package.Name'
+// (the C++ class's qualified name, which protoc derives from it), so protobuf's own rules decide
+// what changes within one message stay compatible.
+template <class T>
+requires std::derived_from<T, google::protobuf::MessageLite>
+struct ShapeTraits<T> {
+  static constexpr std::string_view tag = "pb";
+};
 
 template <class T>
 requires std::derived_from<T, google::protobuf::MessageLite>
