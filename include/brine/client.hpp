@@ -186,12 +186,9 @@ void core_release(ClientCore& core, const std::string& object) noexcept;
 template <class Resp, class Req>
 Status encode_request(CodecId c, Buffer& frame, FrameKind kind, std::string_view object,
                       std::string_view method, const Req& request) {
-  static_assert(Serializable<Req>, "no codec header included handles this request type");
+  static_assert((void(carried_call<Req, Resp>()), true));  // its own errors
   bool ok = Serialization<Req>::supports(c);
-  if constexpr (!std::is_void_v<Resp>) {
-    static_assert(Serializable<Resp>, "no codec header included handles this response type");
-    ok = ok && Serialization<Resp>::supports(c);
-  }
+  if constexpr (!std::is_void_v<Resp>) ok = ok && Serialization<Resp>::supports(c);
   if (!ok) {
     return Status{StatusCode::unimplemented,
                   "the request or response type of '" +
@@ -324,6 +321,7 @@ class RemoteBase {
     using Out = remote_result_t<R>;
     static_assert(std::is_invocable_v<decltype(M), I&, A&&...>,
                   "the arguments do not match the interface method's parameters");
+    static_assert((void(traits::template carried<M>()), true));  // its own error per type
     const Args args{decltype(Args::values)(std::forward<A>(a)...)};
     auto convert = [handle = handle_, opts = opts_](Wire&& w) -> Out {
       if constexpr (std::is_void_v<Out>) {

@@ -197,6 +197,42 @@ concept Serializable =
   typename Serialization<T>::dispatching;
 };
 
+namespace detail {
+
+// Compile-time checks that fail with one readable error per type no included codec can carry:
+// the "In instantiation of" line above the error names where the type is and what it is.
+//
+// An interface method's parameter (Position 1, 2, ...) or result (Position 0):
+template <auto Method, std::size_t Position, class T>
+constexpr bool carried_type() {
+  static_assert(Serializable<T>,
+                "brine: no codec header included here can carry the type T named in the line "
+                "above (Method, and Position: 1 is the first parameter, 0 the result). Include the "
+                "header of a codec that carries it (<brine/codecs/cereal.hpp>, json.hpp, "
+                "protobuf.hpp), give it serialize(), or use another type (std::string for "
+                "std::string_view, values for pointers)");
+  return Serializable<T>;
+}
+// A typed call's request and response (an argument list is checked by carried_type already):
+template <class T>
+inline constexpr bool is_arg_pack = false;
+template <class... Ts>
+inline constexpr bool is_arg_pack<ArgPack<Ts...>> = true;
+template <class Request, class Response>
+constexpr bool carried_call() {
+  static_assert(Serializable<Request> || is_arg_pack<Request>,
+                "brine: no codec header included here can carry the request type named "
+                "`Request` in the line above. Include the header of a codec that carries it "
+                "(<brine/codecs/cereal.hpp>, json.hpp, protobuf.hpp) or give it serialize()");
+  static_assert(std::is_void_v<Response> || Serializable<Response>,
+                "brine: no codec header included here can carry the response type named "
+                "`Response` in the line above. Include the header of a codec that carries it "
+                "(<brine/codecs/cereal.hpp>, json.hpp, protobuf.hpp) or give it serialize()");
+  return true;
+}
+
+}  // namespace detail
+
 // The demangled name of a C++ type, for messages.
 std::string type_name(const std::type_info& type);
 

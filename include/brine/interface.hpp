@@ -83,6 +83,20 @@ struct member_traits<R (C::*)(A...)> {
   static constexpr bool params_ok =
       ((!std::is_lvalue_reference_v<A> || std::is_const_v<std::remove_reference_t<A>>)&&...);
   static constexpr const Contract& contract = method_contract<R, std::remove_cvref_t<A>...>;
+  // Whether some included codec carries every parameter and the result of Self (a pointer to
+  // this member); one compile error (carried_type) for each one that none carries.
+  template <auto Self>
+  static constexpr bool carried() {
+    constexpr bool params = []<std::size_t... I>(std::index_sequence<I...>) {
+      return (true & ... & carried_type<Self, I + 1, std::remove_cvref_t<A>>());
+    }
+    (std::index_sequence_for<A...>{});
+    if constexpr (std::is_void_v<R> || is_ref<std::remove_cvref_t<R>>::value) {
+      return params;
+    } else {
+      return params & carried_type<Self, 0, std::remove_cvref_t<R>>();
+    }
+  }
 };
 template <class C, class R, class... A>
 struct member_traits<R (C::*)(A...) const> : member_traits<R (C::*)(A...)> {};
@@ -97,6 +111,31 @@ template <class R>
 using wire_result_t =
     std::conditional_t<std::is_void_v<R>, ArgPack<>,
                        std::conditional_t<is_ref<R>::value, ObjectName, std::remove_cvref_t<R>>>;
+
+// A name in BRINE_INTERFACE's list, for the one error that a bad name gives.
+template <std::size_t N>
+struct MemberName {
+  constexpr MemberName(const char (&s)[N]) noexcept {  // NOLINT: implicit by design
+    for (std::size_t i = 0; i < N; ++i) chars[i] = s[i];
+  }
+  char chars[N];
+};
+template <MemberName Name, bool Names>
+struct ListedMember {
+  static_assert(Names,
+                "BRINE_INTERFACE: the name shown as `Name` in the line above must be exactly one "
+                "member function of the interface (it is misspelt, overloaded, or not a member; "
+                "give overloads distinct names)");
+  using checked = void;
+};
+
+// T, whatever D is: makes a use of T depend on a template parameter.
+template <class D, class T>
+struct dependent {
+  using type = T;
+};
+template <class D, class T>
+using dependent_t = typename dependent<D, T>::type;
 
 template <auto M>
 inline constexpr std::size_t arity_v = member_traits<decltype(M)>::arity;
@@ -136,66 +175,94 @@ concept RemoteInterface = requires {
       __VA_OPT__(BRINE_DETAIL_FOR_EACH_AGAIN BRINE_DETAIL_PARENS(macro, type, __VA_ARGS__))
 #define BRINE_DETAIL_FOR_EACH_AGAIN() BRINE_DETAIL_FOR_EACH_HELPER
 
-#define BRINE_DETAIL_VISIT(type, m) f.template operator()<&type::m>(std::string_view(#m));
+// Every use of &type::m is made dependent on a template parameter (D), so that a misspelt or
+// overloaded name is diagnosed once, by BRINE_DETAIL_CHECK's static_assert, and not again at each
+// use (which gave tens of thousands of lines of errors).
+#define BRINE_DETAIL_DEP(T, type) ::brine::detail::dependent_t<T, type>
+#define BRINE_DETAIL_CHECK(type, m)                  \
+  template <class T>                                 \
+  static constexpr bool brine_names_##m = requires { \
+    &T::m;                                           \
+  };                                                 \
+  using brine_check_##m = ::brine::detail::ListedMember<#m, brine_names_##m<type>>::checked;
+#define BRINE_DETAIL_VISIT(type, m)                                             \
+  if constexpr (brine_names_##m<BRINE_DETAIL_DEP(F, type)>) {                   \
+    f.template operator()<&BRINE_DETAIL_DEP(F, type)::m>(std::string_view(#m)); \
+  }
 // Each proxy method takes exactly the interface method's parameter types (so braced
 // initialisers and conversions work as in a local call): one overload per possible arity, all
 // but the method's own disabled. Up to 8 parameters.
-#define BRINE_DETAIL_P(type, m, n) ::brine::detail::param_t<&type::m, n>
+// Each is a template on D (defaulted, never deduced: the parameters are a non-deduced context, so
+// braced initialisers still work), so that a bad name removes the overload instead of breaking
+// the class.
+#define BRINE_DETAIL_P(type, m, n) ::brine::detail::param_t<&BRINE_DETAIL_DEP(D, type)::m, n>
 #define BRINE_DETAIL_F(type, m, n, a) std::forward<BRINE_DETAIL_P(type, m, n)>(a)
-#define BRINE_DETAIL_ARITY(type, m, n) requires(::brine::detail::arity_v<&type::m> == n)
-#define BRINE_DETAIL_CALL(type, m, ...) \
-  { return this->template brine_invoke<&type::m>(#m __VA_OPT__(, ) __VA_ARGS__); }
+#define BRINE_DETAIL_ARITY(type, m, n) \
+  requires(::brine::detail::arity_v<&BRINE_DETAIL_DEP(D, type)::m> == n)
+#define BRINE_DETAIL_CALL(type, m, ...)                                                 \
+  {                                                                                     \
+    return this->template brine_invoke<&BRINE_DETAIL_DEP(D, type)::m>(#m __VA_OPT__(, ) \
+                                                                          __VA_ARGS__); \
+  }
 #define BRINE_DETAIL_PROXY(type, m)                                                                \
-  decltype(auto) m() const BRINE_DETAIL_ARITY(type, m, 0) BRINE_DETAIL_CALL(type,                  \
-                                                                            m) decltype(auto)      \
-  m(BRINE_DETAIL_P(type, m, 0) a0) const BRINE_DETAIL_ARITY(type, m, 1) BRINE_DETAIL_CALL(         \
-      type, m, BRINE_DETAIL_F(type, m, 0, a0)) decltype(auto)                                      \
-  m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1) const BRINE_DETAIL_ARITY(        \
-      type, m, 2) BRINE_DETAIL_CALL(type, m, BRINE_DETAIL_F(type, m, 0, a0),                       \
-                                    BRINE_DETAIL_F(type, m, 1, a1)) decltype(auto)                 \
-  m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1, BRINE_DETAIL_P(type, m, 2) a2)   \
-      const BRINE_DETAIL_ARITY(type, m, 3) BRINE_DETAIL_CALL(                                      \
-          type, m, BRINE_DETAIL_F(type, m, 0, a0), BRINE_DETAIL_F(type, m, 1, a1),                 \
-          BRINE_DETAIL_F(type, m, 2, a2)) decltype(auto)                                           \
-      m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,                              \
-        BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3)                              \
-          const BRINE_DETAIL_ARITY(type, m, 4) BRINE_DETAIL_CALL(                                  \
-              type, m, BRINE_DETAIL_F(type, m, 0, a0), BRINE_DETAIL_F(type, m, 1, a1),             \
-              BRINE_DETAIL_F(type, m, 2, a2), BRINE_DETAIL_F(type, m, 3, a3)) decltype(auto)       \
-          m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,                          \
-            BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3,                          \
-            BRINE_DETAIL_P(type, m, 4) a4) const BRINE_DETAIL_ARITY(type, m, 5)                    \
+  template <class D = type>                                                                        \
+  decltype(auto) m() const BRINE_DETAIL_ARITY(type, m, 0) BRINE_DETAIL_CALL(                       \
+      type, m) template <class D = type>                                                           \
+  decltype(auto) m(BRINE_DETAIL_P(type, m, 0) a0) const BRINE_DETAIL_ARITY(                        \
+      type, m, 1) BRINE_DETAIL_CALL(type, m,                                                       \
+                                    BRINE_DETAIL_F(type, m, 0, a0)) template <class D = type>      \
+  decltype(auto) m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1)                   \
+      const BRINE_DETAIL_ARITY(type, m, 2) BRINE_DETAIL_CALL(                                      \
+          type, m, BRINE_DETAIL_F(type, m, 0, a0),                                                 \
+          BRINE_DETAIL_F(type, m, 1, a1)) template <class D = type>                                \
+      decltype(auto) m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,               \
+                       BRINE_DETAIL_P(type, m, 2) a2) const BRINE_DETAIL_ARITY(type, m, 3)         \
+          BRINE_DETAIL_CALL(type, m, BRINE_DETAIL_F(type, m, 0, a0),                               \
+                            BRINE_DETAIL_F(type, m, 1, a1),                                        \
+                            BRINE_DETAIL_F(type, m, 2, a2)) template <class D = type>              \
+          decltype(auto) m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,           \
+                           BRINE_DETAIL_P(type, m, 2) a2,                                          \
+                           BRINE_DETAIL_P(type, m, 3) a3) const BRINE_DETAIL_ARITY(type, m, 4)     \
               BRINE_DETAIL_CALL(type, m, BRINE_DETAIL_F(type, m, 0, a0),                           \
                                 BRINE_DETAIL_F(type, m, 1, a1), BRINE_DETAIL_F(type, m, 2, a2),    \
-                                BRINE_DETAIL_F(type, m, 3, a3),                                    \
-                                BRINE_DETAIL_F(type, m, 4, a4)) decltype(auto)                     \
-              m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,                      \
-                BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3,                      \
-                BRINE_DETAIL_P(type, m, 4) a4, BRINE_DETAIL_P(type, m, 5) a5)                      \
-                  const BRINE_DETAIL_ARITY(type, m, 6) BRINE_DETAIL_CALL(                          \
+                                BRINE_DETAIL_F(type, m, 3, a3)) template <class D = type>          \
+              decltype(auto) m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,       \
+                               BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3,       \
+                               BRINE_DETAIL_P(type, m, 4) a4) const BRINE_DETAIL_ARITY(type, m, 5) \
+                  BRINE_DETAIL_CALL(                                                               \
                       type, m, BRINE_DETAIL_F(type, m, 0, a0), BRINE_DETAIL_F(type, m, 1, a1),     \
                       BRINE_DETAIL_F(type, m, 2, a2), BRINE_DETAIL_F(type, m, 3, a3),              \
-                      BRINE_DETAIL_F(type, m, 4, a4),                                              \
-                      BRINE_DETAIL_F(type, m, 5, a5)) decltype(auto)                               \
-                  m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,                  \
-                    BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3,                  \
-                    BRINE_DETAIL_P(type, m, 4) a4, BRINE_DETAIL_P(type, m, 5) a5,                  \
-                    BRINE_DETAIL_P(type, m, 6) a6) const BRINE_DETAIL_ARITY(type, m, 7)            \
-                      BRINE_DETAIL_CALL(                                                           \
+                      BRINE_DETAIL_F(type, m, 4, a4)) template <class D = type>                    \
+                  decltype(auto) m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,   \
+                                   BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3,   \
+                                   BRINE_DETAIL_P(type, m, 4) a4, BRINE_DETAIL_P(type, m, 5) a5)   \
+                      const BRINE_DETAIL_ARITY(type, m, 6) BRINE_DETAIL_CALL(                      \
                           type, m, BRINE_DETAIL_F(type, m, 0, a0), BRINE_DETAIL_F(type, m, 1, a1), \
                           BRINE_DETAIL_F(type, m, 2, a2), BRINE_DETAIL_F(type, m, 3, a3),          \
-                          BRINE_DETAIL_F(type, m, 4, a4), BRINE_DETAIL_F(type, m, 5, a5),          \
-                          BRINE_DETAIL_F(type, m, 6, a6)) decltype(auto)                           \
-                      m(BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,              \
-                        BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3,              \
-                        BRINE_DETAIL_P(type, m, 4) a4, BRINE_DETAIL_P(type, m, 5) a5,              \
-                        BRINE_DETAIL_P(type, m, 6) a6, BRINE_DETAIL_P(type, m, 7) a7)              \
-                          const BRINE_DETAIL_ARITY(type, m, 8) BRINE_DETAIL_CALL(                  \
+                          BRINE_DETAIL_F(type, m, 4, a4),                                          \
+                          BRINE_DETAIL_F(type, m, 5, a5)) template <class D = type>                \
+                      decltype(auto) m(                                                            \
+                          BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,            \
+                          BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3,            \
+                          BRINE_DETAIL_P(type, m, 4) a4, BRINE_DETAIL_P(type, m, 5) a5,            \
+                          BRINE_DETAIL_P(type, m, 6) a6) const BRINE_DETAIL_ARITY(type, m, 7)      \
+                          BRINE_DETAIL_CALL(                                                       \
                               type, m, BRINE_DETAIL_F(type, m, 0, a0),                             \
                               BRINE_DETAIL_F(type, m, 1, a1), BRINE_DETAIL_F(type, m, 2, a2),      \
                               BRINE_DETAIL_F(type, m, 3, a3), BRINE_DETAIL_F(type, m, 4, a4),      \
-                              BRINE_DETAIL_F(type, m, 5, a5), BRINE_DETAIL_F(type, m, 6, a6),      \
-                              BRINE_DETAIL_F(type, m, 7, a7))
+                              BRINE_DETAIL_F(type, m, 5, a5),                                      \
+                              BRINE_DETAIL_F(type, m, 6, a6)) template <class D = type>            \
+                          decltype(auto) m(                                                        \
+                              BRINE_DETAIL_P(type, m, 0) a0, BRINE_DETAIL_P(type, m, 1) a1,        \
+                              BRINE_DETAIL_P(type, m, 2) a2, BRINE_DETAIL_P(type, m, 3) a3,        \
+                              BRINE_DETAIL_P(type, m, 4) a4, BRINE_DETAIL_P(type, m, 5) a5,        \
+                              BRINE_DETAIL_P(type, m, 6) a6, BRINE_DETAIL_P(type, m, 7) a7)        \
+                              const BRINE_DETAIL_ARITY(type, m, 8) BRINE_DETAIL_CALL(              \
+                                  type, m, BRINE_DETAIL_F(type, m, 0, a0),                         \
+                                  BRINE_DETAIL_F(type, m, 1, a1), BRINE_DETAIL_F(type, m, 2, a2),  \
+                                  BRINE_DETAIL_F(type, m, 3, a3), BRINE_DETAIL_F(type, m, 4, a4),  \
+                                  BRINE_DETAIL_F(type, m, 5, a5), BRINE_DETAIL_F(type, m, 6, a6),  \
+                                  BRINE_DETAIL_F(type, m, 7, a7))
 
 #define BRINE_INTERFACE(Type, ...)                                  \
   struct brine_interface_##Type {                                   \
@@ -203,6 +270,7 @@ concept RemoteInterface = requires {
                   "a remote interface needs a virtual destructor"); \
     using type = Type;                                              \
     static constexpr std::string_view name = #Type;                 \
+    BRINE_DETAIL_FOR_EACH(BRINE_DETAIL_CHECK, Type, __VA_ARGS__)    \
     template <class F>                                              \
     static constexpr void for_each_method(F&& f) {                  \
       BRINE_DETAIL_FOR_EACH(BRINE_DETAIL_VISIT, Type, __VA_ARGS__)  \

@@ -202,6 +202,7 @@ class InterfaceMethod final : public HandlerBase {
   using Wire = wire_result_t<R>;
   static_assert(traits::params_ok,
                 "remote methods take values or const references (no out-parameters)");
+  static_assert((void(traits::template carried<M>()), true));  // its own error per type
 
  public:
   void invoke(void* self, CodecId codec, std::span<const std::byte> request,
@@ -376,8 +377,7 @@ class Server {
  private:
   template <class Req, class Resp, class F>
   Server& handle_typed(std::string_view method, F f, HandlerOptions options) {
-    static_assert(Serializable<Req>, "no codec header included handles the request type");
-    static_assert(Serializable<Resp>, "no codec header included handles the response type");
+    static_assert((void(detail::carried_call<Req, Resp>()), true));  // its own errors
     add_handler(method, std::make_shared<detail::TypedHandler<Req, Resp, F>>(std::move(f)),
                 std::move(options));
     return *this;
