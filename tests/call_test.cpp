@@ -396,7 +396,7 @@ TEST_P(Calls, StopFailsCallsStillRunningAfterTheDrainTimeout) {
     } catch (const RpcError& e) {
       EXPECT_EQ(e.code(), StatusCode::unavailable) << e.what();
       if (!zmq()) {
-        EXPECT_NE(std::string(e.what()).find("drain_timeout"), std::string::npos);
+        EXPECT_NE(std::string(e.what()).find("drain_timeout"), std::string::npos) << e.what();
       }
     }
     EXPECT_LT(Clock::now() - t0, 3s);

@@ -78,7 +78,13 @@ class Recorder final : public brine::transport::ChannelSink {
   void on_frame(const brine::detail::FrameView& f) override {
     enter();
     {
-      std::lock_guard lk(mu_);
+      std::unique_lock lk(mu_);
+      if (hold_) {
+        // Busy with this frame until release(): the sender's next frames must wait for us.
+        held_ = true;
+        cv_.notify_all();
+        cv_.wait_for(lk, 10s, [&] { return !hold_; });
+      }
       if (closes_ > 0) violation_ = "a frame after on_close";
       frames_.push_back(
           {f.kind, f.call_id,
@@ -102,6 +108,21 @@ class Recorder final : public brine::transport::ChannelSink {
       why_ = why;
     }
     leave();
+  }
+
+  // The next frame's on_frame does not return until release().
+  void hold() {
+    std::lock_guard lk(mu_);
+    hold_ = true;
+  }
+  bool wait_held() {
+    std::unique_lock lk(mu_);
+    return cv_.wait_for(lk, 10s, [&] { return held_; });
+  }
+  void release() {
+    std::lock_guard lk(mu_);
+    hold_ = false;
+    cv_.notify_all();
   }
 
   bool wait_frames(std::size_t n, std::chrono::milliseconds timeout = 10s) {
@@ -154,6 +175,8 @@ class Recorder final : public brine::transport::ChannelSink {
   std::vector<Frame> frames_;
   std::vector<Status> bad_;
   int closes_ = 0;
+  bool hold_ = false;
+  bool held_ = false;
   Status why_;
   std::string violation_;
   std::atomic<bool> busy_{false};
@@ -323,6 +346,36 @@ TEST_P(Channels, LingeringCloseSendsWhatWasQueuedFirst) {
   ASSERT_TRUE(at_client->wait_frames(10));
   EXPECT_TRUE(at_server->wait_closed());
   for (const auto& f : at_client->frames()) EXPECT_TRUE(intact(f.id, f.payload)) << f.id;
+}
+
+// Frames sent before a close reach a peer that is still busy with an earlier one, and its close
+// comes after them (mem:// once dropped them: the final status of a server's shutdown was lost).
+TEST_P(Channels, FramesSentBeforeACloseReachABusyPeerFirst) {
+  connect();
+  at_client->hold();
+  std::thread first([&] {
+    EXPECT_EQ(server->send(make_frame(2, 100, FrameKind::reply), Clock::now(), WhenFull::queue),
+              SendStatus::sent);
+  });
+  ASSERT_TRUE(at_client->wait_held());
+  for (std::uint64_t id = 3; id < 7; ++id) {
+    ASSERT_EQ(server->send(make_frame(id, 1000, FrameKind::reply), Clock::now(), WhenFull::queue),
+              SendStatus::sent);
+  }
+  server->close({StatusCode::unavailable, "done"}, Clock::now() + 5s);
+  at_client->release();
+  first.join();
+  ASSERT_TRUE(at_client->wait_frames(5));
+  const auto frames = at_client->frames();
+  ASSERT_EQ(frames.size(), 5u);
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    EXPECT_EQ(frames[i].id, i + 2);
+    EXPECT_TRUE(intact(frames[i].id, frames[i].payload)) << frames[i].id;
+  }
+  if (test_transport(GetParam()).reports_loss && !zmq()) {
+    ASSERT_TRUE(at_client->wait_closed());
+    EXPECT_EQ(at_client->closes(), 1);
+  }
 }
 
 TEST_P(Channels, CloseRacingSendsEndsCleanly) {

@@ -316,24 +316,28 @@ constexpr std::string contract_string(bool names) {
   return s;
 }
 
-// A compile-time string: the characters of make() (a constexpr std::string) in static storage.
-template <auto make>
-struct StaticText {
-  static constexpr std::size_t size = make().size();
-  static constexpr std::array<char, size + 1> chars = [] {
+// A contract's text in static storage: the characters of contract_string() (a constexpr
+// std::string, which cannot itself outlive constant evaluation) copied into an array. Keyed on
+// types only (no lambdas): g++ 12 numbers closures in a class template's member initialisers
+// differently in different translation units, and the linker then discards the array that a
+// reference elsewhere still names.
+template <bool Names, class Result, class... Args>
+struct ContractText {
+  static constexpr std::size_t size = contract_string<Result, Args...>(Names).size();
+  static constexpr std::array<char, size + 1> fill() {
     std::array<char, size + 1> a{};
-    const std::string s = make();
+    const std::string s = contract_string<Result, Args...>(Names);
     for (std::size_t i = 0; i < size; ++i) a[i] = s[i];
     return a;
-  }();
+  }
+  static constexpr std::array<char, size + 1> chars = fill();
   static constexpr std::string_view view{chars.data(), size};
 };
 
 template <class Result, class... Args>
 struct ContractOf {
-  static constexpr auto named = [] { return contract_string<Result, Args...>(true); };
-  static constexpr auto bare = [] { return contract_string<Result, Args...>(false); };
-  static constexpr Contract value{fnv1a(StaticText<bare>::view), StaticText<named>::view};
+  static constexpr Contract value{fnv1a(ContractText<false, Result, Args...>::view),
+                                  ContractText<true, Result, Args...>::view};
 };
 
 }  // namespace detail

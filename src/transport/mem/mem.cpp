@@ -27,6 +27,11 @@ namespace {
 // worth). A frame always fits an empty inbox.
 constexpr std::size_t kInboxBytes = 4u * 1024 * 1024;
 
+// Whether an end's close is due: `after_frames` once the frames its peer sent before closing
+// are delivered (as a socket's data comes before its FIN), `now` when the end closed itself and
+// what was sent to it is dropped.
+enum class Closing { no, after_frames, now };
+
 struct Inbox {
   std::mutex mu;
   std::condition_variable room;  // senders waiting for room
@@ -35,8 +40,8 @@ struct Inbox {
   bool draining = false;  // a thread delivers this inbox's frames now
   std::thread::id drainer;
   bool paused = false;
-  bool started = false;        // the end has a sink
-  bool close_pending = false;  // on_close is due once the drainer is done
+  bool started = false;  // the end has a sink
+  Closing closing = Closing::no;
   bool close_delivered = false;
   Clock::time_point last_progress{};
   std::shared_ptr<ChannelSink> sink;
@@ -60,7 +65,8 @@ class Link {
   Inbox inbox[2];
 
  private:
-  // With `in.mu` held by `lk` and the inbox owned (draining set): delivers until it is empty.
+  // With `in.mu` held by `lk`, the inbox started and not owned: delivers until it is empty or
+  // paused, then the close if one is due.
   void drain(int side, std::unique_lock<std::mutex>& lk);
   void deliver(Inbox& in, const Buffer& frame);
   // With the inbox owned: on_close to its sink, once.
@@ -89,11 +95,16 @@ SendStatus Link::send(int to, Buffer&& frame, Deadline deadline, WhenFull when_f
   return SendStatus::sent;
 }
 
+bool close_due(const Inbox& in) {
+  return in.closing == Closing::now || (in.closing == Closing::after_frames && in.frames.empty());
+}
+
 void Link::drain(int side, std::unique_lock<std::mutex>& lk) {
   Inbox& in = inbox[side];
   in.draining = true;
   in.drainer = std::this_thread::get_id();
-  while (!in.frames.empty() && !in.paused && !in.close_pending && !closed()) {
+  bool delivered = false;
+  while (!in.frames.empty() && !in.paused && in.closing != Closing::now) {
     Buffer frame = std::move(in.frames.front());
     in.frames.pop_front();
     in.bytes -= frame.size();
@@ -101,13 +112,15 @@ void Link::drain(int side, std::unique_lock<std::mutex>& lk) {
     in.room.notify_all();
     lk.unlock();
     deliver(in, frame);
+    delivered = true;
     lk.lock();
   }
-  if (in.close_pending || closed()) {
+  if (close_due(in)) {
     deliver_close(side, lk);
     return;
   }
   in.draining = false;
+  if (!delivered) return;
   const std::size_t left = in.bytes;
   Inbox& from = inbox[1 - side];
   lk.unlock();
@@ -132,7 +145,6 @@ void Link::deliver(Inbox& in, const Buffer& frame) {
 
 void Link::deliver_close(int side, std::unique_lock<std::mutex>& lk) {
   Inbox& in = inbox[side];
-  in.close_pending = false;
   in.frames.clear();
   in.bytes = 0;
   in.room.notify_all();
@@ -153,25 +165,30 @@ void Link::deliver_close(int side, std::unique_lock<std::mutex>& lk) {
 }
 
 void Link::close(int closer, const Status& why) {
+  bool first = false;
   {
     std::lock_guard lk(state_mu_);
-    if (closed_) return;
-    closed_ = true;
-    why_[closer] = why;
-    why_[1 - closer] = {StatusCode::unavailable, "connection closed by the peer"};
+    if (!closed_) {
+      closed_ = true;
+      first = true;
+      why_[closer] = why;
+      why_[1 - closer] = {StatusCode::unavailable, "connection closed by the peer"};
+    }
   }
-  for (int side = 0; side < 2; ++side) {
+  // The closer's end drops what was sent to it; the peer's end gets what the closer sent first.
+  // A second close, by an end whose close still waits for frames (it had paused reading), makes
+  // that end's close immediate.
+  for (const int side : {closer, 1 - closer}) {
+    if (side != closer && !first) continue;
     Inbox& in = inbox[side];
     std::unique_lock lk(in.mu);
     in.room.notify_all();
-    if (in.draining) {
-      // A delivery is under way (perhaps on this very thread, inside a sink's callback): its
-      // drainer delivers the close when it is done.
-      in.close_pending = true;
-      continue;
+    if (in.closing != Closing::now) {
+      in.closing = side == closer ? Closing::now : Closing::after_frames;
     }
-    in.draining = true;
-    deliver_close(side, lk);
+    // A delivery under way (perhaps on this very thread, inside a sink's callback) delivers the
+    // close when it is done.
+    if (!in.draining && in.started) drain(side, lk);
   }
 }
 
@@ -180,20 +197,14 @@ void Link::start(int side, std::shared_ptr<ChannelSink> sink) {
   std::unique_lock lk(in.mu);
   in.sink = std::move(sink);
   in.started = true;
-  if (in.draining) return;
-  if (closed()) {
-    in.draining = true;
-    deliver_close(side, lk);
-    return;
-  }
-  if (!in.frames.empty() && !in.paused) drain(side, lk);
+  if (!in.draining) drain(side, lk);
 }
 
 void Link::pause(int side, bool paused) {
   Inbox& in = inbox[side];
   std::unique_lock lk(in.mu);
   in.paused = paused;
-  if (!paused && !in.draining && in.started && !in.frames.empty()) drain(side, lk);
+  if (!paused && !in.draining && in.started) drain(side, lk);
 }
 
 std::size_t Link::queued_for(int side) {
@@ -216,7 +227,8 @@ class MemChannel final : public Channel {
   SendStatus send(Buffer&& frame, Deadline deadline, WhenFull when_full) override {
     return link_->send(1 - side_, std::move(frame), deadline, when_full);
   }
-  // What was sent has already been delivered, or is dropped with the connection.
+  // What this end sent is delivered before the peer learns of the close; what was sent to this
+  // end and not yet delivered is dropped.
   void close(const Status& why, Deadline) override { link_->close(side_, why); }
   void pause_reading(bool paused) override { link_->pause(side_, paused); }
   std::size_t queued_bytes() const override { return link_->queued_for(1 - side_); }
