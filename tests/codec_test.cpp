@@ -627,6 +627,27 @@ TEST(JsonCodec, NulInStringsIsRefusedNotCutShort) {
             std::string("a\0b", 3));
 }
 
+TEST(JsonCodec, AMemberNamedTwiceIsRefusedInBothFamilies) {
+  using brine::StatusCode;
+  for (const char* t : {R"({"name":"a","values":[],"name":"b"})",
+                        R"({"name":"a","values":[],"x":{"k":1,"k":1}})"}) {
+    EXPECT_EQ(decode_status<Inner>(CodecId::json, bytes(t)), StatusCode::invalid_argument) << t;
+  }
+  EXPECT_EQ(decode_status<brine_test::Everything>(CodecId::json,
+                                                  bytes(R"({"text":"a","text":"b"})")),
+            StatusCode::invalid_argument);
+  EXPECT_EQ(decode_status<brine_test::Everything>(
+                CodecId::json, bytes(R"({"inners":[{"name":"x"},{"name":"y","name":"z"}]})")),
+            StatusCode::invalid_argument);
+  // The same name in sibling or nested objects is not a repeat.
+  EXPECT_EQ(decode_status<brine_test::Everything>(
+                CodecId::json, bytes(R"({"inners":[{"name":"x"},{"name":"y"}],"text":"t"})")),
+            StatusCode::ok);
+  EXPECT_EQ(decode_status<Inner>(CodecId::json,
+                                 bytes(R"({"name":"a","values":[1],"o":{"name":{"name":1}}})")),
+            StatusCode::ok);
+}
+
 TEST(JsonCodec, StringsThatAreNotUtf8DoNotEncode) {
   try {
     (void)encode(CodecId::json, std::string("\xC3"));

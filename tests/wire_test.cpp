@@ -608,6 +608,74 @@ TEST_F(WireObjects, JsonArgumentListsAndReferences) {
   EXPECT_EQ(payload_text(*r), "42");
 }
 
+// "JSON": the answers a stdlib client needs, each refused as INVALID_ARGUMENT with a message that
+// says what and where.
+TEST_F(Wire, JsonNumbersDuplicatesAndTypesAsThePageSays) {
+  RawConn c(uri);
+  auto refused = [&](std::uint64_t id, const std::string& json, const std::string& says) {
+    c.send(frame(1, 3, id, "add", text(json)));
+    const auto e = parse_error(*c.read_frame());
+    EXPECT_EQ(e.code, 3u) << json;
+    EXPECT_NE(e.message.find(says), std::string::npos) << json << ": " << e.message;
+  };
+  auto answered = [&](std::uint64_t id, const std::string& json, const std::string& reply) {
+    c.send(frame(1, 3, id, "add", text(json)));
+    const auto r = c.read_frame();
+    ASSERT_TRUE(r);
+    EXPECT_EQ((*r)[7], 2) << json << ": " << payload_text(*r);
+    EXPECT_EQ(payload_text(*r), reply) << json;
+  };
+  // Below the smallest double but above 10^-360: zero. Its last digit below 10^-360: refused.
+  answered(1, R"({"a":1e-330,"b":1})", R"({"value":1.0})");
+  refused(2, R"({"a":1e-400,"b":1})", "outside what a double holds");
+  refused(3, R"({"a":1e310,"b":1})", "outside what a double holds");
+  // A member named twice, at any depth, whatever the values.
+  refused(4, R"({"a":2,"b":3,"a":2})", "member 'a' appears twice");
+  // A wrong type names the member and the type it must be.
+  refused(5, R"({"a":"2","b":3})", "member 'a' is not a number");
+  // NaN and Infinity are read as numbers (and written so: see the page).
+  c.send(frame(1, 3, 6, "add", text(R"({"a":Infinity,"b":1})")));
+  const auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(payload_text(*r), R"({"value":Infinity})");
+}
+
+TEST_F(WireObjects, JsonIntegersOutOfRangeNameTheirType) {
+  RawConn c(uri);
+  for (const char* args : {"[2,3000000000]", "[2,-2147483649]", "[2,2.5]", "[2,true]"}) {
+    c.send(frame(1, 3, 1, "counter.add", text(args)));
+    const auto e = parse_error(*c.read_frame());
+    EXPECT_EQ(e.code, 3u) << args;
+    EXPECT_NE(e.message.find("is not an int32 (a whole number from -2147483648 to 2147483647)"),
+              std::string::npos)
+        << args << ": " << e.message;
+    EXPECT_EQ(e.message.find("rapidjson"), std::string::npos) << e.message;
+  }
+  c.send(frame(1, 3, 2, "counter.add", text("[2147483647,0]")));
+  const auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(payload_text(*r), "2147483647");
+}
+
+// "JSON": the outermost array or object is level 1 of max_depth; a bare number is level 0.
+TEST(WireJsonDepth, TheOuterValueCountsAsLevelOne) {
+  brine::ServerOptions options;
+  options.decode_limits.max_depth = 1;
+  brine::Server server(options);
+  server.expose<wire_objects::Counter>("counter", std::make_shared<wire_objects::CounterImpl>());
+  const std::string uri = server.listen("tcp://127.0.0.1:0");
+  server.start();
+  RawConn c(uri);
+  c.send(frame(1, 3, 1, "counter.add", text("[2,3]")));
+  const auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(payload_text(*r), "5");
+  c.send(frame(1, 3, 2, "counter.add", text("[[2],3]")));
+  const auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.code, 3u);
+  EXPECT_NE(e.message.find("nesting deeper than 1"), std::string::npos) << e.message;
+}
+
 TEST_F(WireObjects, MissingObjectAndMethodMessages) {
   RawConn c(uri);
   c.send(frame(1, 3, 1, "nobody.add", text("[1,2]")));

@@ -160,12 +160,33 @@ class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthG
     return !bad_number_ && value(0);
   }
   bool bad_number() const { return bad_number_; }
-  bool Key(const char* s, rapidjson::SizeType n, bool) { return value(n) && text(s, n); }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    if (!value(n) || !text(s, n)) return false;
+    keys_[objects_ - 1].emplace_back(s, n);
+    return true;
+  }
   bool nul() const { return nul_; }
-  bool StartObject() { return value(0) && enter(); }
+  bool StartObject() {
+    if (!value(0) || !enter()) return false;
+    if (objects_ == keys_.size()) keys_.emplace_back();
+    keys_[objects_++].clear();
+    return true;
+  }
   bool StartArray() { return value(0) && enter(); }
   bool too_big() const { return too_big_; }
-  bool EndObject(rapidjson::SizeType) { return leave(); }
+  // A member named twice: RFC 8259 leaves its meaning open (parsers keep the first, the last or
+  // both), so a reader and a proxy in front of it could see different values. Refused.
+  bool EndObject(rapidjson::SizeType) {
+    std::vector<std::string>& keys = keys_[--objects_];
+    std::sort(keys.begin(), keys.end());
+    const auto twice = std::adjacent_find(keys.begin(), keys.end());
+    if (twice != keys.end()) {
+      duplicate_ = std::move(*twice);
+      return false;
+    }
+    return leave();
+  }
+  const std::optional<std::string>& duplicate() const { return duplicate_; }
   bool EndArray(rapidjson::SizeType) { return leave(); }
   bool too_deep() const { return too_deep_; }
 
@@ -200,7 +221,20 @@ class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthG
   bool too_deep_ = false;
   bool nul_ = false;
   bool bad_number_ = false;
+  // The member names of each open object, innermost last (levels are reused, not freed); their
+  // bytes are already counted by value().
+  std::vector<std::vector<std::string>> keys_;
+  std::size_t objects_ = 0;
+  std::optional<std::string> duplicate_;
 };
+
+// At most `max` bytes of `s`, cut at a UTF-8 character boundary.
+std::string_view clipped(std::string_view s, std::size_t max) {
+  if (s.size() <= max) return s;
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
 
 // Forwards a document to a writer, refusing strings that hold a NUL character.
 template <class Writer>
@@ -249,14 +283,50 @@ void check(std::span<const std::byte> in, const DecodeLimits& limits, bool allow
     fail("decoding would take more than max_decoded_bytes (" +
          std::to_string(limits.max_decoded_bytes) + " bytes)");
   }
-  if (guard.bad_number()) {
+  if (guard.bad_number() || r.Code() == rapidjson::kParseErrorNumberTooBig) {
     fail("a number outside what a double holds (over 100 digits, beyond 1e310 or 1e-360)");
   }
   if (guard.nul()) fail("a string holds a NUL character (\\u0000), which this type cannot carry");
+  if (guard.duplicate()) {
+    fail("member '" + std::string(clipped(*guard.duplicate(), 64)) +
+         "' appears twice in one object (a name may appear once)");
+  }
   if (r.IsError()) {
     fail(std::string(rapidjson::GetParseError_En(r.Code())) + " at offset " +
          std::to_string(r.Offset()));
   }
+}
+
+void fail_mismatch(std::string_view assertion, const char* member) {
+  struct Expected {
+    std::string_view needle;
+    std::string_view text;
+  };
+  // The assertions rapidjson 1.1's getters make, as cereal's JSON archive reaches them.
+  static constexpr Expected kExpected[] = {
+      {"kInt64Flag", "an int64 (a whole number from -2^63 to 2^63-1)"},
+      {"kUint64Flag", "a uint64 (a whole number from 0 to 2^64-1)"},
+      {"kIntFlag", "an int32 (a whole number from -2147483648 to 2147483647)"},
+      {"kUintFlag", "a uint32 (a whole number from 0 to 4294967295)"},
+      {"IsNumber", "a number"},
+      {"IsBool", "true or false"},
+      {"IsString", "a string"},
+      {"IsObject", "an object"},
+      {"IsArray", "an array"},
+      {"IsNull", "null"},
+  };
+  std::string_view expected = "a value of another type";
+  for (const Expected& e : kExpected) {
+    if (assertion.find(e.needle) != std::string_view::npos) {
+      expected = e.text;
+      break;
+    }
+  }
+  // "value0" is the wrapper wrap() puts around a bare value.
+  const std::string where = member == nullptr || std::string_view(member) == "value0"
+                                ? std::string("a value")
+                                : "member '" + std::string(clipped(member, 64)) + "'";
+  fail(where + " is not " + std::string(expected));
 }
 
 std::vector<std::string> split_array(std::span<const std::byte> in, const DecodeLimits& limits) {

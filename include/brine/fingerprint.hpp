@@ -178,9 +178,26 @@ concept Versioned = requires {
 
 // --- the shape text -----------------------------------------------------------------------------
 
+// Where the shape text goes: counted only (out == nullptr), or written to out. Not a constexpr
+// std::string: clang (14) cannot evaluate libstdc++ 12's short-string constructor at compile
+// time, so the text is built twice, once to measure it and once into an array of that size.
+struct TextSink {
+  char* out = nullptr;
+  std::size_t size = 0;
+  constexpr TextSink& operator+=(char c) noexcept {
+    if (out != nullptr) out[size] = c;
+    ++size;
+    return *this;
+  }
+  constexpr TextSink& operator+=(std::string_view text) noexcept {
+    for (char c : text) *this += c;
+    return *this;
+  }
+};
+
 // Appends `name` between quotes (a quote inside it, which no C++ type name has outside a
 // character literal, becomes '?', so that the text always parses).
-constexpr void put_name(std::string& s, std::string_view name, bool dots) {
+constexpr void put_name(TextSink& s, std::string_view name, bool dots) {
   s += '\'';
   for (std::size_t i = 0; i < name.size(); ++i) {
     if (dots && name[i] == ':' && i + 1 < name.size() && name[i + 1] == ':') {
@@ -193,7 +210,7 @@ constexpr void put_name(std::string& s, std::string_view name, bool dots) {
   s += '\'';
 }
 
-constexpr void put_number(std::string& s, std::size_t n) {
+constexpr void put_number(TextSink& s, std::size_t n) {
   char digits[20] = {};
   std::size_t k = 0;
   do {
@@ -204,10 +221,10 @@ constexpr void put_number(std::string& s, std::size_t n) {
 }
 
 template <class T>
-constexpr void put_shape(std::string& s, bool names);
+constexpr void put_shape(TextSink& s, bool names);
 
 template <class... T>
-constexpr void put_list(std::string& s, [[maybe_unused]] bool names) {
+constexpr void put_list(TextSink& s, [[maybe_unused]] bool names) {
   bool first = true;
   ((s += first ? "" : ",", first = false, put_shape<T>(s, names)), ...);
 }
@@ -216,11 +233,11 @@ template <class List>
 struct list_of;
 template <template <class...> class L, class... T>
 struct list_of<L<T...>> {
-  static constexpr void put(std::string& s, bool names) { put_list<T...>(s, names); }
+  static constexpr void put(TextSink& s, bool names) { put_list<T...>(s, names); }
 };
 
 template <class T>
-constexpr void put_shape(std::string& s, bool names) {
+constexpr void put_shape(TextSink& s, bool names) {
   using U = std::remove_cvref_t<T>;
   if constexpr (requires { ShapeTraits<U>::tag; }) {
     s += ShapeTraits<U>::tag;
@@ -306,28 +323,30 @@ constexpr void put_shape(std::string& s, bool names) {
   }
 }
 
-// What a method's reply stands for: the result type itself, Ref<U>, or void.
+// The contract text "(A,B)->R" of a method, into `s`.
 template <class Result, class... Args>
-constexpr std::string contract_string(bool names) {
-  std::string s = "(";
+constexpr void put_contract(TextSink& s, bool names) {
+  s += '(';
   put_list<Args...>(s, names);
   s += ")->";
   put_shape<Result>(s, names);
-  return s;
 }
 
-// A contract's text in static storage: the characters of contract_string() (a constexpr
-// std::string, which cannot itself outlive constant evaluation) copied into an array. Keyed on
-// types only (no lambdas): g++ 12 numbers closures in a class template's member initialisers
-// differently in different translation units, and the linker then discards the array that a
-// reference elsewhere still names.
+// A contract's text in static storage. Keyed on types only (no lambdas): g++ 12 numbers closures
+// in a class template's member initialisers differently in different translation units, and the
+// linker then discards the array that a reference elsewhere still names.
 template <bool Names, class Result, class... Args>
 struct ContractText {
-  static constexpr std::size_t size = contract_string<Result, Args...>(Names).size();
+  static constexpr std::size_t measure() {
+    TextSink counter;
+    put_contract<Result, Args...>(counter, Names);
+    return counter.size;
+  }
+  static constexpr std::size_t size = measure();
   static constexpr std::array<char, size + 1> fill() {
     std::array<char, size + 1> a{};
-    const std::string s = contract_string<Result, Args...>(Names);
-    for (std::size_t i = 0; i < size; ++i) a[i] = s[i];
+    TextSink writer{a.data()};
+    put_contract<Result, Args...>(writer, Names);
     return a;
   }
   static constexpr std::array<char, size + 1> chars = fill();

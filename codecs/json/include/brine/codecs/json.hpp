@@ -25,6 +25,7 @@
 #include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -39,6 +40,10 @@ namespace brine::json_codec {
 // Throws RpcError(INVALID_ARGUMENT) unless `in` is exactly one JSON value nested at most
 // limits.max_depth deep (and, unless allow_nul, without NUL characters in its strings).
 void check(std::span<const std::byte> in, const DecodeLimits& limits, bool allow_nul);
+// Throws RpcError(INVALID_ARGUMENT) for a value of the wrong JSON type or out of its C++ type's
+// range, from the assertion text cereal's archive threw and the member it was reading (nullptr:
+// an array element): "member 'a' is not an int32 (a whole number from ...)".
+[[noreturn]] void fail_mismatch(std::string_view assertion, const char* member);
 // Checks `in` and returns the text of each element of the array it must be.
 std::vector<std::string> split_array(std::span<const std::byte> in, const DecodeLimits& limits);
 // Appends X for cereal's output {"value0": X}, compact; throws RpcError(INTERNAL) for strings
@@ -72,7 +77,12 @@ T decode_value(std::span<const std::byte> in, const DecodeLimits& limits) {
   T value{};
   try {
     ::cereal::JSONInputArchive ar(is);
-    ar(value);
+    try {
+      ar(value);
+    } catch (const ::cereal::RapidJSONException& e) {
+      // A getter's assertion: the archive stands at the member it was reading.
+      fail_mismatch(e.what(), ar.getNodeName());
+    }
   } catch (const ::cereal::Exception& e) {
     throw RpcError(StatusCode::invalid_argument, std::string("json payload: ") + e.what());
   }
