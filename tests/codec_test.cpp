@@ -633,9 +633,9 @@ TEST(JsonCodec, AMemberNamedTwiceIsRefusedInBothFamilies) {
                         R"({"name":"a","values":[],"x":{"k":1,"k":1}})"}) {
     EXPECT_EQ(decode_status<Inner>(CodecId::json, bytes(t)), StatusCode::invalid_argument) << t;
   }
-  EXPECT_EQ(decode_status<brine_test::Everything>(CodecId::json,
-                                                  bytes(R"({"text":"a","text":"b"})")),
-            StatusCode::invalid_argument);
+  EXPECT_EQ(
+      decode_status<brine_test::Everything>(CodecId::json, bytes(R"({"text":"a","text":"b"})")),
+      StatusCode::invalid_argument);
   EXPECT_EQ(decode_status<brine_test::Everything>(
                 CodecId::json, bytes(R"({"inners":[{"name":"x"},{"name":"y","name":"z"}]})")),
             StatusCode::invalid_argument);
