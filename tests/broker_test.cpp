@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "families.hpp"
+#include "memory.hpp"
 #include "process.hpp"
 
 namespace broker_objects {
@@ -42,20 +43,7 @@ using brine::StatusCode;
 using namespace brine_test;
 using namespace std::chrono_literals;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
-long rss_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
-}
+using brine_test::kSanitized;
 
 class Broker : public testing::Test {
  protected:
@@ -131,11 +119,11 @@ TEST_F(Broker, SpreadsCallsOverWorkersEachAnsweredOnce) {
     ASSERT_EQ(by_pid.size(), 3u) << "every worker serves a share";
     for (const auto& [pid, n] : by_pid) EXPECT_GT(n, 150) << "worker " << pid;
     if (round == 0) {
-      rss_after_first_ = rss_kib(broker_->pid());
+      rss_after_first_ = long(brine_test::rss_kib(broker_->pid()));
     } else if (!kSanitized) {
       // The broker keeps no per-call state: another 3000 calls do not grow it. (Under a
       // sanitizer, freed memory sits in quarantine and resident memory grows regardless.)
-      EXPECT_LT(rss_kib(broker_->pid()) - rss_after_first_, 2048) << "KiB";
+      EXPECT_LT(long(brine_test::rss_kib(broker_->pid())) - rss_after_first_, 2048) << "KiB";
     }
   }
 }

@@ -2,6 +2,8 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include <malloc.h>
+
 #include <atomic>
 #include <brine/codecs/cereal.hpp>
 #include <brine/codecs/json.hpp>
@@ -11,10 +13,13 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <deque>
+#include <list>
 #include <new>
 #include <random>
 #include <sstream>
 
+#include "memory.hpp"
 #include "test_messages.pb.h"
 
 // --- allocation watch: the largest single allocation while armed ---------------------------------
@@ -752,4 +757,91 @@ TEST(DecodedSize, JsonValuesAreCountedBeforeParsing) {
   EXPECT_EQ(refused.code, StatusCode::invalid_argument);
   EXPECT_NE(refused.message.find("max_decoded_bytes"), std::string::npos) << refused.message;
   EXPECT_TRUE((decode_with_limit<Nested>(CodecId::json, b, 64 << 20)).ok());
+}
+
+// The bound holds for JSON: what decoding really takes, measured as the peak resident size, is
+// never more than the estimate that check() compares with max_decoded_bytes. A limit just below
+// the measured peak refuses the payload; five times the peak lets it through (the estimate is
+// not so cautious that ordinary payloads are refused).
+namespace {
+
+template <class T>
+void expect_json_bound_holds(const std::string& shape, const std::string& text) {
+  Buffer b;
+  b.append(text.data(), text.size());
+  malloc_trim(0);
+  brine_test::reset_peak_rss();
+  const std::size_t before = brine_test::rss_kib();
+  EXPECT_TRUE((decode_with_limit<T>(CodecId::json, b, std::uint64_t(1) << 40)).ok()) << shape;
+  const std::uint64_t peak = std::uint64_t(brine_test::peak_rss_kib() - before) * 1024;
+  std::printf("  %-24s %5.1f MiB of JSON took %6.1f MiB\n", shape.c_str(), text.size() / 1048576.0,
+              double(peak) / 1048576.0);
+  const auto refused = decode_with_limit<T>(CodecId::json, b, peak - 1);
+  EXPECT_EQ(refused.code, StatusCode::invalid_argument) << shape << ": took " << peak;
+  EXPECT_NE(refused.message.find("max_decoded_bytes"), std::string::npos) << refused.message;
+  EXPECT_TRUE((decode_with_limit<T>(CodecId::json, b, 5 * peak)).ok()) << shape;
+}
+
+// A JSON array of about `bytes` bytes whose i-th element is element(i).
+template <class F>
+std::string json_array(std::size_t bytes, F element) {
+  std::string t = "[";
+  for (std::size_t i = 0;; ++i) {
+    const std::string e = element(i);
+    if (t.size() + e.size() + 2 > bytes) break;
+    if (i != 0) t += ',';
+    t += e;
+  }
+  return t + "]";
+}
+
+}  // namespace
+
+TEST(DecodedSize, JsonDecodingTakesNoMoreThanItsEstimate) {
+  if (!brine_test::kMeasuresMemory) GTEST_SKIP() << "resident sizes mean nothing under sanitizers";
+  constexpr std::size_t kBytes = 2 << 20;
+  const auto same = [](std::string e) { return [e](std::size_t) { return e; }; };
+  const auto number = [](std::size_t i) { return std::to_string(i); };
+  const auto text = [](std::size_t i) { return '"' + std::to_string(i) + '"'; };
+  expect_json_bound_holds<std::vector<int>>("vector<int>", json_array(kBytes, same("1")));
+  expect_json_bound_holds<std::vector<double>>("vector<double>", json_array(kBytes, same("1.5")));
+  expect_json_bound_holds<std::vector<std::string>>("vector<string> empty",
+                                                    json_array(kBytes, same(R"("")")));
+  expect_json_bound_holds<std::vector<std::string>>(
+      "vector<string> 20 chars", json_array(kBytes, same(R"("abcdefghijabcdefghij")")));
+  expect_json_bound_holds<std::vector<std::vector<int>>>("vector<vector<int>>",
+                                                         json_array(kBytes, same("[]")));
+  expect_json_bound_holds<std::vector<Inner>>(
+      "vector<struct>", json_array(kBytes, same(R"({"name":"","values":[]})")));
+  expect_json_bound_holds<std::string>("one string", '"' + std::string(kBytes, 's') + '"');
+  expect_json_bound_holds<std::set<int>>("set<int>", json_array(kBytes, number));
+  expect_json_bound_holds<std::set<std::string>>("set<string>", json_array(kBytes, text));
+  expect_json_bound_holds<std::list<int>>("list<int>", json_array(kBytes, same("1")));
+  expect_json_bound_holds<std::deque<int>>("deque<int>", json_array(kBytes, same("1")));
+  expect_json_bound_holds<std::map<int, int>>("map<int,int>", json_array(kBytes, [](std::size_t i) {
+                                                return R"({"key":)" + std::to_string(i) +
+                                                       R"(,"value":1})";
+                                              }));
+  expect_json_bound_holds<brine_test::Inner>(
+      "pb repeated int64", R"({"name":"x","values":)" + json_array(kBytes, same("1")) + "}");
+  expect_json_bound_holds<brine_test::Tree>(
+      "pb empty children", R"({"children":)" + json_array(kBytes, same("{}")) + "}");
+}
+
+// The issue's case: one 16 MiB payload of small numbers took +311 MB although max_decoded_bytes
+// was 256 MiB. With the default limits it is refused before decoding, taking next to nothing.
+TEST(DecodedSize, ASixteenMebibyteJsonArrayIsRefusedUnderTheDefaultLimit) {
+  const std::string text = json_array(16 << 20, [](std::size_t) { return std::string("1"); });
+  Buffer b;
+  b.append(text.data(), text.size());
+  malloc_trim(0);
+  brine_test::reset_peak_rss();
+  const std::size_t before = brine_test::rss_kib();
+  const auto refused =
+      decode_with_limit<std::vector<int>>(CodecId::json, b, DecodeLimits{}.max_decoded_bytes);
+  EXPECT_EQ(refused.code, StatusCode::invalid_argument);
+  EXPECT_NE(refused.message.find("max_decoded_bytes"), std::string::npos) << refused.message;
+  if (brine_test::kMeasuresMemory) {
+    EXPECT_LT(brine_test::peak_rss_kib() - before, 16u * 1024) << "KiB taken to refuse it";
+  }
 }

@@ -17,6 +17,7 @@
 #include "client/backoff.hpp"
 #include "eventually.hpp"
 #include "families.hpp"
+#include "memory.hpp"
 #include "raw_peer.hpp"
 #include "test_server.hpp"
 
@@ -215,27 +216,6 @@ TEST(ServerLimits, ClosingAConnectionCancelsItsCalls) {
 
 // --- connection-policy defects an outside attack suite found (issue 12), each reproduced ------
 
-// Sanitizers keep freed memory in quarantine: RSS says nothing under them.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kMeasuresMemory = false;
-#else
-constexpr bool kMeasuresMemory = true;
-#endif
-
-std::size_t own_rss_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      std::size_t kib = 0;
-      in >> kib;
-      return kib;
-    }
-    in.ignore(1 << 16, '\n');
-  }
-  return 0;
-}
-
 // Over ZeroMQ, one peer that never reads its replies used to stall every other ZeroMQ client of
 // the server (one queue for all peers, flushed until the first that could not be sent), and its
 // backlog had no bound (+258 MB). Now each peer has its own queue, bounded by
@@ -245,7 +225,7 @@ TEST(ZmqPeers, OneThatNeverReadsStallsNoOtherAndItsBacklogIsBounded) {
   TestServer s({.frame_timeout = 1000ms, .max_outbound_bytes = 256 * 1024});
   const std::string uri = s.listen("zmq_tcp");
   s.server.start();
-  const std::size_t rss0 = own_rss_kib();
+  const std::size_t rss0 = brine_test::rss_kib();
   zmq::context_t ctx(1);
   zmq::socket_t greedy(ctx, zmq::socket_type::dealer);
   greedy.set(zmq::sockopt::rcvhwm, 1);
@@ -264,7 +244,7 @@ TEST(ZmqPeers, OneThatNeverReadsStallsNoOtherAndItsBacklogIsBounded) {
     ASSERT_EQ(add(c, i, 1).value, i + 1);
     EXPECT_LT(Clock::now() - t0, 500ms) << "call " << i;
   }
-  const std::size_t rss1 = own_rss_kib();
+  const std::size_t rss1 = brine_test::rss_kib();
   std::printf("  rss growth with a peer that does not read: %zu KiB\n", rss1 - rss0);
   if (kMeasuresMemory) {
     // libzmq's own pipe (1,000 messages), the bound, the socket buffers; not 120 MB.

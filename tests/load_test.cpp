@@ -16,6 +16,7 @@
 
 #include "eventually.hpp"
 #include "families.hpp"
+#include "memory.hpp"
 #include "process.hpp"
 #include "raw_peer.hpp"
 #include "test_server.hpp"
@@ -26,16 +27,9 @@ using namespace brine_test;
 using namespace std::chrono_literals;
 using brine::detail::FrameKind;
 
-// Sanitizers keep freed memory in quarantine and shadow it: RSS says nothing under them, so the
-// memory bounds are checked (and reported as measured) in plain builds only. Their runtimes also
-// need descriptors of their own (UBSan's type checks read /proc/self/maps), so a server out of
+// Memory bounds are checked in plain builds only (memory.hpp). The sanitizers' runtimes also need
+// descriptors of their own (UBSan's type checks read /proc/self/maps), so a server out of
 // descriptors is tested in plain builds only.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-constexpr bool kMeasuresMemory = !kSanitized;
 
 std::size_t open_fds(pid_t pid) {
   std::size_t n = 0;
@@ -46,21 +40,6 @@ std::size_t open_fds(pid_t pid) {
     ::closedir(d);
   }
   return n;
-}
-
-// Resident set size in KiB.
-std::size_t rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      std::size_t kib = 0;
-      in >> kib;
-      return kib;
-    }
-    in.ignore(1 << 16, '\n');
-  }
-  return 0;
 }
 
 // Sets this process's soft descriptor limit (children inherit it); returns the old one.

@@ -151,8 +151,14 @@ std::optional<std::string> respelled(std::string_view text) {
 // reads strings as C strings) strings holding a NUL character.
 class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthGuard> {
  public:
-  DepthGuard(std::uint32_t max_depth, bool allow_nul, std::uint64_t max_bytes)
-      : max_depth_(max_depth), allow_nul_(allow_nul), max_bytes_(max_bytes) {}
+  // `fixed`: what decoding allocates whatever the values (copies of the text).
+  DepthGuard(std::uint32_t max_depth, bool allow_nul, std::uint64_t max_bytes,
+             std::uint64_t value_bytes, std::uint64_t fixed)
+      : max_depth_(max_depth),
+        allow_nul_(allow_nul),
+        max_bytes_(max_bytes),
+        value_bytes_(value_bytes),
+        estimate_(fixed) {}
   bool Default() { return value(0); }
   bool String(const char* s, rapidjson::SizeType n, bool) { return value(n) && text(s, n); }
   bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
@@ -199,12 +205,10 @@ class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthG
     if (++depth_ > max_depth_) too_deep_ = true;
     return !too_deep_;
   }
-  // What decoding will allocate, at least: a DOM node per value (the readers behind this check
-  // build one) and the text of strings. kValueEstimate is rapidjson's 16-byte value plus the
-  // slot of the container holding it.
+  // What decoding will allocate at its peak (json.hpp, check()): each value's DOM and C++
+  // element, and a string's text three times (the parser's stack, the document, the C++ string).
   bool value(std::size_t text_bytes) {
-    constexpr std::uint64_t kValueEstimate = 32;
-    estimate_ += kValueEstimate + text_bytes;
+    estimate_ += value_bytes_ + 3 * std::uint64_t(text_bytes);
     if (estimate_ > max_bytes_) too_big_ = true;
     return !too_big_;
   }
@@ -216,7 +220,8 @@ class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthG
   std::uint32_t max_depth_;
   bool allow_nul_;
   std::uint64_t max_bytes_;
-  std::uint64_t estimate_ = 0;
+  std::uint64_t value_bytes_;
+  std::uint64_t estimate_;
   bool too_big_ = false;
   bool too_deep_ = false;
   bool nul_ = false;
@@ -268,14 +273,18 @@ class NoNul : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, NoNul<Write
 
 }  // namespace
 
-void check(std::span<const std::byte> in, const DecodeLimits& limits, bool allow_nul) {
+void check(std::span<const std::byte> in, const DecodeLimits& limits, bool allow_nul,
+           std::uint64_t value_bytes) {
   const char* text = reinterpret_cast<const char*>(in.data());
   // rapidjson's streams end at a NUL byte; JSON text never holds a raw one.
   if (in.empty()) fail("empty");
   if (std::memchr(text, 0, in.size()) != nullptr) fail("NUL byte in the text");
   rapidjson::MemoryStream ms(text, in.size());
   rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
-  DepthGuard guard(limits.max_depth, allow_nul, limits.max_decoded_bytes);
+  // The text is copied once to be wrapped for cereal's archive, and once more when numbers
+  // need respelling (wrap(), split_array()).
+  DepthGuard guard(limits.max_depth, allow_nul, limits.max_decoded_bytes, value_bytes,
+                   2 * std::uint64_t(in.size()));
   rapidjson::Reader reader;
   const rapidjson::ParseResult r = reader.Parse<kCheckFlags>(is, guard);
   if (guard.too_deep()) fail("nesting deeper than " + std::to_string(limits.max_depth));
@@ -329,8 +338,9 @@ void fail_mismatch(std::string_view assertion, const char* member) {
   fail(where + " is not " + std::string(expected));
 }
 
-std::vector<std::string> split_array(std::span<const std::byte> in, const DecodeLimits& limits) {
-  check(in, limits, true);  // each element is checked again by its own type's decoder
+std::vector<std::string> split_array(std::span<const std::byte> in, const DecodeLimits& limits,
+                                     std::uint64_t value_bytes) {
+  check(in, limits, true, value_bytes);  // each element is checked again by its own type's decoder
   const std::optional<std::string> respelled_text = respelled(text_of(in));
   const std::string_view text = respelled_text ? *respelled_text : text_of(in);
   rapidjson::Document doc;

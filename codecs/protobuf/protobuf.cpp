@@ -4,7 +4,9 @@
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/wire_format_lite.h>
 #include <google/protobuf/wrappers.pb.h>
+#include <algorithm>
 
+#include <algorithm>
 #include <climits>
 #include <string>
 #include <vector>
@@ -30,11 +32,39 @@ using google::protobuf::FieldDescriptor;
 using google::protobuf::internal::WireFormatLite;
 using google::protobuf::io::CodedInputStream;
 
+// What one JSON value of a message costs while protobuf parses it (json_codec::check()).
+constexpr std::uint64_t kJsonValueBytes =
+    json_codec::kDomValueBytes + json_codec::kUnknownValueBytes;
+
 // What one object of `type` costs in memory: the object header and about a word per field, and
 // the pointer a repeated field keeps to it. (Counted from the descriptor: SpaceUsedLong() on
 // default instances crashes for map entries in protobuf 3.21.)
 std::uint64_t object_cost(const Descriptor* type) {
   return 32 + 8 * std::uint64_t(type->field_count()) + 8;
+}
+
+// The most one JSON value can cost while protobuf parses a message of `type` (json_codec::
+// check()): its binary encoding (protobuf's JSON parser converts to it first; no DOM) and the
+// largest element any field reachable from `type` can make: a sub-message (maps' entries too)
+// with its heap block and the slot that points to it, a string, or a scalar.
+std::uint64_t json_value_cost(const Descriptor* type) {
+  constexpr std::uint64_t kBinary = 16;       // tag, length or varint, and parser state
+  constexpr std::uint64_t kHeldMessage = 32;  // heap block header and the pointer to it
+  constexpr std::uint64_t kString = 48;       // std::string, its pointer and its block
+  std::vector<const Descriptor*> seen{type};
+  std::uint64_t largest = 8;  // a scalar
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    for (int f = 0; f < seen[i]->field_count(); ++f) {
+      const FieldDescriptor* field = seen[i]->field(f);
+      if (const Descriptor* sub = field->message_type()) {
+        largest = std::max(largest, object_cost(sub) + kHeldMessage);
+        if (std::find(seen.begin(), seen.end(), sub) == seen.end()) seen.push_back(sub);
+      } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+        largest = std::max(largest, kString);
+      }
+    }
+  }
+  return kBinary + largest;
 }
 
 // Estimates, from the wire alone, the memory that parsing `in` as `type` allocates: each
@@ -170,8 +200,8 @@ void encode_json(const google::protobuf::Message& message, Buffer& out) {
 
 void decode_json(std::span<const std::byte> in, const DecodeLimits& limits,
                  google::protobuf::Message& message) {
-  json_codec::check(in, limits,
-                    true);  // one value, bounded depth: before protobuf's parser sees it
+  // One value, bounded depth and size, before protobuf's parser sees it.
+  json_codec::check(in, limits, true, json_value_cost(message.GetDescriptor()));
   const auto status = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(reinterpret_cast<const char*>(in.data()), in.size()), &message,
       google::protobuf::util::JsonParseOptions{});
