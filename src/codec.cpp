@@ -40,6 +40,16 @@ std::span<const CodecId> known_codecs() noexcept {
   return kKnown;
 }
 
+std::string codec_names(CodecSet set) {
+  std::string out;
+  for (unsigned id = 0; id < 32; ++id) {
+    if ((set & (CodecSet(1) << id)) == 0) continue;
+    if (!out.empty()) out += ", ";
+    out += codec_display(std::uint8_t(id));
+  }
+  return out.empty() ? "none" : out;
+}
+
 std::string type_name(const std::type_info& type) {
   int status = 0;
   std::unique_ptr<char, void (*)(void*)> out(
@@ -48,6 +58,42 @@ std::string type_name(const std::type_info& type) {
 }
 
 namespace detail {
+std::string codecs_refusal(CodecSet served) {
+  std::string out(kCodecsRefusal);
+  bool first = true;
+  for (unsigned id = 0; id < 32; ++id) {
+    if ((served & (CodecSet(1) << id)) == 0) continue;
+    if (!first) out += ',';
+    first = false;
+    out += std::to_string(id);
+  }
+  return out;
+}
+
+std::optional<CodecSet> refused_codecs(const Status& status) {
+  if ((status.code != StatusCode::unimplemented &&
+       status.code != StatusCode::failed_precondition) ||
+      !status.type.starts_with(kCodecsRefusal)) {
+    return std::nullopt;
+  }
+  // Hostile text: ids below 32, separated by single commas; anything else is not a refusal.
+  const std::string_view list = std::string_view(status.type).substr(kCodecsRefusal.size());
+  CodecSet set = 0;
+  std::size_t i = 0;
+  while (i < list.size()) {
+    unsigned id = 0;
+    const std::size_t start = i;
+    while (i < list.size() && list[i] >= '0' && list[i] <= '9' && i - start < 2) {
+      id = id * 10 + unsigned(list[i++] - '0');
+    }
+    if (i == start || id > 31) return std::nullopt;
+    set |= CodecSet(1) << id;
+    if (i < list.size() && list[i++] != ',') return std::nullopt;
+    if (i == list.size() && list.back() == ',') return std::nullopt;
+  }
+  return set;
+}
+
 void throw_unsupported_codec(CodecId id, const std::type_info& type) {
   throw RpcError(StatusCode::unimplemented, "type " + type_name(type) + " cannot use codec '" +
                                                 std::string(codec_name(id)) + "'");

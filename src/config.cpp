@@ -60,6 +60,7 @@ constexpr Key kServer[] = {
 };
 constexpr Key kClient[] = {
     {"connect", Kind::string},
+    {"codecs", Kind::strings},
     {"timeout_ms", Kind::integer, 1, 86400000},
     {"reconnect_backoff_initial_ms", Kind::integer, 1, 3600000},
     {"reconnect_backoff_max_ms", Kind::integer, 1, 3600000},
@@ -248,11 +249,16 @@ class Reader {
     if (auto n = integer("server.busy_poll_us", "busy_poll_us")) {
       o.busy_poll = std::chrono::microseconds(*n);
     }
-    if (auto codecs = strings("server.codecs")) {
-      o.codecs = *codecs;
-    } else if (auto codec = string("server.codec", "codec")) {
-      o.codecs = {*codec};
+    // A preference is a client's: a server serves every codec its types allow, or those of
+    // [server] codecs. (The top-level `codec` is the clients'.)
+    if (const Entry* e = lookup("server.codec")) {
+      throw ConfigError(e->origin +
+                        ": key 'codec' in [server]: a server serves a list of codecs: "
+                        "codecs = [\"" +
+                        (e->value().is_string() ? *e->value().value<std::string>() : "...") +
+                        "\"] (a top-level codec is the clients' preference)");
     }
+    if (auto codecs = strings("server.codecs")) o.codecs = *codecs;
     count("server.workers", o.workers);
     count("server.io_threads", o.io_threads);
     if (auto n = integer("server.unix_mode")) o.unix_socket_mode = unsigned(*n);
@@ -282,6 +288,7 @@ class Reader {
       o.busy_poll = std::chrono::microseconds(*n);
     }
     if (auto codec = string("client.codec", "codec")) o.codec = *codec;
+    if (auto codecs = strings("client.codecs")) o.codecs = *codecs;
     millis("client.reconnect_backoff_initial_ms", o.reconnect_backoff_initial);
     millis("client.reconnect_backoff_max_ms", o.reconnect_backoff_max);
     millis("client.timeout_ms", o.timeout);
@@ -399,13 +406,13 @@ class Reader {
       if (v.is_array()) {
         for (const auto& item : *v.as_array()) names.push_back(item.as_string()->get());
       }
+      std::vector<std::string> known;
+      for (CodecId c : known_codecs()) known.emplace_back(codec_name(c));
       for (const auto& n : names) {
-        if (!codec_from_name(n)) {
-          std::string known;
-          for (CodecId c : known_codecs())
-            known += (known.empty() ? "" : ", ") + std::string(codec_name(c));
-          throw bad("unknown codec '" + n + "' (known: " + known + ")");
-        }
+        if (codec_from_name(n)) continue;
+        const auto best = closest(n, known);
+        throw bad("unknown codec '" + n + "'" + (best ? " (did you mean '" + *best + "'?)" : "") +
+                  "; known: " + codec_names(kAllCodecs));
       }
     }
   }

@@ -140,16 +140,64 @@ TEST_P(Calls, UndecodableReplyIsInvalidArgument) {
   });
 }
 
-TEST_P(Calls, CodecNotServedIsUnimplemented) {
+// The codec of the call to "codec" on `c`, as the server saw it.
+template <class F>
+std::string codec_of_call(Client& c) {
+  const auto r = c.template try_call<typename F::Number>("codec", F::number(0));
+  if (!r.ok()) return r.status().to_string();
+  return brine::codec_display(std::uint8_t(F::value(*r)));
+}
+
+// A server that serves one other codec: the client falls back to it where the types can use it,
+// and otherwise hears which codecs the server serves the method in.
+TEST_P(Calls, ACodecTheServerDoesNotServeFallsBackOrIsNamed) {
   run([&]<class F>() {
-    brine::ServerOptions only_other;
-    only_other.codecs = {GetParam().codec == "cereal" ? "protobuf" : "cereal"};
-    TestServer s(only_other);
+    const std::string other = GetParam().codec == "cereal" ? "protobuf" : "cereal";
+    TestServer s({.codecs = {other}});
     Client c(listen(s), client_options());
-    const auto r = c.template try_call<typename F::Number>("add", F::add(1, 2));
-    EXPECT_EQ(r.code(), StatusCode::unimplemented);
-    EXPECT_NE(r.status().message.find(GetParam().codec), std::string::npos) << r.status().message;
+    const bool usable =
+        brine::Serialization<typename F::Add>::supports(*brine::codec_from_name(other));
+    for (int i = 0; i < 2; ++i) {  // the second time from what the client learnt
+      const auto r = c.template try_call<typename F::Number>("add", F::add(1, 2));
+      if (usable) {
+        ASSERT_TRUE(r.ok()) << r.status().to_string();
+        EXPECT_EQ(F::value(*r), 3);
+        EXPECT_EQ(codec_of_call<F>(c), other);
+      } else {
+        EXPECT_EQ(r.code(), StatusCode::unimplemented);
+        EXPECT_NE(r.status().message.find("the server serves it in " + other), std::string::npos)
+            << r.status().message;
+      }
+    }
+    // Asynchronous calls fall back the same way.
+    auto f = c.template call_async<typename F::Number>("divide", F::divide(1, 4));
+    if (usable) {
+      EXPECT_DOUBLE_EQ(F::value(f.get()), 0.25);
+    } else {
+      EXPECT_THROW(f.get(), RpcError);
+    }
   });
+}
+
+// One client calls methods of both type families, each in the codec its types can use: the
+// preferred one where they can, else the next the server serves them in.
+TEST_P(Calls, OneClientCallsEveryTypeFamily) {
+  TestServer s;
+  Client c(listen(s), client_options());
+  const std::string preferred = GetParam().codec;
+  // The structs use cereal or json; the messages protobuf (this server serves them in nothing
+  // else: a client preferring json is refused once per method and falls back).
+  const std::string structs = preferred == "json" ? "json" : "cereal";
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(CerealFamily::value(c.call<calc::Number>("add", CerealFamily::add(2, 3))), 5);
+    EXPECT_EQ(ProtobufFamily::value(c.call<calc::pb::Number>("add", ProtobufFamily::add(2, 3))), 5);
+    EXPECT_EQ(codec_of_call<CerealFamily>(c), structs);
+    EXPECT_EQ(codec_of_call<ProtobufFamily>(c), "protobuf");
+  }
+  auto a = c.call_async<calc::Number>("divide", CerealFamily::divide(1, 2));
+  auto b = c.call_async<calc::pb::Number>("divide", ProtobufFamily::divide(1, 4));
+  EXPECT_DOUBLE_EQ(a.get().value, 0.5);
+  EXPECT_DOUBLE_EQ(b.get().value(), 0.25);
 }
 
 TEST_P(Calls, TimeoutIsDeadlineExceededAndTheClientCarriesOn) {

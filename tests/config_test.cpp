@@ -8,6 +8,8 @@
 
 #include <brine/config.hpp>
 
+#include "calculator.hpp"
+
 namespace {
 
 using brine::ConfigError;
@@ -49,6 +51,7 @@ busy_poll_us = 40
 [server]
 listen = ["tcp://127.0.0.1:0", "unix://@brine-config-test"]
 broker = "zmq+tcp://127.0.0.1:5556"
+codecs = ["cereal", "protobuf"]
 workers = 0
 io_threads = 2
 unix_mode = 0o660
@@ -65,6 +68,7 @@ tls_private_key = "s.key"
 tls_client_ca = "c-ca.crt"
 [client]
 connect = "unix:///tmp/x.sock"
+codecs = ["cereal", "json"]
 timeout_ms = 1500
 reconnect_backoff_initial_ms = 20
 reconnect_backoff_max_ms = 800
@@ -92,7 +96,7 @@ tls_server_name = "calc.example"
   EXPECT_EQ(c.server.listen,
             (std::vector<std::string>{"tcp://127.0.0.1:0", "unix://@brine-config-test"}));
   EXPECT_EQ(c.server.brokers, (std::vector<std::string>{"zmq+tcp://127.0.0.1:5556"}));
-  EXPECT_EQ(c.server.options.codecs, (std::vector<std::string>{"json"}));
+  EXPECT_EQ(c.server.options.codecs, (std::vector<std::string>{"cereal", "protobuf"}));
   EXPECT_EQ(c.server.options.workers, 0u);
   EXPECT_EQ(c.server.options.io_threads, 2u);
   EXPECT_EQ(c.server.options.unix_socket_mode, 0660u);
@@ -104,6 +108,7 @@ tls_server_name = "calc.example"
   EXPECT_EQ(c.server.options.heartbeat_timeout, 900ms);
   EXPECT_EQ(c.client.connect, "unix:///tmp/x.sock");
   EXPECT_EQ(c.client.options.codec, "json");
+  EXPECT_EQ(c.client.options.codecs, (std::vector<std::string>{"cereal", "json"}));
   EXPECT_EQ(c.client.options.timeout, 1500ms);
   EXPECT_EQ(c.client.options.max_frame_size, 65536u);
   EXPECT_EQ(c.client.options.heartbeat_timeout, 900ms);
@@ -122,6 +127,38 @@ TEST(Config, EmptyFileGivesTheDefaults) {
   EXPECT_EQ(c.client.options.timeout, client_defaults.timeout);
 }
 
+// Issue 13: a top-level codec = "cereal" made a mixed server refuse to start. It is the clients'
+// preference now; what a server serves is [server] codecs, and [server] codec points there.
+TEST(Config, TheClientsPreferenceIsNotTheServersAllowlist) {
+  const auto c = parse_config("codec = \"cereal\"\n");
+  EXPECT_EQ(c.client.options.codec, "cereal");
+  EXPECT_TRUE(c.server.options.codecs.empty());
+  const std::string e = error_of([] { parse_config("[server]\ncodec = \"json\"\n", "s.toml"); });
+  EXPECT_NE(e.find("s.toml:2"), std::string::npos) << e;
+  EXPECT_NE(e.find("codecs = [\"json\"]"), std::string::npos) << e;
+  // A mixed server (protobuf messages and cereal structs) under that file starts and serves both.
+  brine::Server server(c.server.options);
+  server.handle(calc::kAdd, [](const calc::AddRequest& r) { return calc::Number{r.a + r.b}; });
+  server.handle(calc::pb::kAdd,
+                [](const calc::pb::AddRequest& r) {
+                  calc::pb::Number n;
+                  n.set_value(r.a() + r.b());
+                  return n;
+                },
+                {.codecs = {brine::CodecId::protobuf}});  // (the structs serve json)
+  EXPECT_NO_THROW(server.start());
+}
+
+TEST(Config, AnUnknownCodecIsRefusedWhereItWasSet) {
+  const std::string e =
+      error_of([] { parse_config("[client]\ncodecs = [\"cereal\", \"jsno\"]\n", "c.toml"); });
+  EXPECT_NE(e.find("c.toml:2"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown codec 'jsno' (did you mean 'json'?)"), std::string::npos) << e;
+  const std::string f =
+      error_of([] { parse_config("[server]\ncodecs = [\"protobuff\"]\n", "s.toml"); });
+  EXPECT_NE(f.find("did you mean 'protobuf'?"), std::string::npos) << f;
+}
+
 TEST(Config, ServerCodecsListOverridesTheSharedCodec) {
   const auto c = parse_config("codec = \"protobuf\"\n[server]\ncodecs = [\"cereal\", \"json\"]\n");
   EXPECT_EQ(c.server.options.codecs, (std::vector<std::string>{"cereal", "json"}));
@@ -135,7 +172,7 @@ TEST(Config, EnvironmentOverridesSingleKeys) {
   ScopedEnv connect("BRINE_CLIENT_CONNECT", "tcp://127.0.0.1:7000");
   const auto c = parse_config("codec = \"cereal\"\n[server]\nworkers = 2\n");
   EXPECT_EQ(c.client.options.codec, "json");
-  EXPECT_EQ(c.server.options.codecs, (std::vector<std::string>{"json"}));
+  EXPECT_TRUE(c.server.options.codecs.empty());  // a preference is the clients'; servers serve all
   EXPECT_EQ(c.server.options.workers, 8u);
   EXPECT_EQ(c.server.listen, (std::vector<std::string>{"tcp://[::1]:0", "unix://@b"}));
   EXPECT_EQ(c.client.connect, "tcp://127.0.0.1:7000");

@@ -29,6 +29,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "brine/buffer.hpp"
 #include "brine/codec.hpp"
@@ -52,9 +53,16 @@ struct TlsClientOptions {
 };
 
 struct ClientOptions {
-  // Codec name for every call of this client: "cereal" or "protobuf". Unknown names make the
-  // constructor throw std::invalid_argument.
-  std::string codec = "cereal";
+  // A codec to prefer before those of `codecs` ("json" to see every call as text where the types
+  // allow); empty: the order of `codecs`.
+  std::string codec{};
+  // The codecs this client calls in, most preferred first. Each call uses the first of them that
+  // its request and response types can use and that the server serves the method in: a server
+  // that refuses a codec names those it serves, and the client calls again in the next one and
+  // remembers it (docs/design.md, "One client for every codec"). So one client calls
+  // protobuf-typed and cereal-typed methods alike. Unknown names make the constructor throw
+  // std::invalid_argument.
+  std::vector<std::string> codecs{"protobuf", "cereal", "json"};
   // Default timeout of a call, from the moment it is made (connecting included).
   std::chrono::milliseconds timeout{5000};
   // Largest frame sent or accepted (bytes after the length prefix): 1024 to 2^31 - 1.
@@ -178,8 +186,40 @@ void core_call_async(ClientCore& core, Buffer&& frame, std::unique_ptr<PendingCa
                      CallOptions opts, const Contract& contract);
 Status core_send_oneway(ClientCore& core, Buffer&& frame, CallOptions opts,
                         const Contract& contract);
-CodecId core_codec(const ClientCore& core) noexcept;
 const DecodeLimits& core_limits(const ClientCore& core) noexcept;
+// A call's timeout: opts.timeout, else the client's.
+std::chrono::milliseconds core_timeout(const ClientCore& core, const CallOptions& opts) noexcept;
+
+// The codec chosen for a call, and whether the server is known to serve the method in it.
+struct CodecPick {
+  CodecId codec;
+  bool confirmed;
+};
+// The codec for a call of `method` (without its object) whose types can use `usable`, not one
+// of `tried`; nullopt and UNIMPLEMENTED in `none` when there is none (client/codec_choice.hpp).
+std::optional<CodecPick> core_pick_codec(const ClientCore& core, std::string_view method,
+                                         const Contract& contract, CodecSet usable, CodecSet tried,
+                                         Status& none);
+// A call in `codec` was answered.
+void core_confirm_codec(ClientCore& core, std::string_view method, const Contract& contract,
+                        CodecId codec) noexcept;
+// Whether `status` refused the call's codec (`refused`); if so the codecs the server serves
+// `method` in are remembered (and the contract, which the server did not check, goes with the
+// next call in that codec).
+bool core_learn_codecs(ClientCore& core, std::string_view object, std::string_view method,
+                       const Contract& contract, CodecId refused, const Status& status);
+
+// The codecs both a request and a response type can use (the response may be void).
+template <class Req, class Resp>
+CodecSet usable_codecs() noexcept {
+  CodecSet set = 0;
+  for (CodecId c : known_codecs()) {
+    bool ok = Serialization<Req>::supports(c);
+    if constexpr (!std::is_void_v<Resp>) ok = ok && Serialization<Resp>::supports(c);
+    if (ok) set |= codec_bit(c);
+  }
+  return set;
+}
 // Sends "<object>.~release" if the connection that made the reference is still up.
 void core_release(ClientCore& core, const std::string& object) noexcept;
 
@@ -211,33 +251,142 @@ Status encode_request(CodecId c, Buffer& frame, FrameKind kind, std::string_view
   return {};
 }
 
+// A call refused for its codec is made again in the next one the server serves, within the time
+// left of the first attempt's timeout.
+inline bool time_left(std::chrono::steady_clock::time_point deadline, CallOptions& opts) {
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return false;
+  opts.timeout = left;
+  return true;
+}
+
 template <class Resp, class Req>
 Result<Resp> try_call(ClientCore& core, std::string_view object, std::string_view method,
                       const Req& request, CallOptions opts, const Contract& contract) {
-  Buffer frame;
-  const CodecId c = core_codec(core);
-  if (Status s = encode_request<Resp>(c, frame, FrameKind::request, object, method, request);
-      !s.ok()) {
-    return s;
+  const CodecSet usable = usable_codecs<Req, Resp>();
+  const auto deadline = std::chrono::steady_clock::now() + core_timeout(core, opts);
+  Status none;
+  std::optional<CodecPick> pick = core_pick_codec(core, method, contract, usable, 0, none);
+  if (!pick) return none;
+  for (CodecSet tried = 0;;) {
+    Buffer frame;
+    if (Status s =
+            encode_request<Resp>(pick->codec, frame, FrameKind::request, object, method, request);
+        !s.ok()) {
+      return s;
+    }
+    SyncCall<Resp> pending(pick->codec, core_limits(core));
+    core_call_sync(core, std::move(frame), method, pending, opts, contract);
+    Result<Resp> r = std::move(pending).take();
+    if (r.ok()) {
+      if (!pick->confirmed) core_confirm_codec(core, method, contract, pick->codec);
+      return r;
+    }
+    if (!core_learn_codecs(core, object, method, contract, pick->codec, r.status()) ||
+        !time_left(deadline, opts)) {
+      return r;
+    }
+    tried |= codec_bit(pick->codec);
+    pick = core_pick_codec(core, method, contract, usable, tried, none);
+    // A contract refused in every codec says why best; a codec refusal, what each side can use.
+    if (!pick) return r.code() == StatusCode::failed_precondition ? r : Result<Resp>(none);
   }
-  SyncCall<Resp> pending(c, core_limits(core));
-  core_call_sync(core, std::move(frame), method, pending, opts, contract);
-  return std::move(pending).take();
 }
+
+// An asynchronous call that may be refused for its codec: keeps a copy of the request to make
+// it again in the next codec (only until the server is known to serve the method in one).
+template <class Resp, class Req, class F>
+struct AsyncAttempts : std::enable_shared_from_this<AsyncAttempts<Resp, Req, F>> {
+  AsyncAttempts(ClientCore& c, std::string_view obj, std::string_view m, const Req& req, F&& fn,
+                CallOptions o, const Contract& k, CodecSet u)
+      : core(c),
+        object(obj),
+        method(m),
+        request(req),
+        f(std::move(fn)),
+        opts(std::move(o)),
+        contract(k),
+        usable(u),
+        deadline(std::chrono::steady_clock::now() + core_timeout(c, opts)) {}
+
+  // Sends in `pick`; the reply comes to done().
+  void send(CodecPick pick) {
+    Buffer frame;
+    if (Status s =
+            encode_request<Resp>(pick.codec, frame, FrameKind::request, object, method, request);
+        !s.ok()) {
+      f(Result<Resp>(std::move(s)));
+      return;
+    }
+    auto on_reply = [self = this->shared_from_this(), pick](Result<Resp> r) {
+      self->done(pick, std::move(r));
+    };
+    using Call = CallbackCall<Resp, decltype(on_reply)>;
+    core_call_async(core, std::move(frame),
+                    std::make_unique<Call>(pick.codec, core_limits(core), std::move(on_reply)),
+                    opts, contract);
+  }
+
+  void done(CodecPick pick, Result<Resp> r) {
+    if (r.ok()) {
+      if (!pick.confirmed) core_confirm_codec(core, method, contract, pick.codec);
+    } else if (core_learn_codecs(core, object, method, contract, pick.codec, r.status()) &&
+               time_left(deadline, opts)) {
+      tried |= codec_bit(pick.codec);
+      Status none;
+      if (auto next = core_pick_codec(core, method, contract, usable, tried, none)) {
+        send(*next);
+        return;
+      }
+      if (r.code() != StatusCode::failed_precondition) r = Result<Resp>(std::move(none));
+    }
+    f(std::move(r));
+  }
+
+  ClientCore& core;  // outlives its calls' callbacks (they run before the client's thread ends)
+  std::string object;
+  std::string method;
+  Req request;
+  F f;
+  CallOptions opts;
+  const Contract& contract;
+  CodecSet usable;
+  std::chrono::steady_clock::time_point deadline;
+  CodecSet tried = 0;
+};
 
 template <class Resp, class Req, class F>
 void call_async(ClientCore& core, std::string_view object, std::string_view method,
                 const Req& request, F&& f, CallOptions opts, const Contract& contract) {
+  const CodecSet usable = usable_codecs<Req, Resp>();
+  Status none;
+  const std::optional<CodecPick> pick = core_pick_codec(core, method, contract, usable, 0, none);
+  if (!pick) {
+    f(Result<Resp>(std::move(none)));
+    return;
+  }
+  if constexpr (std::is_copy_constructible_v<Req>) {
+    // Another codec to fall back on, and the server not known to serve this one yet.
+    if (!pick->confirmed && (usable & ~codec_bit(pick->codec)) != 0) {
+      using Attempts = AsyncAttempts<Resp, Req, std::decay_t<F>>;
+      std::make_shared<Attempts>(core, object, method, request, std::decay_t<F>(std::forward<F>(f)),
+                                 std::move(opts), contract, usable)
+          ->send(*pick);
+      return;
+    }
+  }
   using Call = CallbackCall<Resp, std::decay_t<F>>;
   Buffer frame;
-  const CodecId c = core_codec(core);
-  if (Status s = encode_request<Resp>(c, frame, FrameKind::request, object, method, request);
+  if (Status s =
+          encode_request<Resp>(pick->codec, frame, FrameKind::request, object, method, request);
       !s.ok()) {
     f(Result<Resp>(std::move(s)));
     return;
   }
   core_call_async(core, std::move(frame),
-                  std::make_unique<Call>(c, core_limits(core), std::forward<F>(f)), opts, contract);
+                  std::make_unique<Call>(pick->codec, core_limits(core), std::forward<F>(f)), opts,
+                  contract);
 }
 
 // Sets `promise` from `r`, through `convert` (Wire -> T).
@@ -423,6 +572,7 @@ class Client {
   // CANCELLED too.
   void close();
 
+  // The most preferred codec (ClientOptions::codec, else the first of ClientOptions::codecs).
   CodecId codec() const noexcept;
   const std::string& uri() const noexcept;
   const ClientOptions& options() const noexcept;
@@ -466,15 +616,22 @@ class Client {
 
   // Oneway: sends and returns once the frame is written; the server sends no reply. Returns the
   // status of sending (a handler's failure is not reported).
+  // The codec is chosen as for calls (a oneway gets no refusal to learn from: it goes in the
+  // first codec the server is known to serve the method in, else in the most preferred).
   template <class Req>
   Status notify(std::string_view method, const Req& request, CallOptions opts = {}) {
+    const Contract& contract = call_contract<Req, void>;
+    Status none;
+    const std::optional<detail::CodecPick> pick = detail::core_pick_codec(
+        *core_, method, contract, detail::usable_codecs<Req, void>(), 0, none);
+    if (!pick) return none;
     Buffer frame;
-    if (Status s = detail::encode_request<void>(codec(), frame, detail::FrameKind::oneway, {},
+    if (Status s = detail::encode_request<void>(pick->codec, frame, detail::FrameKind::oneway, {},
                                                 method, request);
         !s.ok()) {
       return s;
     }
-    return detail::core_send_oneway(*core_, std::move(frame), opts, call_contract<Req, void>);
+    return detail::core_send_oneway(*core_, std::move(frame), opts, contract);
   }
 
   // --- remote objects ------------------------------------------------------------------------

@@ -91,6 +91,31 @@ std::optional<CodecId> codec_from_name(std::string_view name) noexcept;
 // Every codec this build knows, in id order.
 std::span<const CodecId> known_codecs() noexcept;
 
+// A set of codecs: bit N stands for wire id N (ids from 32 up are in no set).
+using CodecSet = std::uint32_t;
+constexpr CodecSet codec_bit(CodecId id) noexcept {
+  return unsigned(id) < 32 ? CodecSet(1) << unsigned(id) : 0;
+}
+// Every codec this build knows.
+inline constexpr CodecSet kAllCodecs = [] {
+  CodecSet s = 0;
+  for (const detail::CodecEntry& c : detail::kCodecs) s |= codec_bit(c.id);
+  return s;
+}();
+// "cereal, json" (in id order); "none" for the empty set.
+std::string codec_names(CodecSet set);
+
+namespace detail {
+// A server that refuses a request for its codec (UNIMPLEMENTED), or for a contract that another
+// codec's handler of the method accepts (FAILED_PRECONDITION), says which codecs to use, in the
+// error's type field: "brine.codecs:1,3" (docs/wire-format.md, "Codec ids"). A client then calls
+// again in one of them.
+inline constexpr std::string_view kCodecsRefusal = "brine.codecs:";
+std::string codecs_refusal(CodecSet served);
+// The set a refusal names; nullopt when `status` is not such a refusal.
+std::optional<CodecSet> refused_codecs(const Status& status);
+}  // namespace detail
+
 struct DecodeLimits {
   // Upper bound on the nesting depth of decoded cereal and JSON values. (protobuf keeps its own
   // limit of 100; see codecs/protobuf.)

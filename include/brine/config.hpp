@@ -2,14 +2,14 @@
 // environment variables. Changing codec, transport or limits needs no rebuild.
 //
 //   # brine.toml
-//   codec = "cereal"                 # the client's codec; the codec the server serves
+//   codec = "json"                   # clients: prefer this codec where the types allow
 //   max_frame_size = 16777216        # also: max_depth, max_decoded_bytes,
 //                                    #       heartbeat_interval_ms, heartbeat_timeout_ms,
 //                                    #       busy_poll_us (low-latency mode; 0 = off)
 //   [server]
 //   listen = ["tcp://127.0.0.1:7000", "unix:///tmp/calc.sock"]   # a string or a list
 //   broker = "zmq+tcp://127.0.0.1:5556"   # broker backends to work for (string or list)
-//   codecs = ["cereal", "json"]           # serve these instead of `codec`
+//   codecs = ["cereal", "protobuf"]       # serve only these (where the types allow; default all)
 //   workers = 4
 //   io_threads = 1
 //   unix_mode = 0o600                     # socket file permissions (unix://, zmq+ipc://)
@@ -27,6 +27,7 @@
 //   tls_client_ca = "clients-ca.crt"      # require client certificates (mutual TLS)
 //   [client]
 //   connect = "tcp://127.0.0.1:7000"
+//   codecs = ["protobuf", "cereal", "json"]   # the order of preference (this is the default)
 //   timeout_ms = 5000
 //   reconnect_backoff_initial_ms = 100
 //   reconnect_backoff_max_ms = 10000
@@ -35,7 +36,9 @@
 //   tls_server_name = "calc.example"      # default: the URI's host
 //
 // The top-level keys apply to both sides; the same key inside [server] or [client] applies to
-// that side only and wins. Unknown keys are errors (a typo must not pass silently).
+// that side only and wins. `codec` is a client's preference only: a server serves every codec its
+// types allow unless [server] codecs lists fewer ([server] codec is refused, pointing there).
+// Unknown keys are errors (a typo must not pass silently).
 //
 // Environment: BRINE_<KEY PATH> overrides one key, the path upper-cased with '.' as '_':
 // BRINE_CODEC=json, BRINE_SERVER_WORKERS=8, BRINE_CLIENT_CONNECT=unix:///tmp/calc.sock,

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -57,8 +58,11 @@ struct ServerOptions {
   std::size_t io_threads = 1;
   // Largest frame accepted or sent (bytes after the length prefix): 1024 to 2^31 - 1.
   std::size_t max_frame_size = detail::kDefaultMaxFrameSize;
-  // Codec names served; empty serves every codec this build knows. A request in another codec
-  // gets UNIMPLEMENTED naming the codec.
+  // The codecs served, by name: each method is served in those of them its types can use. Empty
+  // (the default): every codec this build knows. A request in a codec its method is not served in
+  // gets UNIMPLEMENTED naming the codecs it is served in (which a brine client then uses:
+  // docs/wire-format.md, "Codec ids"); unknown names make the constructor throw
+  // std::invalid_argument.
   std::vector<std::string> codecs{};
   DecodeLimits decode_limits{};
   // ZeroMQ peers, whose departure shows only as silence: one that sent nothing (not even a
@@ -143,6 +147,8 @@ std::chrono::steady_clock::time_point deadline() noexcept;
 std::chrono::milliseconds time_left() noexcept;
 // True once the caller cancelled the call or its deadline passed: the reply will not be read.
 bool cancelled() noexcept;
+// The codec the caller's request came in (and the reply goes out in); nullopt outside a call.
+std::optional<CodecId> codec() noexcept;
 }  // namespace this_call
 
 namespace detail {
@@ -170,9 +176,8 @@ class HandlerBase {
   virtual void invoke(void* self, CodecId codec, std::span<const std::byte> request,
                       const DecodeLimits& limits, Buffer& out, CallContext& ctx) = 0;
   virtual bool supports(CodecId codec) const noexcept = 0;
-  // The C++ types involved, for messages: "calc::AddRequest -> calc::Number".
-  virtual std::string signature() const = 0;
-  // The structure of the types, which a client's contract is checked against.
+  // The structure of the types, which a client's contract is checked against (and which
+  // messages show as a C++ declaration).
   virtual const Contract& contract() const noexcept = 0;
   // For a factory method: the interface of the objects it returns.
   virtual const InterfaceTable* result_interface() const noexcept { return nullptr; }
@@ -228,7 +233,6 @@ class InterfaceMethod final : public HandlerBase {
   bool supports(CodecId codec) const noexcept override {
     return Serialization<Args>::supports(codec) && Serialization<Wire>::supports(codec);
   }
-  std::string signature() const override { return type_name(typeid(decltype(M))); }
   const Contract& contract() const noexcept override { return traits::contract; }
   const InterfaceTable* result_interface() const noexcept override {
     if constexpr (is_ref<R>::value) {
@@ -285,9 +289,6 @@ class TypedHandler final : public HandlerBase {
   }
   bool supports(CodecId codec) const noexcept override {
     return Serialization<Req>::supports(codec) && Serialization<Resp>::supports(codec);
-  }
-  std::string signature() const override {
-    return type_name(typeid(Req)) + " -> " + type_name(typeid(Resp));
   }
   const Contract& contract() const noexcept override { return call_contract<Req, Resp>; }
 
@@ -357,10 +358,11 @@ class Server {
   // The URIs listened on so far, with real ports.
   std::vector<std::string> endpoints() const;
 
-  // Starts the I/O threads and workers; returns at once. Idempotent. When ServerOptions::codecs
-  // names codecs, every method and every exposed object's method must serve each of them:
-  // otherwise start() throws std::invalid_argument naming the method, its types and the codec
-  // (so a misconfigured server refuses to start instead of failing its first call).
+  // Starts the I/O threads and workers; returns at once. Idempotent. Every method (of handlers,
+  // exposed objects, and the objects their factories return) must be able to use at least one of
+  // ServerOptions::codecs: otherwise start() throws std::invalid_argument with one line naming
+  // the method, its declaration and the codecs its types can use (so a misconfigured server
+  // refuses to start instead of failing its first call).
   void start();
   // start(), then blocks until stop() is called (from another thread or a handler).
   void run();

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "brine/client.hpp"
+#include "client/codec_choice.hpp"
 #include "client/connector.hpp"
 #include "event/loop.hpp"
 #include "wire/control.hpp"
@@ -23,7 +24,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 const ClientOptions& checked(const ClientOptions& o) {
-  if (!codec_from_name(o.codec)) throw std::invalid_argument("unknown codec '" + o.codec + "'");
   if (o.max_frame_size < 1024 || o.max_frame_size > kMaxFrameSizeLimit) {
     throw std::invalid_argument("max_frame_size must be in [1024, 2147483647]");
   }
@@ -45,14 +45,21 @@ class ClientCore {
  public:
   ClientCore(std::string_view uri, ClientOptions options)
       : options_(checked(options)),
-        codec_(*codec_from_name(options_.codec)),
+        codecs_(options_.codec, options_.codecs),
         connector_(uri, options_, loop_) {}
   ~ClientCore() { close(); }
 
   event::EventLoop& loop() { return loop_; }
   const std::string& uri() const { return connector_.uri(); }
   const ClientOptions& options() const { return options_; }
-  CodecId codec() const { return codec_; }
+  CodecId codec() const { return codecs_.first(); }
+  const CodecChooser& codecs() const { return codecs_; }
+  CodecChooser& codecs() { return codecs_; }
+  // The contract of `method` (the frame's method field) in `codec` goes with its next call on
+  // the live connection: the server refused the last one before checking it.
+  void resend_contract(std::string_view method, CodecId codec) {
+    if (auto conn = connector_.live()) conn->forget_contract(method, std::uint8_t(codec));
+  }
 
   std::shared_ptr<ClientConnection> connect() {
     Status error;
@@ -75,7 +82,7 @@ class ClientCore {
   void release(const std::string& object) noexcept {
     try {
       if (auto conn = connector_.live()) {
-        conn->send_control(wire::release_frame(codec_, object, next_id()));
+        conn->send_control(wire::release_frame(codecs_.first(), object, next_id()));
       }
     } catch (...) {
       // Out of memory: the server frees the object with the connection instead.
@@ -112,10 +119,11 @@ class ClientCore {
   // cannot fit it afterwards is left as it was.
   bool add_contract(ClientConnection& conn, Buffer& frame, const Contract& contract) const;
   // Sends `frame` (which add_contract() may have given a contract) on `conn`.
-  transport::SendStatus send(ClientConnection& conn, Buffer&& frame, Deadline deadline);
+  transport::SendStatus send(ClientConnection& conn, Buffer&& frame, Deadline deadline,
+                             const Contract& contract);
 
   ClientOptions options_;
-  CodecId codec_;
+  CodecChooser codecs_;
   event::EventLoop loop_;
   Connector connector_;
   std::atomic<std::uint64_t> next_id_{1};
@@ -123,7 +131,8 @@ class ClientCore {
 
 bool ClientCore::add_contract(ClientConnection& conn, Buffer& frame,
                               const Contract& contract) const {
-  if (!options_.check_contracts || has_contract(frame) || conn.contract_sent(frame_method(frame))) {
+  if (!options_.check_contracts || has_contract(frame) ||
+      conn.contract_sent(frame_method(frame), frame_codec(frame.bytes()), contract.fingerprint)) {
     return false;
   }
   // One that would make the frame too large is left out: the call goes unchecked, not failed.
@@ -134,11 +143,15 @@ bool ClientCore::add_contract(ClientConnection& conn, Buffer& frame,
   return has_contract(frame);
 }
 
-transport::SendStatus ClientCore::send(ClientConnection& conn, Buffer&& frame, Deadline deadline) {
+transport::SendStatus ClientCore::send(ClientConnection& conn, Buffer&& frame, Deadline deadline,
+                                       const Contract& contract) {
   std::string carried;  // the method whose contract goes with this frame
   if (has_contract(frame)) carried.assign(frame_method(frame));
+  const std::uint8_t codec = frame_codec(frame.bytes());
   const auto status = conn.send(std::move(frame), deadline, transport::WhenFull::wait);
-  if (status == transport::SendStatus::sent && !carried.empty()) conn.mark_contract_sent(carried);
+  if (status == transport::SendStatus::sent && !carried.empty()) {
+    conn.mark_contract_sent(carried, codec, contract.fingerprint);
+  }
   return status;
 }
 
@@ -185,7 +198,7 @@ std::shared_ptr<ClientConnection> ClientCore::start_call(Buffer& frame, PendingC
   for (int attempt = 0;; ++attempt) {
     auto conn = prepare(frame, call, owned, deadline, opts, contract, id);
     if (!conn) return nullptr;
-    switch (send(*conn, std::move(frame), deadline)) {
+    switch (send(*conn, std::move(frame), deadline, contract)) {
       case transport::SendStatus::sent:
         return conn;
       case transport::SendStatus::timed_out:
@@ -246,7 +259,7 @@ Status ClientCore::send_oneway(Buffer&& frame, CallOptions opts, const Contract&
   if (!conn) return error;
   (void)add_contract(*conn, frame, contract);
   set_call_id(frame, next_id());
-  switch (send(*conn, std::move(frame), deadline)) {
+  switch (send(*conn, std::move(frame), deadline, contract)) {
     case transport::SendStatus::sent:
       return {};
     case transport::SendStatus::timed_out:
@@ -292,11 +305,32 @@ Status core_send_oneway(ClientCore& core, Buffer&& frame, CallOptions opts,
                         const Contract& contract) {
   return core.send_oneway(std::move(frame), opts, contract);
 }
-CodecId core_codec(const ClientCore& core) noexcept {
-  return core.codec();
-}
 const DecodeLimits& core_limits(const ClientCore& core) noexcept {
   return core.options().decode_limits;
+}
+std::chrono::milliseconds core_timeout(const ClientCore& core, const CallOptions& opts) noexcept {
+  return opts.timeout.count() > 0 ? opts.timeout : core.options().timeout;
+}
+std::optional<CodecPick> core_pick_codec(const ClientCore& core, std::string_view method,
+                                         const Contract& contract, CodecSet usable, CodecSet tried,
+                                         Status& none) {
+  return core.codecs().pick(method, contract, usable, tried, none);
+}
+void core_confirm_codec(ClientCore& core, std::string_view method, const Contract& contract,
+                        CodecId codec) noexcept {
+  try {
+    core.codecs().confirm(method, contract, codec);
+  } catch (...) {
+    // Out of memory: the next call asks again.
+  }
+}
+bool core_learn_codecs(ClientCore& core, std::string_view object, std::string_view method,
+                       const Contract& contract, CodecId refused, const Status& status) {
+  if (!core.codecs().learn(method, contract, status)) return false;
+  core.resend_contract(
+      object.empty() ? std::string(method) : std::string(object) + "." + std::string(method),
+      refused);
+  return true;
 }
 void core_release(ClientCore& core, const std::string& object) noexcept {
   core.release(object);

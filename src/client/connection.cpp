@@ -83,18 +83,36 @@ transport::SendStatus ClientConnection::send(Buffer&& frame, Deadline deadline,
   return status;
 }
 
-bool ClientConnection::contract_sent(std::string_view method) const {
+bool ClientConnection::contract_sent(std::string_view method, std::uint8_t codec,
+                                     std::uint64_t fingerprint) const {
   std::lock_guard lk(contracts_mu_);
-  return contracts_sent_.contains(method);
+  if (codec >= kCodecSlots) return false;
+  const auto it = contracts_sent_[codec].find(method);
+  return it != contracts_sent_[codec].end() && it->second == fingerprint;
 }
 
-void ClientConnection::mark_contract_sent(std::string_view method) {
+void ClientConnection::forget_contract(std::string_view method, std::uint8_t codec) {
+  std::lock_guard lk(contracts_mu_);
+  if (codec >= kCodecSlots) return;
+  if (const auto it = contracts_sent_[codec].find(method); it != contracts_sent_[codec].end()) {
+    contracts_sent_[codec].erase(it);
+  }
+}
+
+void ClientConnection::mark_contract_sent(std::string_view method, std::uint8_t codec,
+                                          std::uint64_t fingerprint) {
   // Bounded (a client making ever new objects names ever new methods "@N.m"): forgetting only
   // means sending a contract again, which is always allowed.
   constexpr std::size_t kRemembered = 4096;
+  if (codec >= kCodecSlots) return;
   std::lock_guard lk(contracts_mu_);
-  if (contracts_sent_.size() >= kRemembered) contracts_sent_.clear();
-  contracts_sent_.emplace(method);
+  if (contracts_sent_[codec].size() >= kRemembered) contracts_sent_[codec].clear();
+  auto& sent = contracts_sent_[codec];
+  if (const auto it = sent.find(method); it != sent.end()) {
+    it->second = fingerprint;
+  } else {
+    sent.emplace(std::string(method), fingerprint);
+  }
 }
 
 void ClientConnection::send_control(Buffer&& frame) {

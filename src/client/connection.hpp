@@ -9,11 +9,13 @@
 // malformed ones, end it.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "brine/client.hpp"
@@ -78,8 +80,12 @@ class ClientConnection final : public transport::ChannelSink,
   std::size_t pending_count() const { return calls_.size(); }
   // Whether a frame of `method` carrying its contract was sent on this connection (later calls
   // of it go without), and recording that one was.
-  bool contract_sent(std::string_view method) const;
-  void mark_contract_sent(std::string_view method);
+  // Kept per codec (a request in another codec may reach another handler: one per type family)
+  // with the fingerprint sent: a call of the method with other types carries its own.
+  bool contract_sent(std::string_view method, std::uint8_t codec, std::uint64_t fingerprint) const;
+  void mark_contract_sent(std::string_view method, std::uint8_t codec, std::uint64_t fingerprint);
+  // The server refused a call of `method` before checking its contract: send it again.
+  void forget_contract(std::string_view method, std::uint8_t codec);
   // Waits (bounded) until the channel has delivered its end.
   void wait_closed(std::chrono::milliseconds timeout);
 
@@ -107,7 +113,9 @@ class ClientConnection final : public transport::ChannelSink,
   std::atomic<Clock::rep> last_sent_{0};
   event::EventLoop::TimerId heartbeat_ = 0;  // (death_mu_)
   mutable std::mutex contracts_mu_;
-  std::unordered_set<std::string, NameHash, std::equal_to<>> contracts_sent_;  // (contracts_mu_)
+  std::array<std::unordered_map<std::string, std::uint64_t, NameHash, std::equal_to<>>,
+             kCodecSlots>
+      contracts_sent_;  // by codec id, method -> fingerprint (contracts_mu_)
   std::mutex closed_mu_;
   std::condition_variable closed_cv_;
   bool closed_ = false;  // the channel delivered on_close (closed_mu_)

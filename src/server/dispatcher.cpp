@@ -37,16 +37,7 @@ class PeerContext final : public CallContext {
 }  // namespace
 
 Dispatcher::Dispatcher(const ServerOptions& options, const Registry& registry, Counters& counters)
-    : options_(options), registry_(registry), counters_(counters) {
-  if (options_.codecs.empty()) {
-    for (CodecId c : known_codecs()) served_[std::size_t(c)] = true;
-  }
-  for (const std::string& name : options_.codecs) {
-    const auto id = codec_from_name(name);
-    if (!id) throw std::invalid_argument("unknown codec '" + name + "'");
-    served_[std::size_t(*id)] = true;
-  }
-}
+    : options_(options), registry_(registry), counters_(counters) {}
 
 Dispatcher::~Dispatcher() {
   stop();
@@ -131,10 +122,6 @@ Status Dispatcher::admit(ServerConnection& conn, const FrameView& f, Target& tar
   if (draining_.load(std::memory_order_relaxed)) {
     return {StatusCode::unavailable, "the server is shutting down"};
   }
-  if (!served_[f.codec]) {
-    return {StatusCode::unimplemented,
-            "codec '" + codec_display(f.codec) + "' is not served by this server"};
-  }
   if (Status s = registry_.resolve(f.method, CodecId(f.codec), conn.session(), target); !s.ok()) {
     return s;
   }
@@ -159,11 +146,26 @@ Status Dispatcher::admit(ServerConnection& conn, const FrameView& f, Target& tar
 Status Dispatcher::check_contract(ServerConnection& conn, const FrameView& f,
                                   const Target& target) {
   ContractRefusals* refusals = conn.refusals();
-  if (f.contract.empty()) return refusals != nullptr ? refusals->find(f.method) : Status{};
-  Status s = wire::check_contract(f.method, f.fingerprint, f.contract, target.handler->contract(),
-                                  f.kind == FrameKind::oneway);
+  if (f.contract.empty()) {
+    return refusals != nullptr ? refusals->find(f.method, CodecId(f.codec)) : Status{};
+  }
+  const bool oneway = f.kind == FrameKind::oneway;
+  Status s =
+      wire::check_contract(f.method, f.fingerprint, f.contract, target.handler->contract(), oneway);
+  if (s.code == StatusCode::failed_precondition) {
+    // The method may have a handler for the client's types in another codec (one per type
+    // family): name those codecs, as a refusal for the codec does, so that the client calls
+    // again in one of them.
+    const CodecSet others =
+        registry_.other_codecs_accepting(f.method, CodecId(f.codec), [&](const HandlerBase& h) {
+          return wire::check_contract(f.method, f.fingerprint, f.contract, h.contract(), oneway)
+              .ok();
+        });
+    if (others != 0) s.type = codecs_refusal(others);
+  }
+  if (s.ok() && refusals != nullptr) refusals->clear(f.method, CodecId(f.codec));
   if (s.code == StatusCode::failed_precondition && refusals != nullptr &&
-      !refusals->add(f.method, s)) {
+      !refusals->add(f.method, CodecId(f.codec), s)) {
     conn.fail({StatusCode::failed_precondition,
                "more than " + std::to_string(ContractRefusals::kLimit) +
                    " methods refused for their contracts on this connection"});
@@ -176,6 +178,7 @@ void Dispatcher::run_inline(ServerConnection& conn, const FrameView& f, const Ta
   CallState state;
   state.deadline = deadline;
   state.call_id = f.call_id;
+  state.codec = CodecId(f.codec);
   const bool registered = conn.calls().add(state);
   execute(conn, f.kind, CodecId(f.codec), target, f.payload, state);
   if (registered) conn.calls().remove(state);
@@ -193,6 +196,7 @@ void Dispatcher::queue(ServerConnection& conn, const FrameView& f, Target&& targ
   call->payload.append(f.payload.data(), f.payload.size());
   call->state.deadline = deadline;
   call->state.call_id = f.call_id;
+  call->state.codec = CodecId(f.codec);
   call->kind = f.kind;
   call->codec = CodecId(f.codec);
   call->registered = conn.calls().add(call->state);
@@ -315,6 +319,11 @@ std::chrono::milliseconds time_left() noexcept {
   const auto left = d - std::chrono::steady_clock::now();
   if (left <= std::chrono::steady_clock::duration::zero()) return std::chrono::milliseconds(0);
   return std::chrono::duration_cast<std::chrono::milliseconds>(left);
+}
+std::optional<CodecId> codec() noexcept {
+  const auto* call = detail::current_call;
+  if (call == nullptr) return std::nullopt;
+  return call->codec;
 }
 bool cancelled() noexcept {
   const auto* call = detail::current_call;

@@ -92,7 +92,6 @@ class Dispatcher {
   const ServerOptions& options_;
   const Registry& registry_;
   Counters& counters_;
-  std::array<bool, 256> served_{};
   mutable std::optional<asio::thread_pool> pool_;  // (get_executor() is not const)
   std::atomic<std::size_t> queued_{0};             // calls posted to the pool and not yet finished
   std::atomic<std::size_t> live_calls_{0};         // calls admitted and not yet finished

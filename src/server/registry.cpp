@@ -5,8 +5,25 @@
 #include <stdexcept>
 
 #include "brine/detail/frame.hpp"
+#include "wire/contract.hpp"
 
 namespace brine::detail {
+namespace {
+
+// "int add(int, int)": how messages show a method.
+std::string declaration(std::string_view method, const HandlerBase& handler) {
+  return wire::display_signature(method.substr(method.rfind('.') + 1), handler.contract().text);
+}
+
+CodecSet usable_codecs(const HandlerBase& handler) noexcept {
+  CodecSet set = 0;
+  for (CodecId c : known_codecs()) {
+    if (handler.supports(c)) set |= codec_bit(c);
+  }
+  return set;
+}
+
+}  // namespace
 
 void Registry::add_handler(std::string_view method, std::shared_ptr<HandlerBase> handler,
                            HandlerOptions options) {
@@ -17,15 +34,17 @@ void Registry::add_handler(std::string_view method, std::shared_ptr<HandlerBase>
     }
   }
   if (codecs.empty()) {
-    throw std::logic_error("method '" + std::string(method) + "' (" + handler->signature() +
+    throw std::logic_error("method '" + std::string(method) + "' (" +
+                           declaration(method, *handler) +
                            "): no codec can carry both its request and response types");
   }
   // Check every codec before taking any: a refused registration changes nothing.
   const auto existing = handlers_.find(method);
   for (CodecId c : codecs) {
     if (std::size_t(c) >= kCodecSlots || !handler->supports(c)) {
-      throw std::logic_error("method '" + std::string(method) + "' (" + handler->signature() +
-                             ") cannot use codec '" + std::string(codec_name(c)) + "'");
+      throw std::logic_error("method '" + std::string(method) + "' (" +
+                             declaration(method, *handler) + ") cannot use codec '" +
+                             std::string(codec_name(c)) + "'");
     }
     if (existing != handlers_.end() && existing->second[std::size_t(c)]) {
       throw std::logic_error("method '" + std::string(method) + "' already has a handler for " +
@@ -52,37 +71,72 @@ void Registry::add_object(std::string_view name, std::shared_ptr<void> object,
   }
 }
 
-void Registry::check_codecs(const std::vector<std::string>& codecs) const {
-  for (const std::string& codec_text : codecs) {
-    const CodecId c = *codec_from_name(codec_text);
-    for (const auto& [name, slots] : handlers_) {
-      if (slots[std::size_t(c)]) continue;
-      std::string types;
-      for (const auto& h : slots) {
-        if (h) types += (types.empty() ? "" : "; ") + h->signature();
-      }
-      throw std::invalid_argument("method '" + name + "' cannot use the configured codec '" +
-                                  codec_text + "': its handlers take " + types);
-    }
-    std::vector<const InterfaceTable*> seen;
-    for (const auto& [name, object] : objects_) check_interface(name, *object.table, c, seen);
+void Registry::serve(const std::vector<std::string>& codecs) {
+  if (codecs.empty()) {
+    served_ = kAllCodecs;
+    return;
   }
+  CodecSet set = 0;
+  for (const std::string& name : codecs) {
+    const auto id = codec_from_name(name);
+    if (!id) {
+      throw std::invalid_argument("unknown codec '" + name +
+                                  "' (known: " + codec_names(kAllCodecs) + ")");
+    }
+    set |= codec_bit(*id);
+  }
+  served_ = set;
 }
 
-void Registry::check_interface(const std::string& object, const InterfaceTable& table, CodecId c,
+CodecSet Registry::served_by(const HandlerBase& handler) const noexcept {
+  return usable_codecs(handler) & served_;
+}
+
+void Registry::check_served() const {
+  for (const auto& [name, slots] : handlers_) {
+    CodecSet usable = 0;
+    const HandlerBase* any = nullptr;
+    for (std::size_t c = 0; c < slots.size(); ++c) {
+      if (!slots[c]) continue;
+      usable |= codec_bit(CodecId(c));
+      any = slots[c].get();
+    }
+    if ((usable & served_) == 0) {
+      throw std::invalid_argument("method '" + name + "' (" + declaration(name, *any) +
+                                  ") can use none of the codecs this server serves (" +
+                                  codec_names(served_) + "): its types can use " +
+                                  codec_names(usable));
+    }
+  }
+  std::vector<const InterfaceTable*> seen;
+  for (const auto& [name, object] : objects_) check_interface(name, *object.table, seen);
+}
+
+void Registry::check_interface(const std::string& object, const InterfaceTable& table,
                                std::vector<const InterfaceTable*>& seen) const {
   if (std::find(seen.begin(), seen.end(), &table) != seen.end()) return;
   seen.push_back(&table);
   for (const auto& [method, h] : table.methods) {
-    if (!h->supports(c)) {
-      throw std::invalid_argument("method '" + object + "." + std::string(method) + "' (" +
-                                  h->signature() + ") cannot use the configured codec '" +
-                                  std::string(codec_name(c)) + "'");
+    if (served_by(*h) == 0) {
+      throw std::invalid_argument(
+          "method '" + object + "." + std::string(method) + "' (" + declaration(method, *h) +
+          ") can use none of the codecs this server serves (" + codec_names(served_) +
+          "): its types can use " + codec_names(usable_codecs(*h)));
     }
     if (const InterfaceTable* next = h->result_interface()) {
-      check_interface(object + "." + std::string(method) + "()", *next, c, seen);
+      check_interface(object + "." + std::string(method) + "()", *next, seen);
     }
   }
+}
+
+Status Registry::refuse_codec(std::string_view method, const HandlerBase& handler, CodecSet usable,
+                              CodecId codec) const {
+  const CodecSet served = usable & served_;
+  return {StatusCode::unimplemented,
+          "method '" + std::string(method) + "' (" + declaration(method, handler) +
+              ") is not served in codec '" + codec_display(std::uint8_t(codec)) +
+              "' by this server; it is served in " + codec_names(served),
+          codecs_refusal(served)};
 }
 
 Status Registry::resolve(std::string_view method, CodecId codec, Session* session,
@@ -90,12 +144,19 @@ Status Registry::resolve(std::string_view method, CodecId codec, Session* sessio
   // A typed handler is one hash lookup; only when that misses is the name split into an object
   // and a method, so typed calls pay nothing for objects.
   if (const auto it = handlers_.find(method); it != handlers_.end()) {
-    target.handler =
-        std::size_t(codec) < kCodecSlots ? it->second[std::size_t(codec)].get() : nullptr;
+    const auto& slots = it->second;
+    target.handler = std::size_t(codec) < kCodecSlots && (served_ & codec_bit(codec)) != 0
+                         ? slots[std::size_t(codec)].get()
+                         : nullptr;
     if (target.handler == nullptr) {
-      return {StatusCode::unimplemented, "method '" + std::string(method) +
-                                             "' does not accept codec '" +
-                                             codec_display(std::uint8_t(codec)) + "'"};
+      CodecSet usable = 0;
+      const HandlerBase* any = nullptr;
+      for (std::size_t c = 0; c < slots.size(); ++c) {
+        if (!slots[c]) continue;
+        usable |= codec_bit(CodecId(c));
+        any = slots[c].get();
+      }
+      return refuse_codec(method, *any, usable, codec);
     }
     return {};
   }
@@ -142,10 +203,9 @@ Status Registry::resolve_object(std::string_view method, CodecId codec, Session*
                                        std::string(object.table->name) + ") has no method '" +
                                        std::string(member) + "'"};
   }
-  if (!handler->supports(codec)) {
-    return {StatusCode::unimplemented, "method '" + std::string(method) + "' (" +
-                                           handler->signature() + ") cannot use codec '" +
-                                           std::string(codec_name(codec)) + "'"};
+  if ((served_ & codec_bit(codec)) == 0 || std::size_t(codec) >= kCodecSlots ||
+      !handler->supports(codec)) {
+    return refuse_codec(method, *handler, usable_codecs(*handler), codec);
   }
   target = {std::move(object.self), handler};
   return {};

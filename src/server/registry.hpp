@@ -30,14 +30,34 @@ class Registry {
                    HandlerOptions options);
   void add_object(std::string_view name, std::shared_ptr<void> object, const InterfaceTable& table);
 
-  // With codecs configured, every method (of handlers, exposed objects, and the objects their
-  // factories return) must serve each of them. Throws std::invalid_argument naming the method.
-  void check_codecs(const std::vector<std::string>& codecs) const;
+  // The codecs served (names; empty: every codec). Throws std::invalid_argument for an unknown
+  // name.
+  void serve(const std::vector<std::string>& codecs);
+  // Every method (of handlers, exposed objects, and the objects their factories return) must be
+  // served in at least one codec. Throws std::invalid_argument with one line naming the first
+  // that is not: its declaration and the codecs its types can use.
+  void check_served() const;
   std::vector<std::string> idempotent_methods() const { return idempotent_; }
 
   // Finds what `method` calls in `codec`: a handler, a method of an exposed object, or of an
   // object in `session` ("@N.method"; session is null where references cannot exist). OK with
+  // the target set; NOT_FOUND; or UNIMPLEMENTED when the method is not served in `codec`, whose
+  // type field lists the codecs it is served in (detail::codecs_refusal).
   Status resolve(std::string_view method, CodecId codec, Session* session, Target& target) const;
+  // The codecs in which `method` (a typed handler's name: objects have one handler for every
+  // codec) is served by a handler that `accepts`, besides `codec`.
+  template <class Accepts>
+  CodecSet other_codecs_accepting(std::string_view method, CodecId codec, Accepts&& accepts) const {
+    CodecSet set = 0;
+    const auto it = handlers_.find(method);
+    if (it == handlers_.end()) return 0;
+    for (std::size_t c = 0; c < it->second.size(); ++c) {
+      const HandlerBase* h = it->second[c].get();
+      if (h == nullptr || CodecId(c) == codec || (served_ & codec_bit(CodecId(c))) == 0) continue;
+      if (accepts(*h)) set |= codec_bit(CodecId(c));
+    }
+    return set;
+  }
   // Whether `method` is "<object>.~release".
   static bool is_release(std::string_view method) noexcept;
   // Frees the reference <object> of `session` that "<object>.~release" names (a name the
@@ -47,14 +67,20 @@ class Registry {
  private:
   Status resolve_object(std::string_view method, CodecId codec, Session* session,
                         Target& target) const;
-  void check_interface(const std::string& object, const InterfaceTable& table, CodecId c,
+  void check_interface(const std::string& object, const InterfaceTable& table,
                        std::vector<const InterfaceTable*>& seen) const;
+  // The codecs `handler` serves here: those its types can use, of those served.
+  CodecSet served_by(const HandlerBase& handler) const noexcept;
+  // UNIMPLEMENTED for `method` (`handler`, whose types can use `usable`) asked in `codec`.
+  Status refuse_codec(std::string_view method, const HandlerBase& handler, CodecSet usable,
+                      CodecId codec) const;
 
   std::unordered_map<std::string, std::array<std::shared_ptr<HandlerBase>, kCodecSlots>, NameHash,
                      std::equal_to<>>
       handlers_;
   std::unordered_map<std::string, ExposedObject, NameHash, std::equal_to<>> objects_;
   std::vector<std::string> idempotent_;
+  CodecSet served_ = kAllCodecs;
 };
 
 }  // namespace brine::detail

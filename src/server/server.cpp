@@ -41,6 +41,7 @@ class ServerCore final : public transport::ListenerSink {
   explicit ServerCore(ServerOptions options)
       : options_((check_options(options), std::move(options))),
         dispatcher_(options_, registry_, counters_) {
+    registry_.serve(options_.codecs);
     for (std::size_t i = 0; i < options_.io_threads; ++i) {
       loops_.push_back(std::make_unique<event::EventLoop>());
     }
@@ -142,7 +143,7 @@ std::string ServerCore::listen(std::string_view uri, bool as_worker) {
 void ServerCore::start() {
   std::lock_guard lk(mu_);
   if (started_ || stop_requested_) return;
-  if (!options_.codecs.empty()) registry_.check_codecs(options_.codecs);
+  registry_.check_served();
   started_ = true;
   dispatcher_.start();
   for (auto& loop : loops_) {

@@ -2,6 +2,7 @@
 // its calls that a cancel frame or the peer's departure can reach.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -78,34 +79,50 @@ class Session {
   std::size_t limit_;
 };
 
-// The methods whose contract this peer sent and the server refused: later calls of them carry
-// no contract (a client sends it once per connection) and get the same refusal. Thread-safe;
-// the test on the path of every call is one atomic load.
+// The methods whose contract this peer sent and the server refused, by codec (a method may have
+// a handler per type family): later calls of them carry no contract (a client sends it once per
+// connection and codec) and get the same refusal. Thread-safe; the test on the path of every
+// call is one atomic load.
 class ContractRefusals {
  public:
   // Refusals one connection may collect; at one more, the server closes the connection (so a
   // peer cannot grow this without bound, and a client that mismatches this much is broken).
   static constexpr std::size_t kLimit = 64;
 
-  // Records `refusal` for `method`; false (nothing recorded) when kLimit are held already.
-  bool add(std::string_view method, const Status& refusal) {
+  // Records `refusal` for `method` in `codec` (a served codec: below kCodecSlots); false
+  // (nothing recorded) when kLimit are held already.
+  bool add(std::string_view method, CodecId codec, const Status& refusal) {
     std::lock_guard lk(mu_);
-    if (refused_.size() >= kLimit && !refused_.contains(method)) return false;
-    refused_.insert_or_assign(std::string(method), refusal);
+    auto& refused = refused_[std::size_t(codec)];
+    if (count_ >= kLimit && !refused.contains(method)) return false;
+    if (refused.insert_or_assign(std::string(method), refusal).second) ++count_;
     any_.store(true, std::memory_order_release);
     return true;
   }
-  // The refusal recorded for `method`, or OK.
-  Status find(std::string_view method) const {
+  // A contract for `method` in `codec` was accepted: calls without one are the accepted types'.
+  void clear(std::string_view method, CodecId codec) {
+    if (!any_.load(std::memory_order_acquire)) return;
+    std::lock_guard lk(mu_);
+    auto& refused = refused_[std::size_t(codec)];
+    if (const auto it = refused.find(method); it != refused.end()) {
+      refused.erase(it);
+      --count_;
+    }
+  }
+  // The refusal recorded for `method` in `codec`, or OK.
+  Status find(std::string_view method, CodecId codec) const {
     if (!any_.load(std::memory_order_acquire)) return {};
     std::lock_guard lk(mu_);
-    const auto it = refused_.find(method);
-    return it == refused_.end() ? Status{} : it->second;
+    const auto& refused = refused_[std::size_t(codec)];
+    const auto it = refused.find(method);
+    return it == refused.end() ? Status{} : it->second;
   }
 
  private:
   mutable std::mutex mu_;
-  std::unordered_map<std::string, Status, NameHash, std::equal_to<>> refused_;
+  std::array<std::unordered_map<std::string, Status, NameHash, std::equal_to<>>, kCodecSlots>
+      refused_;
+  std::size_t count_ = 0;
   std::atomic<bool> any_{false};
 };
 
@@ -115,6 +132,7 @@ struct CallState {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::atomic<bool> cancelled{false};
   std::uint64_t call_id = 0;
+  CodecId codec{};
   CallState* prev = nullptr;
   CallState* next = nullptr;
 };

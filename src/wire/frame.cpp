@@ -173,6 +173,10 @@ FrameKind frame_kind(std::span<const std::byte> frame) noexcept {
   return FrameKind(frame[7]);
 }
 
+std::uint8_t frame_codec(std::span<const std::byte> frame) noexcept {
+  return std::uint8_t(frame[8]);
+}
+
 std::uint64_t frame_call_id(std::span<const std::byte> frame) noexcept {
   return load_be64(frame.data() + 12);
 }

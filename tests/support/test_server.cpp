@@ -77,6 +77,10 @@ void register_family(brine::Server& server, std::shared_ptr<std::atomic<int>> co
         return n;
       },
       options);
+  // The wire id of the codec the request came in.
+  server.handle(
+      "codec", [](const Number&) { return F::number(double(*brine::this_call::codec())); },
+      options);
   // The caller's time left, in milliseconds, as the handler sees it.
   server.handle(
       "time_left",

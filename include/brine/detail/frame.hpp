@@ -106,6 +106,7 @@ void attach_contract(Buffer& frame, const Contract& contract);
 bool has_contract(const Buffer& frame) noexcept;
 // The kind and call id of a frame being built or already built (kFixedSize bytes at least).
 FrameKind frame_kind(std::span<const std::byte> frame) noexcept;
+std::uint8_t frame_codec(std::span<const std::byte> frame) noexcept;
 std::uint64_t frame_call_id(std::span<const std::byte> frame) noexcept;
 // Writes the length field. Returns false (frame untouched) if the frame exceeds max_frame_size.
 [[nodiscard]] bool finish_frame(Buffer& frame, std::size_t max_frame_size) noexcept;
