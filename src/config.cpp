@@ -19,7 +19,7 @@
 namespace brine {
 namespace {
 
-enum class Kind { string, strings, integer };
+enum class Kind { string, strings, integer, boolean };
 
 struct Key {
   std::string_view path;
@@ -37,6 +37,7 @@ constexpr Key kShared[] = {
     {"heartbeat_interval_ms", Kind::integer, 1, 3600000},
     {"heartbeat_timeout_ms", Kind::integer, 1, 3600000},
     {"busy_poll_us", Kind::integer, 0, 1000000},
+    {"json_strict", Kind::boolean},
 };
 constexpr Key kServer[] = {
     {"listen", Kind::strings},
@@ -78,6 +79,8 @@ std::string kind_name(Kind k) {
       return "a string or an array of strings";
     case Kind::integer:
       return "an integer";
+    case Kind::boolean:
+      return "true or false";
   }
   return "?";
 }
@@ -390,6 +393,9 @@ class Reader {
           throw bad("expected " + kind_name(k.kind) + ", got " + node_type(v));
         }
         break;
+      case Kind::boolean:
+        if (!v.is_boolean()) throw bad("expected true or false, got " + node_type(v));
+        break;
       case Kind::integer: {
         if (!v.is_integer()) throw bad("expected an integer, got " + node_type(v));
         const std::int64_t n = v.as_integer()->get();
@@ -461,6 +467,9 @@ class Reader {
     }
     if (auto n = integer(side + ".heartbeat_timeout_ms", "heartbeat_timeout_ms")) {
       hb_timeout = std::chrono::milliseconds(*n);
+    }
+    if (const Entry* e = lookup(side + ".json_strict", "json_strict")) {
+      limits.json_strict = e->value().as_boolean()->get();
     }
   }
 

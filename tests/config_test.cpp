@@ -48,6 +48,7 @@ max_decoded_bytes = 1048576
 heartbeat_interval_ms = 250
 heartbeat_timeout_ms = 900
 busy_poll_us = 40
+json_strict = true
 [server]
 listen = ["tcp://127.0.0.1:0", "unix://@brine-config-test"]
 broker = "zmq+tcp://127.0.0.1:5556"
@@ -114,6 +115,12 @@ tls_server_name = "calc.example"
   EXPECT_EQ(c.client.options.heartbeat_timeout, 900ms);
   EXPECT_EQ(c.server.options.busy_poll, std::chrono::microseconds(40));
   EXPECT_EQ(c.client.options.busy_poll, std::chrono::microseconds(40));
+  EXPECT_TRUE(c.server.options.decode_limits.json_strict);
+  EXPECT_TRUE(c.client.options.decode_limits.json_strict);
+  EXPECT_NE(error_of([] {
+              parse_config("json_strict = 1\n", "j.toml");
+            }).find("j.toml:1: key 'json_strict': expected true or false, got an integer"),
+            std::string::npos);
 }
 
 TEST(Config, EmptyFileGivesTheDefaults) {

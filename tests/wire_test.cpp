@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -674,6 +675,77 @@ TEST(WireJsonDepth, TheOuterValueCountsAsLevelOne) {
   const auto e = parse_error(*c.read_frame());
   EXPECT_EQ(e.code, 3u);
   EXPECT_NE(e.message.find("nesting deeper than 1"), std::string::npos) << e.message;
+}
+
+// "JSON", NaN and infinities: with json_strict a server reads and writes RFC 8259 only.
+TEST(WireJsonStrict, NaNAndInfinityAreRefusedBothWays) {
+  brine::ServerOptions options;
+  options.decode_limits.json_strict = true;
+  brine_test::TestServer strict(options);
+  RawConn c(strict.listen("tcp4"));
+  for (const char* json :
+       {R"({"a":NaN,"b":1})", R"({"a":Infinity,"b":1})", R"({"a":-Infinity,"b":1})"}) {
+    c.send(frame(1, 3, 1, "add", text(json)));
+    const auto e = parse_error(*c.read_frame());
+    EXPECT_EQ(e.code, 3u) << json;  // INVALID_ARGUMENT
+    EXPECT_NE(e.message.find("json_strict"), std::string::npos) << e.message;
+  }
+  // A reply that would hold one (1e308 + 1e308 is Infinity) is an error instead.
+  c.send(frame(1, 3, 2, "add", text(R"({"a":1e308,"b":1e308})")));
+  const auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.code, 13u);  // INTERNAL
+  EXPECT_NE(e.message.find("strict JSON"), std::string::npos) << e.message;
+  // Finite numbers pass.
+  c.send(frame(1, 3, 3, "add", text(R"({"a":1.5,"b":2})")));
+  const auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(payload_text(*r), R"({"value":3.5})");
+}
+
+// A strict client refuses to write NaN (locally, nothing sent) and to read an Infinity reply.
+TEST_F(Wire, AStrictClientNeitherWritesNorReadsNaN) {
+  brine::ClientOptions o;
+  o.codecs = {"json"};
+  o.decode_limits.json_strict = true;
+  brine::Client client(uri, o);
+  const auto nan = client.try_call(calc::kAdd, {std::nan(""), 1});
+  EXPECT_EQ(nan.code(), brine::StatusCode::invalid_argument);
+  EXPECT_NE(nan.status().message.find("json_strict"), std::string::npos) << nan.status().message;
+  const auto inf = client.try_call(calc::kAdd, {1e308, 1e308});
+  EXPECT_FALSE(inf.ok());
+  EXPECT_NE(inf.status().message.find("json_strict"), std::string::npos) << inf.status().message;
+  EXPECT_EQ(client.call(calc::kAdd, {1, 2}).value, 3);
+}
+
+TEST_F(Wire, WithoutJsonStrictInfinityIsABareToken) {
+  RawConn c(uri);
+  c.send(frame(1, 3, 1, "add", text(R"({"a":1e308,"b":1e308})")));
+  const auto r = c.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(payload_text(*r), R"({"value":Infinity})");
+}
+
+// "Which codec a request may use": the refusal's type field lists the codecs, in decimal.
+TEST(WireCodecRefusal, TheTypeFieldListsTheServedCodecs) {
+  brine_test::TestServer only_protobuf({.codecs = {"protobuf"}});
+  RawConn c(only_protobuf.listen("tcp4"));
+  c.send(frame(1, 1, 1, "add", cereal_doubles({2.0, 3.0})));
+  auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.code, 12u);  // UNIMPLEMENTED
+  EXPECT_EQ(e.type, "brine.codecs:2");
+  EXPECT_NE(e.message.find("is not served in codec 'cereal' by this server; it is served in "
+                           "protobuf"),
+            std::string::npos)
+      << e.message;
+  // An id nobody knows: the same answer.
+  c.send(frame(1, 77, 2, "add", cereal_doubles({2.0, 3.0})));
+  e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.code, 12u);
+  EXPECT_EQ(e.type, "brine.codecs:2");
+  EXPECT_NE(e.message.find("codec#77"), std::string::npos) << e.message;
+  // An unknown method is NOT_FOUND whatever its codec.
+  c.send(frame(1, 1, 3, "nosuch", cereal_doubles({2.0})));
+  EXPECT_EQ(parse_error(*c.read_frame()).code, 5u);
 }
 
 TEST_F(WireObjects, MissingObjectAndMethodMessages) {

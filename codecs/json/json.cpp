@@ -147,6 +147,12 @@ std::optional<std::string> respelled(std::string_view text) {
   return out;
 }
 
+// NaN, Infinity or -Infinity, as rapidjson hands them over with kParseNumbersAsStringsFlag.
+bool nonfinite(const char* s, std::size_t n) {
+  const std::string_view t(s, n);
+  return t.starts_with('N') || t.starts_with('I') || t.starts_with("-I");
+}
+
 // Accepts every value; refuses to go deeper than the limit, and (for cereal's archive, which
 // reads strings as C strings) strings holding a NUL character.
 class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthGuard> {
@@ -162,9 +168,12 @@ class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthG
   bool Default() { return value(0); }
   bool String(const char* s, rapidjson::SizeType n, bool) { return value(n) && text(s, n); }
   bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    if (strict_ && nonfinite(s, n)) nonfinite_ = true;
     if (outside_double_range(s, n)) bad_number_ = true;
-    return !bad_number_ && value(0);
+    return !bad_number_ && !nonfinite_ && value(0);
   }
+  bool nonfinite_number() const { return nonfinite_; }
+  void strict(bool on) { strict_ = on; }
   bool bad_number() const { return bad_number_; }
   bool Key(const char* s, rapidjson::SizeType n, bool) {
     if (!value(n) || !text(s, n)) return false;
@@ -226,6 +235,8 @@ class DepthGuard : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DepthG
   bool too_deep_ = false;
   bool nul_ = false;
   bool bad_number_ = false;
+  bool strict_ = false;
+  bool nonfinite_ = false;
   // The member names of each open object, innermost last (levels are reused, not freed); their
   // bytes are already counted by value().
   std::vector<std::vector<std::string>> keys_;
@@ -285,8 +296,14 @@ void check(std::span<const std::byte> in, const DecodeLimits& limits, bool allow
   // need respelling (wrap(), split_array()).
   DepthGuard guard(limits.max_depth, allow_nul, limits.max_decoded_bytes, value_bytes,
                    2 * std::uint64_t(in.size()));
+  guard.strict(limits.json_strict);
   rapidjson::Reader reader;
   const rapidjson::ParseResult r = reader.Parse<kCheckFlags>(is, guard);
+  if (guard.nonfinite_number()) {
+    fail(
+        "NaN and Infinity are not JSON numbers (RFC 8259), and this side reads JSON strictly "
+        "(json_strict)");
+  }
   if (guard.too_deep()) fail("nesting deeper than " + std::to_string(limits.max_depth));
   if (guard.too_big()) {
     fail("decoding would take more than max_decoded_bytes (" +
@@ -391,3 +408,22 @@ std::string wrap(std::span<const std::byte> in) {
 }
 
 }  // namespace brine::json_codec
+
+namespace brine::detail {
+
+bool json_holds_nonfinite(std::span<const std::byte> payload) {
+  // A handler that notes the tokens and otherwise accepts what the writer wrote.
+  struct Finder : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Finder> {
+    bool found = false;
+    bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+      found = found || json_codec::nonfinite(s, n);
+      return true;
+    }
+  } finder;
+  rapidjson::MemoryStream ms(reinterpret_cast<const char*>(payload.data()), payload.size());
+  rapidjson::Reader reader;
+  reader.Parse<json_codec::kCheckFlags>(ms, finder);
+  return finder.found;
+}
+
+}  // namespace brine::detail

@@ -225,7 +225,8 @@ void core_release(ClientCore& core, const std::string& object) noexcept;
 
 template <class Resp, class Req>
 Status encode_request(CodecId c, Buffer& frame, FrameKind kind, std::string_view object,
-                      std::string_view method, const Req& request) {
+                      std::string_view method, const Req& request,
+                      const DecodeLimits& limits = DecodeLimits{}) {
   static_assert((void(carried_call<Req, Resp>()), true));  // its own errors
   bool ok = Serialization<Req>::supports(c);
   if constexpr (!std::is_void_v<Resp>) ok = ok && Serialization<Resp>::supports(c);
@@ -242,7 +243,13 @@ Status encode_request(CodecId c, Buffer& frame, FrameKind kind, std::string_view
     } else {
       begin_frame(frame, kind, std::uint8_t(c), object, method);
     }
+    const std::size_t start = frame.size();
     Serialization<Req>::encode(c, request, frame);
+    if (!written_as_promised(c, frame.bytes().subspan(start), limits)) {
+      return Status{StatusCode::invalid_argument,
+                    "the request holds NaN or Infinity, which strict JSON (json_strict) cannot "
+                    "carry"};
+    }
   } catch (const RpcError& e) {
     return e.status();
   } catch (const std::exception& e) {
@@ -271,8 +278,8 @@ Result<Resp> try_call(ClientCore& core, std::string_view object, std::string_vie
   if (!pick) return none;
   for (CodecSet tried = 0;;) {
     Buffer frame;
-    if (Status s =
-            encode_request<Resp>(pick->codec, frame, FrameKind::request, object, method, request);
+    if (Status s = encode_request<Resp>(pick->codec, frame, FrameKind::request, object, method,
+                                        request, core_limits(core));
         !s.ok()) {
       return s;
     }
@@ -313,8 +320,8 @@ struct AsyncAttempts : std::enable_shared_from_this<AsyncAttempts<Resp, Req, F>>
   // Sends in `pick`; the reply comes to done().
   void send(CodecPick pick) {
     Buffer frame;
-    if (Status s =
-            encode_request<Resp>(pick.codec, frame, FrameKind::request, object, method, request);
+    if (Status s = encode_request<Resp>(pick.codec, frame, FrameKind::request, object, method,
+                                        request, core_limits(core));
         !s.ok()) {
       f(Result<Resp>(std::move(s)));
       return;
@@ -378,8 +385,8 @@ void call_async(ClientCore& core, std::string_view object, std::string_view meth
   }
   using Call = CallbackCall<Resp, std::decay_t<F>>;
   Buffer frame;
-  if (Status s =
-          encode_request<Resp>(pick->codec, frame, FrameKind::request, object, method, request);
+  if (Status s = encode_request<Resp>(pick->codec, frame, FrameKind::request, object, method,
+                                      request, core_limits(core));
       !s.ok()) {
     f(Result<Resp>(std::move(s)));
     return;
@@ -627,7 +634,7 @@ class Client {
     if (!pick) return none;
     Buffer frame;
     if (Status s = detail::encode_request<void>(pick->codec, frame, detail::FrameKind::oneway, {},
-                                                method, request);
+                                                method, request, options().decode_limits);
         !s.ok()) {
       return s;
     }

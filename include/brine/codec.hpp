@@ -125,7 +125,24 @@ struct DecodeLimits {
   // memory (a million empty sub-messages, a set of one-byte keys) is refused with
   // INVALID_ARGUMENT instead of allocating hundreds of megabytes. See docs/security.md.
   std::uint64_t max_decoded_bytes = 256ull * 1024 * 1024;
+  // JSON exactly as RFC 8259 has it: NaN, Infinity and -Infinity, which brine otherwise reads and
+  // writes as bare tokens (as Python's json module and cereal do), are refused in what is read
+  // (INVALID_ARGUMENT), and a value that would write one fails instead (a server's reply:
+  // INTERNAL; a client's request: INVALID_ARGUMENT). For peers whose parser is strict (a
+  // browser's JSON.parse). Configuration key json_strict.
+  bool json_strict = false;
 };
+
+namespace detail {
+// Whether a JSON payload holds NaN, Infinity or -Infinity outside strings (codecs/json).
+bool json_holds_nonfinite(std::span<const std::byte> payload);
+// Whether a payload written in `codec` keeps the rules its reader is promised by `limits`:
+// today json_strict's.
+inline bool written_as_promised(CodecId codec, std::span<const std::byte> payload,
+                                const DecodeLimits& limits) {
+  return !limits.json_strict || codec != CodecId::json || !json_holds_nonfinite(payload);
+}
+}  // namespace detail
 
 // Specialised (partially, with constraints) by the codec headers: CodecTraits<codec, T> exists
 // when that codec can carry T. The primary template is deliberately left undefined.

@@ -5,7 +5,8 @@
 //   codec = "json"                   # clients: prefer this codec where the types allow
 //   max_frame_size = 16777216        # also: max_depth, max_decoded_bytes,
 //                                    #       heartbeat_interval_ms, heartbeat_timeout_ms,
-//                                    #       busy_poll_us (low-latency mode; 0 = off)
+//                                    #       busy_poll_us (low-latency mode; 0 = off),
+//                                    #       json_strict (true: RFC 8259 only, no NaN)
 //   [server]
 //   listen = ["tcp://127.0.0.1:7000", "unix:///tmp/calc.sock"]   # a string or a list
 //   broker = "zmq+tcp://127.0.0.1:5556"   # broker backends to work for (string or list)

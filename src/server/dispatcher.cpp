@@ -282,11 +282,16 @@ void Dispatcher::execute(ServerConnection& conn, FrameKind kind, CodecId codec,
   Buffer out;
   begin_frame(out, FrameKind::reply, std::uint8_t(codec), {});
   set_call_id(out, call_id);
+  const std::size_t reply_start = out.size();
   Status failure;
   current_call = &state;
   try {
     PeerContext ctx(conn.session(), counters_);
     target.handler->invoke(target.self.get(), codec, payload, options_.decode_limits, out, ctx);
+    if (!written_as_promised(codec, out.bytes().subspan(reply_start), options_.decode_limits)) {
+      failure = {StatusCode::internal,
+                 "the reply holds NaN or Infinity, which strict JSON (json_strict) cannot carry"};
+    }
   } catch (const RpcError& e) {
     failure = e.status();
     if (failure.ok()) failure.code = StatusCode::unknown;
