@@ -133,15 +133,25 @@ BRINE_VERSION(Tagged, 7);
 
 TEST(Shapes, FollowTheStructureOfTheTypes) {
   EXPECT_EQ((brine::call_contract<shapes::Everything, shapes::Colour>.text),
-            "(s'{anonymous}::shapes::Everything'{vec<s'{anonymous}::shapes::Inner'{f64,str}>,"
+            "(s'(anonymous)::shapes::Everything'{vec<s'(anonymous)::shapes::Inner'{f64,str}>,"
             "map<str,opt<i64>>,set<u16>,var<bool,char>,tup<i8,f32>,tup<>,arr<u8,3>,"
-            "map<i32,vec<bool>>})->e'{anonymous}::shapes::Colour'<u8>");
+            "map<i32,vec<bool>>})->e'(anonymous)::shapes::Colour'<u8>");
   EXPECT_EQ((brine::method_contract<brine::Ref<contract_v1::Calc>, shapes::Opaque, shapes::Tagged,
                                     std::string>.text),
-            "(o'{anonymous}::shapes::Opaque',v'Tagged'@7,str)->ref'contract_v1::Calc'");
+            "(o'(anonymous)::shapes::Opaque',v'Tagged'@7,str)->ref'contract_v1::Calc'");
   EXPECT_EQ((brine::call_contract<calc::pb::AddRequest, calc::pb::Number>.text),
             "(pb'calculator.AddRequest')->pb'calculator.Number'");
   EXPECT_EQ((brine::method_contract<void>.text), "()->void");
+}
+
+// Names that enter the fingerprint (enums, opaque classes) are spelt the same by g++ and clang:
+// both compilers' names for an anonymous namespace become "(anonymous)". The fingerprint below
+// is that of the text both compilers now produce.
+TEST(Shapes, AnAnonymousNamespaceIsSpeltTheSameByEveryCompiler) {
+  EXPECT_EQ((brine::method_contract<shapes::Colour>.text),
+            "()->e'(anonymous)::shapes::Colour'<u8>");
+  EXPECT_EQ((brine::method_contract<shapes::Colour>.fingerprint),
+            brine::detail::fnv1a("()->e'(anonymous)::shapes::Colour'<u8>"));
 }
 
 TEST(Shapes, TheFingerprintIgnoresStructNamesButNotStructure) {

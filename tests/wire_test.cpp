@@ -27,13 +27,15 @@ struct Counter {
   virtual std::int32_t add(std::int32_t a, std::int32_t b) = 0;
   virtual brine::Ref<Counter> fork() = 0;
   virtual void touch() = 0;
+  virtual std::string greet(const std::string& name) = 0;
 };
-BRINE_INTERFACE(Counter, add, fork, touch);
+BRINE_INTERFACE(Counter, add, fork, touch, greet);
 
 struct CounterImpl final : Counter {
   std::int32_t add(std::int32_t a, std::int32_t b) override { return a + b; }
   brine::Ref<Counter> fork() override { return brine::make_ref<Counter, CounterImpl>(); }
   void touch() override {}
+  std::string greet(const std::string& name) override { return "hello " + name; }
 };
 }  // namespace wire_objects
 
@@ -44,6 +46,9 @@ using namespace std::chrono_literals;
 
 void put_be(Bytes& b, std::uint64_t v, int n) {
   for (int i = n - 1; i >= 0; --i) b.push_back(std::uint8_t(v >> (8 * i)));
+}
+void put_le32(Bytes& b, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) b.push_back(std::uint8_t(v >> (8 * i)));
 }
 void put_le_double(Bytes& b, double d) {
   std::uint64_t u;
@@ -76,6 +81,17 @@ Bytes frame(std::uint8_t kind, std::uint8_t codec, std::uint64_t call_id, const 
 
 Bytes text(const std::string& s) {
   return Bytes(s.begin(), s.end());
+}
+
+// A frame with flags bit 0 and the u32 timeout_ms field after the method name ("Frame").
+Bytes timed(std::uint8_t kind, std::uint8_t codec, std::uint64_t call_id, const std::string& method,
+            std::uint32_t timeout_ms, const Bytes& payload) {
+  Bytes field;
+  put_be(field, timeout_ms, 4);
+  field.insert(field.end(), payload.begin(), payload.end());
+  Bytes f = frame(kind, codec, call_id, method, field);
+  f[9] = 0x01;
+  return f;
 }
 
 // FNV-1a 64, as "Contracts" defines the fingerprint.
@@ -353,6 +369,8 @@ INSTANTIATE_TEST_SUITE_P(
         // Issue 13: the fields each kind leaves empty, and the reserved call id 0.
         ProtocolCase{"request_id_zero", frame(1, 1, 0, "add", cereal_doubles({1, 2})), 3},
         ProtocolCase{"oneway_id_zero", frame(4, 1, 0, "add", cereal_doubles({1, 2})), 3},
+        // "Heartbeats, timeouts and cancel": flags bit 0 belongs to requests only.
+        ProtocolCase{"oneway_with_timeout", timed(4, 1, 5, "add", 100, cereal_doubles({1, 2})), 3},
         ProtocolCase{"heartbeat_with_method", frame(6, 0, 0, "x", {}), 3},
         ProtocolCase{"heartbeat_with_codec", frame(6, 1, 0, "", {}), 3},
         ProtocolCase{"heartbeat_with_call_id", frame(6, 0, 5, "", {}), 3},
@@ -677,6 +695,77 @@ TEST(WireJsonDepth, TheOuterValueCountsAsLevelOne) {
   EXPECT_NE(e.message.find("nesting deeper than 1"), std::string::npos) << e.message;
 }
 
+// "Size limits": lengths stay below 2 GiB, so that every frame is a multiprocessing.connection
+// message. A server accepts a limit of 2^31 - 1 and refuses 2^31; a length prefix of 2^31 is
+// refused from the prefix alone (nothing allocated), even under the highest limit.
+TEST(WireLimits, FrameLengthsStayBelowTwoGibibytes) {
+  EXPECT_THROW(brine::Server({.max_frame_size = std::size_t(1) << 31}), std::invalid_argument);
+  EXPECT_THROW(brine::Client("tcp://127.0.0.1:1", {.max_frame_size = std::size_t(1) << 31}),
+               std::invalid_argument);
+  brine_test::TestServer highest({.max_frame_size = (std::size_t(1) << 31) - 1});
+  const std::string uri = highest.listen("tcp4");
+  RawConn c(uri);
+  c.send({0x80, 0x00, 0x00, 0x00});
+  const auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.code, 8u);  // RESOURCE_EXHAUSTED
+  EXPECT_TRUE(c.closed_by_peer());
+  RawConn d(uri);  // the limit itself is fine: an ordinary frame is served
+  d.send(frame(1, 1, 1, "add", cereal_doubles({2.0, 3.0})));
+  const auto r = d.read_frame();
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)[7], 2);
+}
+
+// "Heartbeats, timeouts and cancel": a request waiting for a worker is answered
+// DEADLINE_EXCEEDED at its deadline, not when a worker frees up, and is not run.
+TEST(WireDeadline, AQueuedRequestIsAnsweredAtItsDeadline) {
+  brine_test::TestServer one_worker({.workers = 1});
+  RawConn c(one_worker.listen("tcp4"));
+  Bytes wait_700{0x01};  // cereal: calc::WaitRequest{milliseconds = 700}
+  put_le32(wait_700, 700);
+  c.send(frame(1, 1, 1, "wait", wait_700));
+  const auto t0 = std::chrono::steady_clock::now();
+  c.send(timed(1, 1, 2, "add", 100, cereal_doubles({2.0, 3.0})));
+  const auto first = c.read_frame();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(first);
+  const auto e = parse_error(*first);
+  EXPECT_EQ(e.call_id, 2u);
+  EXPECT_EQ(e.code, 4u);  // DEADLINE_EXCEEDED
+  EXPECT_GE(took, 90ms);
+  EXPECT_LT(took, 500ms);  // the worker is busy until 700 ms
+  const auto second = c.read_frame();
+  ASSERT_TRUE(second);
+  EXPECT_EQ((*second)[7], 2);
+  EXPECT_EQ(get_be(*second, 12, 8), 1u);
+}
+
+// "ZeroMQ": a peer must answer ZMTP PINGs; one that answers nothing is dropped after about 4 s
+// (a PING every second, 3 s to answer). Spoken by hand: the ZMTP 3.1 greeting and READY.
+TEST(WireZmq, APeerThatDoesNotAnswerPingsIsDroppedInAboutFourSeconds) {
+  brine_test::TestServer server;
+  RawConn c(server.listen("zmq_tcp"));
+  Bytes greeting{0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 3, 1, 'N', 'U', 'L', 'L'};
+  greeting.resize(64, 0);  // mechanism padded to 20 bytes, as-server 0, filler
+  c.send(greeting);
+  const std::string type = "Socket-Type";
+  const std::string dealer = "DEALER";
+  Bytes ready{0x04, 0, 5, 'R', 'E', 'A', 'D', 'Y', std::uint8_t(type.size())};
+  ready.insert(ready.end(), type.begin(), type.end());
+  put_be(ready, dealer.size(), 4);
+  ready.insert(ready.end(), dealer.begin(), dealer.end());
+  ready[1] = std::uint8_t(ready.size() - 2);
+  c.send(ready);
+  ASSERT_TRUE(c.read(64));  // the server's greeting
+  const auto t0 = std::chrono::steady_clock::now();
+  // Read (the server's READY, then its PINGs) until it hangs up.
+  while (c.read(1, 10s)) {
+  }
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 2s);
+  EXPECT_LT(took, 8s);
+}
+
 // "JSON", NaN and infinities: with json_strict a server reads and writes RFC 8259 only.
 TEST(WireJsonStrict, NaNAndInfinityAreRefusedBothWays) {
   brine::ServerOptions options;
@@ -746,6 +835,21 @@ TEST(WireCodecRefusal, TheTypeFieldListsTheServedCodecs) {
   // An unknown method is NOT_FOUND whatever its codec.
   c.send(frame(1, 1, 3, "nosuch", cereal_doubles({2.0})));
   EXPECT_EQ(parse_error(*c.read_frame()).code, 5u);
+}
+
+// Issue 13: a method's refusal printed a raw std::__cxx11::basic_string<...> signature. It shows
+// the method as declared, in the words of the contract.
+TEST_F(WireObjects, ACodecRefusalShowsTheMethodAsDeclared) {
+  RawConn c(uri);
+  c.send(frame(1, 2, 1, "counter.greet", {}));
+  const auto e = parse_error(*c.read_frame());
+  EXPECT_EQ(e.code, 12u);
+  EXPECT_NE(e.message.find("method 'counter.greet' (std::string greet(std::string)) is not "
+                           "served in codec 'protobuf'"),
+            std::string::npos)
+      << e.message;
+  EXPECT_EQ(e.message.find("__cxx11"), std::string::npos) << e.message;
+  EXPECT_EQ(e.type, "brine.codecs:1,3");
 }
 
 TEST_F(WireObjects, MissingObjectAndMethodMessages) {

@@ -196,11 +196,19 @@ struct TextSink {
 };
 
 // Appends `name` between quotes (a quote inside it, which no C++ type name has outside a
-// character literal, becomes '?', so that the text always parses).
+// character literal, becomes '?', so that the text always parses). An anonymous namespace is
+// written "(anonymous)" whichever compiler named it (g++: "{anonymous}", clang: "(anonymous
+// namespace)"), so that such a type's fingerprint does not depend on the compiler.
 constexpr void put_name(TextSink& s, std::string_view name, bool dots) {
+  constexpr std::string_view kGcc = "{anonymous}";
+  constexpr std::string_view kClang = "(anonymous namespace)";
   s += '\'';
   for (std::size_t i = 0; i < name.size(); ++i) {
-    if (dots && name[i] == ':' && i + 1 < name.size() && name[i + 1] == ':') {
+    const std::string_view rest = name.substr(i);
+    if (rest.starts_with(kGcc) || rest.starts_with(kClang)) {
+      s += "(anonymous)";
+      i += (rest.starts_with(kGcc) ? kGcc.size() : kClang.size()) - 1;
+    } else if (dots && name[i] == ':' && i + 1 < name.size() && name[i + 1] == ':') {
       s += '.';
       ++i;
     } else {
