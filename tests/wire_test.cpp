@@ -432,6 +432,39 @@ TEST_F(Wire, ARequestReusingAPendingIdClosesTheConnection) {
   }
 }
 
+// "Call ids": an id may be used again as soon as its answer has arrived. A worker used to write
+// its reply before taking the call off the connection's list, so an id reused at once was, now
+// and then, "already in use" (seen as a flaky failure of the test above); and a call answered
+// DEADLINE_EXCEEDED while it waited for a worker stayed on the list until a worker took it.
+TEST(WireCallIds, AnIdIsFreeAsSoonAsItsAnswerArrives) {
+  brine_test::TestServer one_worker({.workers = 1});
+  RawConn c(one_worker.listen("tcp4"));
+  for (int i = 0; i < 2000; ++i) {
+    c.send(frame(1, 1, 9, "add", cereal_doubles({1.0, 2.0})));
+    const auto r = c.read_frame();
+    ASSERT_TRUE(r) << "after " << i << " calls";
+    ASSERT_EQ((*r)[7], 2) << "after " << i << " calls: " << parse_error(*r).message;
+  }
+  // Answered at its deadline while the only worker is busy: its id is free at once.
+  Bytes wait_300{0x01};
+  put_le32(wait_300, 300);
+  c.send(frame(1, 1, 1, "wait", wait_300));
+  c.send(timed(1, 1, 2, "add", 50, cereal_doubles({2.0, 3.0})));
+  const auto late = parse_error(*c.read_frame());
+  ASSERT_EQ(late.call_id, 2u);
+  ASSERT_EQ(late.code, 4u);
+  c.send(frame(1, 1, 2, "add", cereal_doubles({2.0, 3.0})));  // id 2 again, before the wait ends
+  std::vector<std::uint64_t> answered;
+  for (int i = 0; i < 2; ++i) {
+    const auto r = c.read_frame();
+    ASSERT_TRUE(r);
+    ASSERT_EQ((*r)[7], 2) << parse_error(*r).message;
+    answered.push_back(get_be(*r, 12, 8));
+  }
+  std::sort(answered.begin(), answered.end());
+  EXPECT_EQ(answered, (std::vector<std::uint64_t>{1, 2}));
+}
+
 // "Contracts", from the document: the server refuses a mismatched contract, names both
 // signatures, remembers the refusal for the connection; the fingerprint is only a shortcut.
 TEST_F(Wire, ContractsFromTheDocument) {

@@ -180,8 +180,9 @@ void Dispatcher::run_inline(ServerConnection& conn, const FrameView& f, const Ta
   state.call_id = f.call_id;
   state.codec = CodecId(f.codec);
   const bool registered = conn.calls().add(state);
-  execute(conn, f.kind, CodecId(f.codec), target, f.payload, state);
+  std::optional<Buffer> answer = execute(conn, f.kind, CodecId(f.codec), target, f.payload, state);
   if (registered) conn.calls().remove(state);
+  if (answer) conn.send(std::move(*answer));
   conn.release();
   call_done();
 }
@@ -205,11 +206,14 @@ void Dispatcher::queue(ServerConnection& conn, const FrameView& f, Target&& targ
   if (f.kind == FrameKind::request && deadline != Clock::time_point::max() &&
       queued_.load(std::memory_order_relaxed) > options_.workers) {
     call->taken = std::make_shared<std::atomic<bool>>(false);
-    call->deadline_timer =
-        conn.timers().at(deadline, [taken = call->taken, weak = conn.weak_from_this(),
-                                    id = f.call_id, limit = options_.max_frame_size] {
-          if (taken->exchange(true)) return;  // a worker started it
-          if (auto c = weak.lock()) {
+    call->deadline_timer = conn.timers().at(
+        deadline, [taken = call->taken, weak = conn.weak_from_this(), state = &call->state,
+                   id = f.call_id, limit = options_.max_frame_size] {
+          auto c = weak.lock();
+          // A worker started it, or the connection is gone. (`state` is only touched when the
+          // claim succeeds: the worker cannot have recycled it then.)
+          if (!c || !c->calls().claim_for_deadline(*taken, *state)) return;
+          {
             c->send(wire::error_frame(id,
                                       {StatusCode::deadline_exceeded,
                                        "the caller's deadline passed while the call waited for a "
@@ -224,12 +228,15 @@ void Dispatcher::queue(ServerConnection& conn, const FrameView& f, Target&& targ
 void Dispatcher::run_queued(std::unique_ptr<Queued> call) {
   if (call->taken) {
     call->conn->timers().cancel(call->deadline_timer);
-    if (call->taken->exchange(true)) {  // answered at its deadline already: execute skips it
+    if (!call->conn->calls().claim_for_worker(*call->taken)) {
+      // Answered at its deadline already (and taken off the list): execute skips it.
       call->state.cancelled.store(true, std::memory_order_relaxed);
     }
   }
-  execute(*call->conn, call->kind, call->codec, call->target, call->payload.bytes(), call->state);
+  std::optional<Buffer> answer = execute(*call->conn, call->kind, call->codec, call->target,
+                                         call->payload.bytes(), call->state);
   if (call->registered) call->conn->calls().remove(call->state);
+  if (answer) call->conn->send(std::move(*answer));
   queued_.fetch_sub(1, std::memory_order_relaxed);
   call->conn->release();
   call_done();
@@ -262,22 +269,21 @@ void Dispatcher::recycle(std::unique_ptr<Queued> q) noexcept {
   if (spare_queued_.size() < kSpareQueued) spare_queued_.push_back(std::move(q));
 }
 
-void Dispatcher::execute(ServerConnection& conn, FrameKind kind, CodecId codec,
-                         const Target& target, std::span<const std::byte> payload,
-                         const CallState& state) {
+std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind, CodecId codec,
+                                          const Target& target, std::span<const std::byte> payload,
+                                          const CallState& state) {
   const std::uint64_t call_id = state.call_id;
   if (state.cancelled.load(std::memory_order_relaxed)) {
     counters_.skipped.fetch_add(1, std::memory_order_relaxed);
-    return;  // the caller has given up and completed the call itself: no reply
+    return std::nullopt;  // the caller has given up and completed the call itself: no reply
   }
   if (state.deadline != Clock::time_point::max() && Clock::now() >= state.deadline) {
     counters_.skipped.fetch_add(1, std::memory_order_relaxed);
-    if (kind != FrameKind::oneway) {
-      reply_error(conn, call_id,
-                  {StatusCode::deadline_exceeded,
-                   "the caller's deadline passed before the call could start; not run"});
-    }
-    return;
+    if (kind == FrameKind::oneway) return std::nullopt;
+    return wire::error_frame(call_id,
+                             {StatusCode::deadline_exceeded,
+                              "the caller's deadline passed before the call could start; not run"},
+                             options_.max_frame_size);
   }
   Buffer out;
   begin_frame(out, FrameKind::reply, std::uint8_t(codec), {});
@@ -301,14 +307,16 @@ void Dispatcher::execute(ServerConnection& conn, FrameKind kind, CodecId codec,
     failure = {StatusCode::unknown, "the handler threw something that is not a std::exception"};
   }
   current_call = nullptr;
-  if (kind == FrameKind::oneway || state.cancelled.load(std::memory_order_relaxed)) return;
+  if (kind == FrameKind::oneway || state.cancelled.load(std::memory_order_relaxed)) {
+    return std::nullopt;
+  }
   if (failure.ok() && !finish_frame(out, options_.max_frame_size)) {
     failure = {StatusCode::resource_exhausted,
                "reply of " + std::to_string(out.size() - kPrefixSize) +
                    " bytes exceeds the limit of " + std::to_string(options_.max_frame_size)};
   }
   if (!failure.ok()) make_error_frame(out, call_id, failure, options_.max_frame_size);
-  conn.send(std::move(out));
+  return out;
 }
 
 }  // namespace detail

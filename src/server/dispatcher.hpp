@@ -81,8 +81,12 @@ class Dispatcher {
   void queue(ServerConnection& conn, const FrameView& f, Target&& target,
              std::chrono::steady_clock::time_point deadline);
   void run_queued(std::unique_ptr<Queued> call);
-  void execute(ServerConnection& conn, FrameKind kind, CodecId codec, const Target& target,
-               std::span<const std::byte> payload, const CallState& state);
+  // Runs the call; returns its reply or error frame, or nothing (a oneway, a cancelled call).
+  // The caller takes the call off the connection's list before sending it: once the answer is
+  // out, the peer may use its id again.
+  std::optional<Buffer> execute(ServerConnection& conn, FrameKind kind, CodecId codec,
+                                const Target& target, std::span<const std::byte> payload,
+                                const CallState& state);
   void reply_error(ServerConnection& conn, std::uint64_t call_id, Status status);
   // A call admitted by dispatch() has finished (run, skipped or failed).
   void call_done();

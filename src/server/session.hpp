@@ -155,15 +155,28 @@ class CallRegistry {
     head_ = &s;
     return true;
   }
+  // Takes `s` off the list (nothing if it is not on it).
   void remove(CallState& s) {
     std::lock_guard lk(mu_);
-    if (s.prev != nullptr) s.prev->next = s.next;
-    if (s.next != nullptr) s.next->prev = s.prev;
-    if (head_ == &s) head_ = s.next;
-    s.prev = s.next = nullptr;
+    unlink(s);
   }
-  // Whether a call with this id is pending. Clients number their calls upwards, so an id above
-  // every one seen is answered without a look at the list.
+  // Who answers a call that waits for a worker with a deadline: the worker that starts it, or
+  // the timer that answers it DEADLINE_EXCEEDED. The first to claim `taken` wins; the timer
+  // also takes the call off the list in the same step, so that its id is free once the answer
+  // leaves (and the worker, which finds it taken, never touches the list for it again).
+  bool claim_for_worker(std::atomic<bool>& taken) {
+    std::lock_guard lk(mu_);
+    return !taken.exchange(true);
+  }
+  bool claim_for_deadline(std::atomic<bool>& taken, CallState& s) {
+    std::lock_guard lk(mu_);
+    if (taken.exchange(true)) return false;
+    unlink(s);
+    return true;
+  }
+  // Whether a call with this id is pending: on the list and not cancelled (a cancelled call is
+  // never answered, so its id is free once the cancel is sent). Clients number their calls
+  // upwards, so an id above every one seen is answered without a look at the list.
   bool in_use(std::uint64_t call_id) {
     std::lock_guard lk(mu_);
     if (call_id > highest_) {
@@ -171,7 +184,7 @@ class CallRegistry {
       return false;
     }
     for (CallState* s = head_; s != nullptr; s = s->next) {
-      if (s->call_id == call_id) return true;
+      if (s->call_id == call_id && !s->cancelled.load(std::memory_order_relaxed)) return true;
     }
     return false;
   }
@@ -191,6 +204,13 @@ class CallRegistry {
   }
 
  private:
+  void unlink(CallState& s) {
+    if (s.prev != nullptr) s.prev->next = s.next;
+    if (s.next != nullptr) s.next->prev = s.prev;
+    if (head_ == &s) head_ = s.next;
+    s.prev = s.next = nullptr;
+  }
+
   std::mutex mu_;
   CallState* head_ = nullptr;
   std::uint64_t highest_ = 0;  // the highest id in_use() was asked about
