@@ -339,6 +339,7 @@ TEST(ExamplePrograms, HelpListsTheFlagsAndExits) {
       {BRINE_CALCULATOR_CLIENT, {"--config", "--connect", "--codec", "--calls"}},
       {BRINE_BANK_SERVER, {"--config", "--listen"}},
       {BRINE_BANK_CLIENT, {"--config", "--connect", "--codec", "--owner"}},
+      {BRINE_BROKER, {"--frontend", "--backend"}},  // (a tool, with the same flags)
   };
   for (const auto& [program, flags] : programs) {
     ChildProcess p({program, "--help"});

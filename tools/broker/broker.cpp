@@ -26,6 +26,7 @@
 #include <zmq.hpp>
 
 #include "brine/detail/frame.hpp"
+#include "flags.hpp"
 
 namespace {
 
@@ -315,28 +316,18 @@ class Broker {
   std::uint64_t routed_ = 0;
 };
 
-[[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr, "brine-broker: %s\nusage: brine-broker --frontend URI --backend URI\n", why);
-  std::exit(2);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string frontend;
   std::string backend;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (i + 1 >= argc) usage(("missing value after " + arg).c_str());
-    if (arg == "--frontend") {
-      frontend = argv[++i];
-    } else if (arg == "--backend") {
-      backend = argv[++i];
-    } else {
-      usage(("unknown option " + arg).c_str());
-    }
-  }
-  if (frontend.empty() || backend.empty()) usage("--frontend and --backend are needed");
+  examples::Flags flags("brine-broker",
+                        "Routes brine calls from clients (frontend) to worker servers (backend), "
+                        "over ZeroMQ. Prints the bound URIs, then runs until SIGINT or SIGTERM.");
+  flags.text("--frontend", "URI", "where clients connect (zmq+tcp://, zmq+ipc://)", &frontend)
+      .text("--backend", "URI", "where worker servers connect (Server::connect)", &backend);
+  flags.parse(argc, argv);
+  if (frontend.empty() || backend.empty()) flags.fail("--frontend and --backend are needed");
   std::signal(SIGINT, [](int) { g_stop = 1; });
   std::signal(SIGTERM, [](int) { g_stop = 1; });
   try {
