@@ -190,16 +190,20 @@ const DecodeLimits& core_limits(const ClientCore& core) noexcept;
 // A call's timeout: opts.timeout, else the client's.
 std::chrono::milliseconds core_timeout(const ClientCore& core, const CallOptions& opts) noexcept;
 
-// The codec chosen for a call, and whether the server is known to serve the method in it.
+// The codec chosen for a call; whether the server is known to serve the method in it; whether
+// an answer in it is worth remembering (it was chosen from what is known, and is not known yet).
 struct CodecPick {
   CodecId codec;
   bool confirmed;
+  bool remember;
 };
 // The codec for a call of `method` (without its object) whose types can use `usable`, not one
 // of `tried`; nullopt and UNIMPLEMENTED in `none` when there is none (client/codec_choice.hpp).
+// `consult` asks what is known even where the client has never been refused (asynchronous
+// calls, which copy their request until the codec is confirmed).
 std::optional<CodecPick> core_pick_codec(const ClientCore& core, std::string_view method,
                                          const Contract& contract, CodecSet usable, CodecSet tried,
-                                         Status& none);
+                                         Status& none, bool consult = false);
 // A call in `codec` was answered.
 void core_confirm_codec(ClientCore& core, std::string_view method, const Contract& contract,
                         CodecId codec) noexcept;
@@ -212,13 +216,16 @@ bool core_learn_codecs(ClientCore& core, std::string_view object, std::string_vi
 // The codecs both a request and a response type can use (the response may be void).
 template <class Req, class Resp>
 CodecSet usable_codecs() noexcept {
-  CodecSet set = 0;
-  for (CodecId c : known_codecs()) {
-    bool ok = Serialization<Req>::supports(c);
-    if constexpr (!std::is_void_v<Resp>) ok = ok && Serialization<Resp>::supports(c);
-    if (ok) set |= codec_bit(c);
-  }
-  return set;
+  static const CodecSet usable = [] {
+    CodecSet set = 0;
+    for (CodecId c : known_codecs()) {
+      bool ok = Serialization<Req>::supports(c);
+      if constexpr (!std::is_void_v<Resp>) ok = ok && Serialization<Resp>::supports(c);
+      if (ok) set |= codec_bit(c);
+    }
+    return set;
+  }();
+  return usable;
 }
 // Sends "<object>.~release" if the connection that made the reference is still up.
 void core_release(ClientCore& core, const std::string& object) noexcept;
@@ -287,7 +294,7 @@ Result<Resp> try_call(ClientCore& core, std::string_view object, std::string_vie
     core_call_sync(core, std::move(frame), method, pending, opts, contract);
     Result<Resp> r = std::move(pending).take();
     if (r.ok()) {
-      if (!pick->confirmed) core_confirm_codec(core, method, contract, pick->codec);
+      if (pick->remember) core_confirm_codec(core, method, contract, pick->codec);
       return r;
     }
     if (!core_learn_codecs(core, object, method, contract, pick->codec, r.status()) ||
@@ -337,12 +344,12 @@ struct AsyncAttempts : std::enable_shared_from_this<AsyncAttempts<Resp, Req, F>>
 
   void done(CodecPick pick, Result<Resp> r) {
     if (r.ok()) {
-      if (!pick.confirmed) core_confirm_codec(core, method, contract, pick.codec);
+      if (pick.remember) core_confirm_codec(core, method, contract, pick.codec);
     } else if (core_learn_codecs(core, object, method, contract, pick.codec, r.status()) &&
                time_left(deadline, opts)) {
       tried |= codec_bit(pick.codec);
       Status none;
-      if (auto next = core_pick_codec(core, method, contract, usable, tried, none)) {
+      if (auto next = core_pick_codec(core, method, contract, usable, tried, none, true)) {
         send(*next);
         return;
       }
@@ -368,7 +375,8 @@ void call_async(ClientCore& core, std::string_view object, std::string_view meth
                 const Req& request, F&& f, CallOptions opts, const Contract& contract) {
   const CodecSet usable = usable_codecs<Req, Resp>();
   Status none;
-  const std::optional<CodecPick> pick = core_pick_codec(core, method, contract, usable, 0, none);
+  const std::optional<CodecPick> pick =
+      core_pick_codec(core, method, contract, usable, 0, none, true);
   if (!pick) {
     f(Result<Resp>(std::move(none)));
     return;

@@ -313,8 +313,8 @@ std::chrono::milliseconds core_timeout(const ClientCore& core, const CallOptions
 }
 std::optional<CodecPick> core_pick_codec(const ClientCore& core, std::string_view method,
                                          const Contract& contract, CodecSet usable, CodecSet tried,
-                                         Status& none) {
-  return core.codecs().pick(method, contract, usable, tried, none);
+                                         Status& none, bool consult) {
+  return core.codecs().pick(method, contract, usable, tried, none, consult);
 }
 void core_confirm_codec(ClientCore& core, std::string_view method, const Contract& contract,
                         CodecId codec) noexcept {

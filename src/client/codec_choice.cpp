@@ -26,8 +26,14 @@ std::size_t CodecChooser::KeyHash::operator()(const KeyView& k) const noexcept {
 }
 
 std::optional<CodecPick> CodecChooser::pick(std::string_view method, const Contract& contract,
-                                            CodecSet usable, CodecSet tried, Status& none) const {
+                                            CodecSet usable, CodecSet tried, Status& none,
+                                            bool consult) const {
   const CodecSet candidates = usable & order_set_ & ~tried;
+  if (!consult && tried == 0 && !refused_.load(std::memory_order_acquire)) {
+    for (CodecId c : order_) {
+      if ((candidates & codec_bit(c)) != 0) return CodecPick{c, false, false};
+    }
+  }
   std::optional<CodecSet> served;
   {
     std::lock_guard lk(mu_);
@@ -37,14 +43,14 @@ std::optional<CodecPick> CodecChooser::pick(std::string_view method, const Contr
   }
   if (served) {
     for (CodecId c : order_) {
-      if ((candidates & *served & codec_bit(c)) != 0) return CodecPick{c, true};
+      if ((candidates & *served & codec_bit(c)) != 0) return CodecPick{c, true, false};
     }
   }
   // Nothing known, or what is known may be old: ask in the first candidate. Not when this call
   // was refused already (then what is known was just learnt).
   if (tried == 0 || !served) {
     for (CodecId c : order_) {
-      if ((candidates & codec_bit(c)) != 0) return CodecPick{c, false};
+      if ((candidates & codec_bit(c)) != 0) return CodecPick{c, false, true};
     }
   }
   const std::string name(method);
@@ -82,6 +88,7 @@ bool CodecChooser::learn(std::string_view method, const Contract& contract, cons
   if (!served) return false;
   std::lock_guard lk(mu_);
   remember(KeyView{method, &contract}, *served);
+  refused_.store(true, std::memory_order_release);
   return true;
 }
 

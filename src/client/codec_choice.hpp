@@ -7,6 +7,7 @@
 // so a server restarted with other codecs costs one more round trip, never a wrong answer.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <mutex>
 #include <optional>
@@ -32,8 +33,10 @@ class CodecChooser {
   // the contract `contract` and can use `usable`: the first of the order that `usable` has and
   // `tried` has not, among those the server is known to serve the method in if any are known.
   // Nullopt, and UNIMPLEMENTED in `none` naming what each side can use, when there is none.
+  // Without `consult`, a client never refused takes the first usable codec of the order without
+  // a look at what is known (no lock: the path of every call).
   std::optional<CodecPick> pick(std::string_view method, const Contract& contract, CodecSet usable,
-                                CodecSet tried, Status& none) const;
+                                CodecSet tried, Status& none, bool consult = false) const;
   // A call in `codec` was answered: the server serves `method` in it.
   void confirm(std::string_view method, const Contract& contract, CodecId codec);
   // If `status` is a refusal for the codec, remembers the codecs the server serves `method` in
@@ -73,6 +76,7 @@ class CodecChooser {
   CodecSet order_set_ = 0;
   mutable std::mutex mu_;
   std::unordered_map<Key, CodecSet, KeyHash, KeyEq> served_;  // (mu_)
+  std::atomic<bool> refused_{false};                          // learn() has recorded a refusal
 };
 
 }  // namespace brine::detail
