@@ -57,12 +57,38 @@ void set_common_options(zmq::socket_t& s, std::size_t max_frame_size,
   s.set(zmq::sockopt::reconnect_ivl, 100);
 }
 
+// A message's bytes are written on a brine thread and freed on libzmq's I/O thread once sent,
+// handed over through libzmq's lock-free pipes. libzmq is not built with ThreadSanitizer, which
+// therefore cannot see that hand-off: it is told, or every message would be a race report, and
+// matching each report against tools/tsan.supp stalls the I/O thread for a second or more.
+#if defined(__SANITIZE_THREAD__)
+#define BRINE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BRINE_TSAN 1
+#endif
+#endif
+#ifdef BRINE_TSAN
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#endif
+
 zmq::message_t message_of(Buffer&& frame) {
   auto owned = std::make_unique<Buffer>(std::move(frame));
   Buffer* raw = owned.get();
   zmq::message_t m(
-      raw->data(), raw->size(), [](void*, void* hint) { delete static_cast<Buffer*>(hint); }, raw);
+      raw->data(), raw->size(),
+      [](void*, void* hint) {
+#ifdef BRINE_TSAN
+        __tsan_acquire(hint);
+#endif
+        delete static_cast<Buffer*>(hint);
+      },
+      raw);
   (void)owned.release();  // the message owns it now
+#ifdef BRINE_TSAN
+  __tsan_release(raw);
+#endif
   return m;
 }
 
