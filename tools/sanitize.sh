@@ -3,14 +3,18 @@
 # runs them, through the CMake presets "asan-ubsan" and "tsan" (CMakePresets.json). Any
 # sanitizer report fails the run.
 #
-# The presets skip the install and compile-fail tests (they check the build, not run time), and
-# the grid cells of tcp6, abstract, tls6 and zmq_ipc: the same channel code as tcp4, unix, tls4
-# and zmq_tcp with another address, which the plain build runs (one sanitizer pass per test body
-# and transport implementation, not per address family).
-# Under TSan they also skip the single-threaded codec tests (DecodedSize too) (protobuf's map code in its headers
-# changes under TSan and no longer matches the uninstrumented libprotobuf, which crashes in maps)
-# and the zmq+inproc runs (inproc passes message buffers between threads through libzmq's
-# lock-free pipes, which TSan cannot see; tools/tsan.supp covers libzmq's own internals).
+# The presets skip the install and compile-fail tests (they check the build, not run time). Of
+# the transport x codec grids they run each test body over every codec on tcp4 and over every
+# other transport implementation once (unix, tls4, zmq_tcp, mem, zmq_inproc, one codec each, in
+# turn): codecs and channels are separate layers, and tcp6, abstract, tls6 and zmq_ipc run the
+# same channel code as tcp4, unix, tls4 and zmq_tcp with another address. The plain build runs
+# the whole grid.
+# Under TSan they also skip the single-threaded codec tests (DecodedSize too) (protobuf's map code
+# in its headers changes under TSan and no longer matches the uninstrumented libprotobuf, which
+# crashes in maps) and the zmq+inproc runs (inproc passes message buffers between threads through
+# libzmq's lock-free pipes, which TSan cannot see). TSan ignores what uninstrumented libraries
+# (libzmq, OpenSSL) do inside their own calls (ignore_noninstrumented_modules): matching each
+# such report against tools/tsan.supp stalled libzmq's I/O thread for up to a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
