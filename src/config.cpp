@@ -138,8 +138,9 @@ std::optional<std::string> closest(std::string_view name,
   return *best;
 }
 
-// BRINE_ variables that are not configuration: the build scripts' (tools/quickstart.sh).
-constexpr std::string_view kToolVariables[] = {"BRINE_BUILD_DIR"};
+// BRINE_ variables that are not configuration: the build scripts' (tools/quickstart.sh) and
+// the readiness pipe brine::testing passes to a server it starts (docs/design.md, "The test kit").
+constexpr std::string_view kToolVariables[] = {"BRINE_BUILD_DIR", "BRINE_READY_FD"};
 
 std::string variable_of(const std::string& path) {
   std::string var = "BRINE_";

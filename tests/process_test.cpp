@@ -10,6 +10,7 @@
 #include <fstream>
 #include <future>
 #include <limits>
+#include <optional>
 #include <thread>
 
 #include "bank.hpp"
@@ -36,8 +37,8 @@ class CrossProcess : public testing::TestWithParam<Param> {
       ::setenv("BRINE_SERVER_TLS_PRIVATE_KEY", tls_files().server_key.c_str(), 1);
     }
     server_ = start_calculator_server({"--listen", listen_uri(GetParam().transport)});
-    ASSERT_EQ(server_.uris.size(), 1u);
-    uri_ = server_.uris[0];
+    ASSERT_EQ(server_->endpoints().size(), 1u);
+    uri_ = server_->endpoint();
   }
   void TearDown() override {
     ::unsetenv("BRINE_SERVER_TLS_CERTIFICATE");
@@ -55,7 +56,7 @@ class CrossProcess : public testing::TestWithParam<Param> {
     with_family(GetParam().codec, std::forward<F>(body));
   }
 
-  ServerProcess server_;
+  std::optional<brine::testing::ServerProcess> server_;
   std::string uri_;
 };
 
@@ -104,7 +105,7 @@ TEST_P(CrossProcess, KilledServerFailsPendingCallsWithUnavailable) {
     // One answered call after them proves the connection carried the requests.
     EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(1, 1))), 2);
     const auto t0 = std::chrono::steady_clock::now();
-    server_.child->kill(SIGKILL);
+    server_->kill();
     for (auto& f : pending) {
       ASSERT_EQ(f.wait_for(5s), std::future_status::ready) << "a pending call hung";
       try {
@@ -116,7 +117,7 @@ TEST_P(CrossProcess, KilledServerFailsPendingCallsWithUnavailable) {
     }
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
     // And later calls fail fast too (nothing listens any more).
-    ASSERT_TRUE(server_.child->wait(5s));
+    ASSERT_TRUE(server_->wait(5s));
     EXPECT_EQ(c.template try_call<typename F::Number>("add", F::add(1, 1), {2s}).code(),
               StatusCode::unavailable);
   });
@@ -132,7 +133,7 @@ TEST_P(CrossProcess, StoppedServerIsDetectedByHeartbeats) {
     auto f = c.template call_async<typename F::Number>("wait", F::wait(20000), {60s});
     // Stopped, not dead: the kernel keeps the connection open and says nothing. Only the
     // missing heartbeat answers tell.
-    server_.child->kill(SIGSTOP);
+    server_->pause();
     const auto t0 = std::chrono::steady_clock::now();
     ASSERT_EQ(f.wait_for(10s), std::future_status::ready) << "the call waited for its deadline";
     try {
@@ -142,7 +143,7 @@ TEST_P(CrossProcess, StoppedServerIsDetectedByHeartbeats) {
       EXPECT_EQ(e.code(), StatusCode::unavailable) << e.what();
     }
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
-    server_.child->kill(SIGCONT);
+    server_->resume();
   });
 }
 
@@ -150,18 +151,17 @@ TEST_P(CrossProcess, RestartedServerIsReachedAgain) {
   run([&]<class F>() {
     Client c(uri_, options());
     EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(1, 1))), 2);
-    server_.child->kill(SIGKILL);
-    ASSERT_TRUE(server_.child->wait(5s));
+    server_->kill();
+    ASSERT_TRUE(server_->wait(5s));
     const auto lost = c.template try_call<typename F::Number>("add", F::add(1, 1), {2s});
     EXPECT_EQ(lost.code(), StatusCode::unavailable) << lost.status().to_string();
     // A new process on the same address; the client reconnects (with backoff) by itself.
-    auto again = start_calculator_server({"--listen", uri_});
-    ASSERT_EQ(again.uris, std::vector<std::string>{uri_});
+    server_->restart();
+    ASSERT_EQ(server_->endpoints(), std::vector<std::string>{uri_});
     EXPECT_EQ(F::value(c.template call<typename F::Number>(
                   "add", F::add(2, 2), {.timeout = 10s, .wait_for_ready = true})),
               4);
     EXPECT_GE(c.stats().connections, 2u);
-    server_ = std::move(again);
   });
 }
 
@@ -171,21 +171,18 @@ TEST_P(CrossProcess, SigtermLetsRunningCallsFinish) {
     auto a = c.template call_async<typename F::Number>("wait", F::wait(400));
     auto b = c.template call_async<typename F::Number>("wait", F::wait(400));
     EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(1, 1))), 2);
-    server_.child->kill(SIGTERM);
+    server_->signal(SIGTERM);
     EXPECT_EQ(F::value(a.get()), 400);
     EXPECT_EQ(F::value(b.get()), 400);
-    const auto status = server_.child->wait(5s);
-    ASSERT_TRUE(status);
-    EXPECT_TRUE(WIFEXITED(*status));
+    ASSERT_TRUE(server_->wait(5s));
+    EXPECT_EQ(server_->exit_status().signal, 0) << server_->exit_status().describe();
   });
 }
 
 TEST_P(CrossProcess, GracefulStopOnSigterm) {
-  server_.child->kill(SIGTERM);
-  const auto status = server_.child->wait(5s);
-  ASSERT_TRUE(status);
-  EXPECT_TRUE(WIFEXITED(*status));
-  EXPECT_EQ(WEXITSTATUS(*status), 0);
+  server_->signal(SIGTERM);
+  ASSERT_TRUE(server_->wait(5s));
+  EXPECT_TRUE(server_->exit_status().exited_normally()) << server_->exit_status().describe();
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTransportsAndCodecs, CrossProcess,
@@ -240,8 +237,8 @@ INSTANTIATE_TEST_SUITE_P(Transports, PeerFaults,
 TEST(CrossProcessServer, ListensOnManyEndpointsAndRestrictsCodecs) {
   auto server = start_calculator_server(
       {"--listen", "tcp://127.0.0.1:0", "--listen", "tcp://[::1]:0", "--codec", "cereal"});
-  ASSERT_EQ(server.uris.size(), 2u);
-  for (const auto& uri : server.uris) {
+  ASSERT_EQ(server.endpoints().size(), 2u);
+  for (const auto& uri : server.endpoints()) {
     Client cereal(uri, {.codec = "cereal"});
     EXPECT_EQ(cereal.call(calc::kAdd, {1, 2}).value, 3);
     Client proto(uri, {.codec = "protobuf"});
@@ -404,9 +401,9 @@ TEST(BankExample, RefusesNegativeAmountsAndOverflow) {
 // SIGTERM.
 TEST(CalculatorExample, WaitIsBoundedAndEndsWhenItsCallerGivesUp) {
   auto server = start_calculator_server({"--listen", "tcp://127.0.0.1:0"});
-  ASSERT_EQ(server.uris.size(), 1u);
+  ASSERT_EQ(server.endpoints().size(), 1u);
   {
-    Client c(server.uris[0], {.timeout = 10s});
+    Client c(server.endpoint(), {.timeout = 10s});
     const auto r = c.try_call(calc::kWait, {4294967295u});
     EXPECT_EQ(r.code(), StatusCode::internal);
     EXPECT_EQ(r.status().message, "wait takes at most 60000 ms, not 4294967295");
@@ -417,10 +414,9 @@ TEST(CalculatorExample, WaitIsBoundedAndEndsWhenItsCallerGivesUp) {
     EXPECT_EQ(c.call(calc::kAdd, {1, 2}).value, 3);
   }  // the client leaves with a wait pending
   const auto t0 = std::chrono::steady_clock::now();
-  server.child->kill(SIGTERM);
-  const auto status = server.child->wait(10s);
-  ASSERT_TRUE(status && WIFEXITED(*status));
-  EXPECT_EQ(WEXITSTATUS(*status), 0);
+  server.signal(SIGTERM);
+  ASSERT_TRUE(server.wait(10s));
+  EXPECT_TRUE(server.exit_status().exited_normally()) << server.exit_status().describe();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
 }
 

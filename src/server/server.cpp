@@ -4,8 +4,14 @@
 // Parts: Registry (what can be called), Dispatcher (running calls), ServerConnection (the policy
 // of one channel), the loops that carry the channels, and the listeners that accept them. The
 // server owns them all and is the ListenerSink every listener hands its channels to.
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -34,6 +40,38 @@ void check_options(ServerOptions& o) {
   if (o.max_connections == 0) throw std::invalid_argument("max_connections must be > 0");
 }
 
+// A parent that waits for this server (brine::testing, or any program) passes a pipe in
+// BRINE_READY_FD as "<descriptor>:<pid>": once the server accepts calls, its endpoints and
+// "ready" are written there and the pipe is closed. The pid keeps a grandchild, which inherits
+// the variable but not the descriptor, from writing to an unrelated descriptor; only the first
+// server started in a process announces.
+void announce_ready(const std::vector<std::string>& endpoints) {
+  static std::atomic<bool> announced{false};
+  const char* value = std::getenv("BRINE_READY_FD");
+  if (value == nullptr || announced.load()) return;
+  const std::string_view v(value);
+  const auto colon = v.find(':');
+  int fd = -1;
+  long pid = -1;
+  if (colon == std::string_view::npos ||
+      std::from_chars(v.data(), v.data() + colon, fd).ec != std::errc{} ||
+      std::from_chars(v.data() + colon + 1, v.data() + v.size(), pid).ec != std::errc{} ||
+      pid != long(::getpid()) || fd < 0 || announced.exchange(true)) {
+    return;
+  }
+  std::string text;
+  for (const auto& e : endpoints) text += "listening " + e + "\n";
+  text += "ready\n";
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // nobody listens any more: nothing to tell
+    done += std::size_t(n);
+  }
+  ::close(fd);
+}
+
 }  // namespace
 
 class ServerCore final : public transport::ListenerSink {
@@ -58,6 +96,9 @@ class ServerCore final : public transport::ListenerSink {
   std::string listen(std::string_view uri, bool as_worker);
   std::vector<std::string> endpoints() const {
     std::lock_guard lk(mu_);
+    return endpoints_locked();
+  }
+  std::vector<std::string> endpoints_locked() const {
     std::vector<std::string> out;
     for (const auto& l : listeners_) out.push_back(l->uri());
     return out;
@@ -150,6 +191,7 @@ void ServerCore::start() {
     threads_.emplace_back([l = loop.get(), spin = options_.busy_poll] { l->run(spin); });
   }
   for (auto& l : listeners_) l->start(*this);
+  announce_ready(endpoints_locked());
 }
 
 void ServerCore::on_channel(std::shared_ptr<transport::Channel> channel) {

@@ -3,6 +3,7 @@
 #include <brine/brine.hpp>
 #include <brine/codecs/cereal.hpp>
 #include <brine/codecs/json.hpp>
+#include <brine/testing.hpp>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -44,6 +45,15 @@ workers = 1
   brine::Client client(uri, config.client.options);
   const auto reply = client.call<Greeting>("greet", Greeting{"consumer"});
   const std::string twice = client.remote<Greeter>("greeter").greet("consumer", 2);
-  std::printf("%s / %s(brine %s)\n", reply.text.c_str(), twice.c_str(), BRINE_VERSION_STRING);
-  return reply.text == "hello, consumer" && twice == "hello, consumer! hello, consumer! " ? 0 : 1;
+  // The test kit, installed as brine::testing: the same object in an in-process server.
+  brine::testing::LocalServer local(
+      [](brine::Server& s) { s.expose<Greeter>("greeter", std::make_shared<Polite>()); });
+  brine::Client local_client(local.endpoint());
+  const std::string local_once = local_client.remote<Greeter>("greeter").greet("kit", 1);
+  std::printf("%s / %s/ %s(brine %s)\n", reply.text.c_str(), twice.c_str(), local_once.c_str(),
+              BRINE_VERSION_STRING);
+  return reply.text == "hello, consumer" && twice == "hello, consumer! hello, consumer! " &&
+                 local_once == "hello, kit! "
+             ? 0
+             : 1;
 }

@@ -86,19 +86,10 @@ std::optional<int> ChildProcess::wait(std::chrono::milliseconds timeout) {
   }
 }
 
-ServerProcess start_calculator_server(const std::vector<std::string>& args) {
+brine::testing::ServerProcess start_calculator_server(const std::vector<std::string>& args) {
   std::vector<std::string> argv{BRINE_CALCULATOR_SERVER};
   argv.insert(argv.end(), args.begin(), args.end());
-  ServerProcess server{std::make_unique<ChildProcess>(argv), {}};
-  auto& uris = server.uris;
-  std::size_t expected = 0;
-  for (const auto& a : args) expected += a == "--listen";
-  while (uris.size() < expected) {
-    const auto line = server.child->read_line(std::chrono::seconds(10));
-    if (!line) throw std::runtime_error("calculator_server did not report its endpoints");
-    if (line->rfind("listening ", 0) == 0) uris.push_back(line->substr(10));
-  }
-  return server;
+  return brine::testing::ServerProcess::spawn(std::move(argv));
 }
 
 }  // namespace brine_test

@@ -1,4 +1,5 @@
-// A child process whose stdout is read line by line with timeouts (no sleeps).
+// A child process whose stdout is read line by line with timeouts (no sleeps), for the clients
+// and tools the tests start; servers are started with brine::testing.
 #pragma once
 
 #include <sys/types.h>
@@ -8,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "brine/testing.hpp"
 
 namespace brine_test {
 
@@ -34,11 +37,7 @@ class ChildProcess {
 };
 
 // Starts calculator_server (path from the BRINE_CALCULATOR_SERVER define) with the given
-// arguments and reads one "listening <uri>" line per --listen; returns the URIs.
-struct ServerProcess {
-  std::unique_ptr<ChildProcess> child;
-  std::vector<std::string> uris;
-};
-ServerProcess start_calculator_server(const std::vector<std::string>& args);
+// arguments, through brine::testing: ready when the server says so, with its real endpoints.
+brine::testing::ServerProcess start_calculator_server(const std::vector<std::string>& args);
 
 }  // namespace brine_test
