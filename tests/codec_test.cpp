@@ -33,7 +33,7 @@
 namespace {
 std::atomic<bool> g_watch{false};
 std::atomic<std::size_t> g_largest{0};
-void note(std::size_t n) {
+[[maybe_unused]] void note(std::size_t n) {
   if (!g_watch.load(std::memory_order_relaxed)) return;
   std::size_t prev = g_largest.load(std::memory_order_relaxed);
   while (n > prev && !g_largest.compare_exchange_weak(prev, n)) {

@@ -3,6 +3,10 @@
 # runs them, through the CMake presets "asan-ubsan" and "tsan" (CMakePresets.json). Any
 # sanitizer report fails the run.
 #
+# asan-ubsan builds everything with AddressSanitizer at -O1, and the library's own code (brine,
+# its codecs and transports, brine::testing) with UndefinedBehaviorSanitizer too
+# (BRINE_SANITIZE_LIBRARY): UBSan more than doubled the compile time of every test file for
+# checks of test code, and tools/fuzz.sh runs the decoders under UBSan as well.
 # The presets skip the install and compile-fail tests (they check the build, not run time). Of
 # the transport x codec grids they run each test body over every codec on tcp4 and over every
 # other transport implementation once (unix, tls4, zmq_tcp, mem, zmq_inproc, one codec each, in
