@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <algorithm>
 #include <atomic>
 #include <brine/testing.hpp>
@@ -20,7 +21,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
 #include <future>
 #include <map>
@@ -250,10 +250,9 @@ int main(int argc, char** argv) {
     rss_last = rss;
     last_p99 = p99;
     std::printf("%6ld %9ld %8ld %9.0f %9.0f %7ld %7ld %10ld %6d %10ld %6d\n",
-                long(std::chrono::duration_cast<std::chrono::seconds>(next - start).count()),
-                calls, (calls - last_calls) / settings.interval, p50, p99, wrong,
-                tally.late.load(), rss, descriptors(pid), rss_kib(::getpid()),
-                descriptors(::getpid()));
+                long(std::chrono::duration_cast<std::chrono::seconds>(next - start).count()), calls,
+                (calls - last_calls) / settings.interval, p50, p99, wrong, tally.late.load(), rss,
+                descriptors(pid), rss_kib(::getpid()), descriptors(::getpid()));
     std::fflush(stdout);
     last_calls = calls;
   }
