@@ -194,10 +194,13 @@ TEST(ServerProcess, AForkedSetupThatThrowsIsReported) {
 }
 
 // The same test body against a server in another process and one in this process.
+// (spawn, not fork: restart() would fork again from a process that has threads by then.)
 std::unique_ptr<TestServer> make_server(const std::string& kind) {
-  const auto setup = [](brine::Server& s) { calc::register_calculator(s); };
-  if (kind == "local") return std::make_unique<LocalServer>(setup);
-  return std::make_unique<ServerProcess>(ServerProcess::fork({"tcp://127.0.0.1:0"}, setup));
+  if (kind == "local") {
+    return std::make_unique<LocalServer>([](brine::Server& s) { calc::register_calculator(s); });
+  }
+  return std::make_unique<ServerProcess>(
+      ServerProcess::spawn({BRINE_CALCULATOR_SERVER, "--listen", "tcp://127.0.0.1:0"}));
 }
 
 class TestServers : public ::testing::TestWithParam<std::string> {};

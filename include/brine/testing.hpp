@@ -91,7 +91,9 @@ class ServerProcess final : public TestServer {
   void stop() override;
   void kill() override;
   // spawn(): the same command, with every argument that asked for port 0 given the port the
-  // server reported for it (in order); fork(): the same setup on the reported endpoints.
+  // server reported for it (in order); fork(): the same setup on the reported endpoints, forked
+  // again from this process, so fork()'s caveat applies anew (ThreadSanitizer refuses a fork
+  // from a process that has threads by then; prefer spawn() for servers a test restarts).
   void restart() override;
   bool running() override;
 
