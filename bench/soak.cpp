@@ -13,7 +13,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <dirent.h>
 #include <algorithm>
 #include <atomic>
 #include <brine/testing.hpp>
@@ -21,7 +20,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <future>
 #include <map>
 #include <mutex>
@@ -31,6 +29,7 @@
 #include <vector>
 
 #include "calculator.hpp"
+#include "memory.hpp"
 #include "tls_files.hpp"
 
 namespace {
@@ -79,26 +78,11 @@ Settings parse(int argc, char** argv) {
 }
 
 long rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      long kib = 0;
-      in >> kib;
-      return kib;
-    }
-    in.ignore(1 << 16, '\n');
-  }
-  return 0;
+  return long(brine_test::rss_kib(pid));
 }
 
 int descriptors(pid_t pid) {
-  DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
-  if (d == nullptr) return -1;
-  int n = 0;
-  while (const dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
-  ::closedir(d);
-  return n;
+  return int(brine_test::open_fds(pid));
 }
 
 // What the clients saw, shared.

@@ -1,7 +1,6 @@
 // Load against a server in another process, measured from outside through /proc: a thousand
 // connections at once, a client that pipelines without reading, running out of descriptors.
 // The figures (RSS, descriptors) are printed and recorded as test properties.
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -30,17 +29,6 @@ using brine::detail::FrameKind;
 // Memory bounds are checked in plain builds only (memory.hpp). The sanitizers' runtimes also need
 // descriptors of their own (UBSan's type checks read /proc/self/maps), so a server out of
 // descriptors is tested in plain builds only.
-
-std::size_t open_fds(pid_t pid) {
-  std::size_t n = 0;
-  if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
-    while (const dirent* e = ::readdir(d)) {
-      if (e->d_name[0] != '.') ++n;
-    }
-    ::closedir(d);
-  }
-  return n;
-}
 
 // Sets this process's soft descriptor limit (children inherit it); returns the old one.
 rlim_t set_fd_limit(rlim_t soft) {

@@ -29,6 +29,7 @@
 #include <thread>
 
 #include "brine/testing.hpp"
+#include "event/fd.hpp"
 
 extern char** environ;
 
@@ -36,6 +37,7 @@ namespace brine::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using brine::event::Fd;
 using std::chrono::milliseconds;
 
 constexpr int kReadyFd = 3;
@@ -44,30 +46,6 @@ constexpr std::string_view kListening = "listening ";
 [[noreturn]] void fail_errno(const std::string& what) {
   throw std::system_error(errno, std::generic_category(), what);
 }
-
-// A descriptor closed when it goes out of scope.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  ~Fd() { reset(); }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_ = -1;
-};
 
 std::pair<Fd, Fd> make_pipe() {
   int fds[2];

@@ -27,6 +27,7 @@
 #include <system_error>
 #include <thread>
 
+#include "brine/detail/frame.hpp"
 #include "brine/testing.hpp"
 
 namespace brine::testing {
@@ -109,7 +110,7 @@ struct Direction {
   bool eof = false;        // the source said it sends no more
   bool shut = false;       // and that was passed on (shutdown of the destination's write side)
   std::uint32_t need = 0;  // bytes left of the current frame after its length prefix
-  unsigned char prefix[4]{};
+  std::byte prefix[4]{};
   int have = 0;  // bytes of the length prefix seen so far
 };
 
@@ -231,7 +232,7 @@ struct FaultProxy::State {
   }
 
   // How many of the `n` bytes at `p` may pass before a cut; marks the connection cut if any.
-  std::size_t admit(Connection& c, Direction& d, const unsigned char* p, std::size_t n,
+  std::size_t admit(Connection& c, Direction& d, const std::byte* p, std::size_t n,
                     const Faults& f) {
     std::size_t i = 0;
     while (i < n) {
@@ -248,8 +249,7 @@ struct FaultProxy::State {
         d.have += int(take);
         i += take;
         if (d.have == 4) {
-          d.need = std::uint32_t(d.prefix[0]) << 24 | std::uint32_t(d.prefix[1]) << 16 |
-                   std::uint32_t(d.prefix[2]) << 8 | std::uint32_t(d.prefix[3]);
+          d.need = brine::detail::load_be32(d.prefix);
           d.have = 0;
         }
       } else {
@@ -277,7 +277,8 @@ struct FaultProxy::State {
       return true;
     }
     if (got < 0) return errno == EAGAIN || errno == EINTR;
-    const std::size_t pass = admit(c, d, buf, std::size_t(got), f);
+    const std::size_t pass =
+        admit(c, d, reinterpret_cast<const std::byte*>(buf), std::size_t(got), f);
     if (pass == 0) return true;
     auto due = now + f.latency;
     if (f.jitter.count() > 0) {

@@ -1,6 +1,7 @@
-// What a process holds in memory, from /proc, for the tests that bound it.
+// What a process holds (memory, descriptors), from /proc, for the tests that bound it.
 #pragma once
 
+#include <dirent.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -37,6 +38,18 @@ inline std::size_t status_kib(pid_t pid, const std::string& field) {
 // Resident set size in KiB.
 inline std::size_t rss_kib(pid_t pid = ::getpid()) {
   return status_kib(pid, "VmRSS:");
+}
+
+// Descriptors the process holds open (entries of /proc/PID/fd).
+inline std::size_t open_fds(pid_t pid = ::getpid()) {
+  std::size_t n = 0;
+  if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
+    while (const dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') ++n;
+    }
+    ::closedir(d);
+  }
+  return n;
 }
 
 // The largest resident size since the last reset_peak_rss() (or the start), in KiB.
