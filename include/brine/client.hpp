@@ -85,6 +85,11 @@ struct ClientOptions {
   // false: a call made while the client waits to reconnect fails at once with UNAVAILABLE.
   // true: it waits for the connection (attempts continue with backoff) until its deadline.
   bool wait_for_ready = false;
+  // Datagram transports (udp://, unixgram://): a request not answered within this is sent
+  // again, then after twice as long, and so on up to 1 s between copies, until its deadline
+  // (the server runs it at most once). Also the first interval of the hello that starts a
+  // session.
+  std::chrono::milliseconds retransmit_interval{50};
   // For tls:// URIs. The handshake counts as part of connecting (the call's timeout bounds it).
   TlsClientOptions tls{};
   // Low-latency mode: a thread waiting for a reply spins on the socket for up to this long before

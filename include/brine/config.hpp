@@ -23,6 +23,7 @@
 //   idle_timeout_ms = 60000
 //   max_outbound_bytes = 4194304          # replies queued per connection before reading stops
 //   drain_timeout_ms = 5000               # stop(): running calls may finish this long
+//   call_memory_ms = 60000                # udp://, unixgram://: call ids kept (at most once)
 //   tls_certificate = "server.crt"        # for tls:// endpoints (PEM files)
 //   tls_private_key = "server.key"
 //   tls_client_ca = "clients-ca.crt"      # require client certificates (mutual TLS)
@@ -32,6 +33,7 @@
 //   timeout_ms = 5000
 //   reconnect_backoff_initial_ms = 100
 //   reconnect_backoff_max_ms = 10000
+//   retransmit_interval_ms = 50           # udp://, unixgram://: first resend of a request
 //   tls_ca = "ca.crt"                     # for tls:// (default: the system's CAs)
 //   tls_certificate = "client.crt"        # and tls_private_key: this client's certificate
 //   tls_server_name = "calc.example"      # default: the URI's host

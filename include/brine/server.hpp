@@ -105,6 +105,12 @@ struct ServerOptions {
   std::size_t max_outbound_bytes = 4u * 1024 * 1024;
   // stop(): calls still running are given this long to finish; the rest fail with UNAVAILABLE.
   std::chrono::milliseconds drain_timeout{5000};
+  // Datagram endpoints (udp://, unixgram://): how long each peer's call ids and answers are
+  // remembered, so that a request its client sends again is answered from memory and not run a
+  // second time (at most once). Keep it above the clients' longest timeout: a request older
+  // than a peer's memory is answered UNAVAILABLE, not run. Each peer also keeps at most
+  // max_inflight_per_connection finished calls and max_outbound_bytes of answers.
+  std::chrono::milliseconds call_memory{60000};
   // Certificate and key for tls:// endpoints (listen() on tls:// throws without them). The
   // handshake must finish within first_frame_timeout.
   TlsServerOptions tls{};

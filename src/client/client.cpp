@@ -115,6 +115,22 @@ class ClientCore {
                                                std::unique_ptr<PendingCall>& owned,
                                                Deadline deadline, const CallOptions& opts,
                                                const Contract& contract, std::uint64_t& id);
+  // The largest frame length `conn` takes: max_frame_size, or less where its transport's is
+  // smaller (a datagram).
+  std::size_t frame_limit(const ClientConnection& conn) const {
+    return std::min(options_.max_frame_size, conn.max_frame_length());
+  }
+  // OK if `frame` (finished) fits `conn`'s transport, else RESOURCE_EXHAUSTED saying why.
+  Status fits(const ClientConnection& conn, const Buffer& frame, const char* what) const {
+    const std::size_t length = frame.size() - kPrefixSize;
+    if (length <= conn.max_frame_length()) return {};
+    const transport::PeerInfo& peer = conn.peer();
+    return {StatusCode::resource_exhausted,
+            std::string(what) + " frame of " + std::to_string(length) +
+                " bytes exceeds the datagram limit of " +
+                std::to_string(conn.max_frame_length()) + " bytes of " + peer.transport +
+                ":// (brine does not split frames over datagrams: use a stream transport)"};
+  }
   // Whether `frame`, about to go on `conn`, is to carry `contract`: adds it if so. A frame that
   // cannot fit it afterwards is left as it was.
   bool add_contract(ClientConnection& conn, Buffer& frame, const Contract& contract) const;
@@ -137,7 +153,7 @@ bool ClientCore::add_contract(ClientConnection& conn, Buffer& frame,
   }
   // One that would make the frame too large is left out: the call goes unchecked, not failed.
   const std::size_t field = 2 + 8 + contract.text.size();
-  if (frame.size() - kPrefixSize + field > options_.max_frame_size) return false;
+  if (frame.size() - kPrefixSize + field > frame_limit(conn)) return false;
   attach_contract(frame, contract);
   (void)finish_frame(frame, options_.max_frame_size);
   return has_contract(frame);
@@ -174,6 +190,10 @@ std::shared_ptr<ClientConnection> ClientCore::prepare(Buffer& frame, PendingCall
   auto conn = connector_.connection(deadline, error, wait_for_ready(opts));
   if (!conn) {
     call.complete(error, {});
+    return nullptr;
+  }
+  if (Status s = fits(*conn, frame, "request"); !s.ok()) {
+    call.complete(s, {});
     return nullptr;
   }
   (void)add_contract(*conn, frame, contract);
@@ -257,6 +277,7 @@ Status ClientCore::send_oneway(Buffer&& frame, CallOptions opts, const Contract&
   Status error;
   auto conn = connector_.connection(deadline, error, wait_for_ready(opts));
   if (!conn) return error;
+  if (Status s = fits(*conn, frame, "oneway"); !s.ok()) return s;
   (void)add_contract(*conn, frame, contract);
   set_call_id(frame, next_id());
   switch (send(*conn, std::move(frame), deadline, contract)) {

@@ -78,6 +78,9 @@ class ClientConnection final : public transport::ChannelSink,
   bool dead() const { return dead_.load(std::memory_order_acquire); }
   Status death() const;
   std::size_t pending_count() const { return calls_.size(); }
+  const transport::PeerInfo& peer() const { return channel_->peer(); }
+  // The largest frame length the channel's transport carries (transport::Channel).
+  std::size_t max_frame_length() const { return channel_->max_frame_length(); }
   // Whether a frame of `method` carrying its contract was sent on this connection (later calls
   // of it go without), and recording that one was.
   // Kept per codec (a request in another codec may reach another handler: one per type family)

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -157,6 +158,9 @@ class Channel {
   virtual ChannelProgress progress() const = 0;
   virtual const PeerInfo& peer() const = 0;
   virtual CallerReads* caller_reads() { return nullptr; }
+  // The largest frame `length` the channel can carry whatever max_frame_size says (a datagram
+  // transport's limit); a sender checks its frames against the smaller of the two.
+  virtual std::size_t max_frame_length() const { return SIZE_MAX; }
 };
 
 // Receives what a listener accepts. Called on the listener's threads.

@@ -14,7 +14,9 @@ namespace brine::transport {
   X(kSchemeZmqTcp)           \
   X(kSchemeZmqIpc)           \
   X(kSchemeZmqInproc)        \
-  X(kSchemeMem)
+  X(kSchemeMem)              \
+  X(kSchemeUdp)              \
+  X(kSchemeUnixgram)
 
 #define BRINE_DECLARE_SCHEME(name) extern const Scheme name;
 BRINE_SCHEME_LIST(BRINE_DECLARE_SCHEME)

@@ -16,6 +16,9 @@ const std::vector<TestTransport>& all_transports() {
       {"zmq_ipc", "zmq+ipc:///tmp/brine-test-%u.ipc", true},
       {"zmq_inproc", "zmq+inproc://brine-test-%u", true, true, false, false},
       {"mem", "mem://brine-test-%u", false, true, false, true, true},
+      {.name = "udp4", .uri = "udp://127.0.0.1:0", .datagram = true},
+      {.name = "udp6", .uri = "udp://[::1]:0", .datagram = true},
+      {.name = "unixgram", .uri = "unixgram:///tmp/brine-test-%u.dgram", .datagram = true},
   };
   return list;
 }

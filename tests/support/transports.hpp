@@ -21,6 +21,9 @@ struct TestTransport {
   // Frames are delivered on the sending thread (mem): a server with workers = 0 runs its
   // handlers on the caller's thread.
   bool delivers_inline = false;
+  // One frame per datagram (udp, unixgram): frames over the datagram limit are refused, and a
+  // peer's departure shows only as silence.
+  bool datagram = false;
 };
 
 const std::vector<TestTransport>& all_transports();

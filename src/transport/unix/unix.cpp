@@ -13,6 +13,7 @@
 #include "event/fd.hpp"
 #include "transport/stream/socket.hpp"
 #include "transport/stream/stream_scheme.hpp"
+#include "transport/unix/unix.hpp"
 
 namespace brine::transport {
 namespace {
@@ -88,9 +89,6 @@ std::string describe(const SocketAddress& a) {
   return std::string(sun->sun_path, ::strnlen(sun->sun_path, n));
 }
 
-const SocketFamily kUnixFamily{resolve,     bound_uri,     configure, before_bind,
-                               after_close, restrict_file, describe};
-
 void check(std::string_view uri) {
   (void)resolve(uri_rest(uri, "unix"));
 }
@@ -105,6 +103,9 @@ std::unique_ptr<Listener> listen(std::string_view uri, const ServerSide& server)
 }
 
 }  // namespace
+
+const SocketFamily kUnixFamily{resolve,     bound_uri,     configure, before_bind,
+                               after_close, restrict_file, describe};
 
 extern const Scheme kSchemeUnix;
 const Scheme kSchemeUnix{"unix", check, dialer, listen, nullptr};
