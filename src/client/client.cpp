@@ -127,8 +127,8 @@ class ClientCore {
     const transport::PeerInfo& peer = conn.peer();
     return {StatusCode::resource_exhausted,
             std::string(what) + " frame of " + std::to_string(length) +
-                " bytes exceeds the datagram limit of " +
-                std::to_string(conn.max_frame_length()) + " bytes of " + peer.transport +
+                " bytes exceeds the datagram limit of " + std::to_string(conn.max_frame_length()) +
+                " bytes of " + peer.transport +
                 ":// (brine does not split frames over datagrams: use a stream transport)"};
   }
   // Whether `frame`, about to go on `conn`, is to carry `contract`: adds it if so. A frame that

@@ -28,8 +28,7 @@ std::string describe_failure(const std::string& uri, int err) {
 
 // --- dialing ---------------------------------------------------------------------------------
 
-DatagramDialer::DatagramDialer(const Family& family, std::string_view uri,
-                               const ClientSide& client)
+DatagramDialer::DatagramDialer(const Family& family, std::string_view uri, const ClientSide& client)
     : family_(family),
       uri_(uri),
       rest_(uri_rest(uri, family.scheme)),
@@ -151,8 +150,8 @@ SendStatus ClientChannel::send(Buffer&& frame, Deadline deadline, WhenFull when_
           outstanding_.erase(it);
         }
       } else if (kind == detail::FrameKind::heartbeat) {
-        heartbeat_ = Outstanding{std::move(frame), now + heartbeat_interval_,
-                                 now + first_interval_, first_interval_};
+        heartbeat_ = Outstanding{std::move(frame), now + heartbeat_interval_, now + first_interval_,
+                                 first_interval_};
         err = transmit(heartbeat_->frame.bytes());
         arm(heartbeat_->next);
         if (err != 0 && !transient(err)) {
@@ -166,8 +165,8 @@ SendStatus ClientChannel::send(Buffer&& frame, Deadline deadline, WhenFull when_
     }
     if (err == 0) return SendStatus::sent;
     if (!transient(err)) {
-      loop_.post([self = shared_from_this(), why = Status{StatusCode::unavailable,
-                                                          describe_failure(peer_.address, err)}] {
+      loop_.post([self = shared_from_this(),
+                  why = Status{StatusCode::unavailable, describe_failure(peer_.address, err)}] {
         self->end(why);
       });
       return SendStatus::closed;

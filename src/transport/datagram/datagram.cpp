@@ -52,7 +52,7 @@ extern const Scheme kSchemeUdp;
 extern const Scheme kSchemeUnixgram;
 const Scheme kSchemeUdp{"udp", check<datagram::kUdp>, dialer<datagram::kUdp>,
                         listen<datagram::kUdp>, nullptr};
-const Scheme kSchemeUnixgram{"unixgram", check<datagram::kUnixgram>,
-                             dialer<datagram::kUnixgram>, listen<datagram::kUnixgram>, nullptr};
+const Scheme kSchemeUnixgram{"unixgram", check<datagram::kUnixgram>, dialer<datagram::kUnixgram>,
+                             listen<datagram::kUnixgram>, nullptr};
 
 }  // namespace brine::transport

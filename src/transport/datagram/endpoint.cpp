@@ -159,8 +159,8 @@ std::shared_ptr<Peer> Endpoint::make_peer(const SocketAddress& from, const Heade
                                           std::string key) {
   PeerInfo info(std::string(family_.scheme), family_.addresses.describe(from));
   info.silent_departure = true;
-  auto peer = std::make_shared<Peer>(weak_from_this(), key, from, h.session, h.cookie,
-                                     std::move(info));
+  auto peer =
+      std::make_shared<Peer>(weak_from_this(), key, from, h.session, h.cookie, std::move(info));
   peers_.emplace(std::move(key), peer);
   if (!gate_.deliver(peer)) {
     peers_.erase(peer->key_);
@@ -317,13 +317,13 @@ SendStatus Peer::send(Buffer&& frame, Deadline, WhenFull) {
   const std::uint64_t id = detail::frame_call_id(frame.bytes());
   if (frame.size() > kMaxFrame) {
     // Never cut into pieces: the caller is told why instead.
-    frame = wire::error_frame(id,
-                              {StatusCode::resource_exhausted,
-                               "the reply of " + std::to_string(frame.size() - 4) +
-                                   " bytes exceeds the datagram limit of " +
-                                   std::to_string(kMaxFrameLength) +
-                                   " bytes (brine does not split frames over datagrams)"},
-                              kMaxFrameLength);
+    frame = wire::error_frame(
+        id,
+        {StatusCode::resource_exhausted, "the reply of " + std::to_string(frame.size() - 4) +
+                                             " bytes exceeds the datagram limit of " +
+                                             std::to_string(kMaxFrameLength) +
+                                             " bytes (brine does not split frames over datagrams)"},
+        kMaxFrameLength);
   }
   const bool answer =
       id != 0 && (kind == detail::FrameKind::reply || kind == detail::FrameKind::error);

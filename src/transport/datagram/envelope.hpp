@@ -68,8 +68,7 @@ class CookieJar {
  public:
   CookieJar();
   Cookie make(std::span<const std::byte> address, std::uint64_t session) const;
-  bool check(std::span<const std::byte> address, std::uint64_t session,
-             const Cookie& cookie) const;
+  bool check(std::span<const std::byte> address, std::uint64_t session, const Cookie& cookie) const;
   // How long a cookie can make new peers at most (two epochs).
   static constexpr std::uint64_t kLifetimeSeconds = 120;
 

@@ -49,8 +49,8 @@ void check(const Family& family, std::string_view rest) {
     // The unix scheme's message, with this scheme's name.
     std::string why = e.what();
     const auto colon = why.find("': ");
-    throw std::invalid_argument(std::string(family.scheme) + " URI '" +
-                                std::string(family.scheme) + "://" + std::string(rest) + "'" +
+    throw std::invalid_argument(std::string(family.scheme) + " URI '" + std::string(family.scheme) +
+                                "://" + std::string(rest) + "'" +
                                 (colon == std::string::npos ? "" : why.substr(colon + 1)));
   }
 }
