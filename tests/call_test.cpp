@@ -47,6 +47,7 @@ class Calls : public testing::TestWithParam<Param> {
   bool reports_loss() const { return test_transport(GetParam().transport).reports_loss; }
   // ZeroMQ over tcp or ipc enforces ZMQ_MAXMSGSIZE itself, by dropping the connection.
   bool zmq_connection() const { return zmq() && !test_transport(GetParam().transport).inproc; }
+  bool datagram() const { return test_transport(GetParam().transport).datagram; }
 };
 
 TEST_P(Calls, TypedCallsReturnAnswers) {
@@ -66,12 +67,33 @@ TEST_P(Calls, LargePayloadRoundTrip) {
   run([&]<class F>() {
     TestServer s;
     Client c(listen(s), client_options());
-    std::string big(3 << 20, 'x');
+    // Datagram transports carry one frame per datagram: the largest payload that fits.
+    std::string big(datagram() ? 60000 : 3 << 20, 'x');
     // Every byte value for the binary codecs; JSON strings are UTF-8 text.
     const bool text = GetParam().codec == "json";
     for (std::size_t i = 0; i < big.size(); i += 4093) big[i] = text ? char('a' + i % 26) : char(i);
     const auto back = c.template call<typename F::Blob>("echo", F::blob(big));
     EXPECT_EQ(F::data(back), big);
+  });
+}
+
+// A datagram carries one frame, never split: a request over the datagram limit is refused before
+// it is sent, a reply over it is replaced by an error, and the client carries on.
+TEST_P(Calls, FramesOverTheDatagramLimitAreRefusedNamingIt) {
+  if (!datagram()) GTEST_SKIP() << "datagram transports only";
+  run([&]<class F>() {
+    TestServer s;
+    Client c(listen(s), client_options());
+    const auto r =
+        c.template try_call<typename F::Blob>("echo", F::blob(std::string(70000, 'b')));
+    EXPECT_EQ(r.code(), StatusCode::resource_exhausted) << r.status().to_string();
+    EXPECT_NE(r.status().message.find("datagram limit of 65475 bytes"), std::string::npos)
+        << r.status().message;
+    const auto big = c.template try_call<typename F::Blob>("inflate", F::number(70000));
+    EXPECT_EQ(big.code(), StatusCode::resource_exhausted) << big.status().to_string();
+    EXPECT_NE(big.status().message.find("datagram limit"), std::string::npos)
+        << big.status().message;
+    EXPECT_EQ(F::value(c.template call<typename F::Number>("add", F::add(1, 1))), 2);
   });
 }
 

@@ -50,6 +50,7 @@ std::shared_ptr<Channel> DatagramDialer::dial(Deadline deadline, std::string& er
     error = "cannot reach " + uri_ + ": " + error;
     return nullptr;
   }
+  set_buffers(fd.get());
   // The handshake: hellos, with backoff, until the server's cookie comes back.
   const std::uint64_t session = new_session();
   std::byte hello[kClientHeader];
@@ -132,7 +133,7 @@ SendStatus ClientChannel::send(Buffer&& frame, Deadline deadline, WhenFull when_
   if (closing_.load() || frame.size() > kMaxFrame) return SendStatus::closed;
   const auto kind = detail::frame_kind(frame.bytes());
   const std::uint64_t id = detail::frame_call_id(frame.bytes());
-  for (;;) {
+  for (bool first = true;; first = false) {
     int err = 0;
     {
       std::lock_guard lk(mu_);
@@ -140,6 +141,10 @@ SendStatus ClientChannel::send(Buffer&& frame, Deadline deadline, WhenFull when_
       if (kind == detail::FrameKind::request) {
         // Kept before it leaves, so that an answer arriving at once finds it.
         auto [it, fresh] = outstanding_.try_emplace(id);
+        if (fresh && !first) {  // answered (or ended) while this thread waited for room
+          outstanding_.erase(it);
+          return SendStatus::sent;
+        }
         if (fresh) it->second = {std::move(frame), deadline, now, first_interval_};
         Outstanding& o = it->second;
         err = transmit(o.frame.bytes());
@@ -171,14 +176,17 @@ SendStatus ClientChannel::send(Buffer&& frame, Deadline deadline, WhenFull when_
       });
       return SendStatus::closed;
     }
-    // The socket's queue is full (a unix peer that reads slowly): a request is sent again by
-    // its timer anyway; anything else waits for room if it may.
-    if (kind == detail::FrameKind::request || kind == detail::FrameKind::heartbeat ||
-        when_full != WhenFull::wait) {
+    // No room: the server's queue is full (unixgram: a unix datagram socket queues only
+    // net.unix.max_dgram_qlen datagrams, 10 by default). A sender that may wait does, until
+    // the socket says there is room; a request that cannot wait is sent again by its timer.
+    if (kind == detail::FrameKind::heartbeat || when_full != WhenFull::wait) {
       return SendStatus::sent;
     }
     const auto now = Clock::now();
-    if (now >= deadline) return SendStatus::timed_out;
+    if (now >= deadline) {
+      if (kind != detail::FrameKind::request) return SendStatus::timed_out;
+      return SendStatus::sent;  // kept: it ends with its call, which ends now
+    }
     pollfd p{fd_.get(), POLLOUT, 0};
     (void)::poll(&p, 1, millis_left(std::min(deadline, now + kMaxInterval)));
   }

@@ -38,6 +38,17 @@ void remove_stale_file(const SocketAddress& a) {
 const Family kUdp{"udp", kTcpFamily, false};
 const Family kUnixgram{"unixgram", kUnixFamily, true};
 
+void set_buffers(int fd) {
+  const int size = 4 << 20;
+  for (const auto& [force, plain] : {std::pair{SO_RCVBUFFORCE, SO_RCVBUF},
+                                    std::pair{SO_SNDBUFFORCE, SO_SNDBUF}}) {
+    // Past net.core.rmem_max/wmem_max only with CAP_NET_ADMIN; otherwise capped there.
+    if (::setsockopt(fd, SOL_SOCKET, force, &size, sizeof size) != 0) {
+      ::setsockopt(fd, SOL_SOCKET, plain, &size, sizeof size);
+    }
+  }
+}
+
 void check(const Family& family, std::string_view rest) {
   if (!family.unix) {
     check_host_port(family.scheme, rest);
@@ -81,6 +92,7 @@ event::Fd bind_socket(const Family& family, SocketAddress& address, std::string_
     ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   }
   if (::bind(fd.get(), address.get(), address.length) != 0) throw fail(errno);
+  set_buffers(fd.get());
   if (family.unix) {
     if (const int err = family.addresses.after_bind(address, unix_mode); err != 0) {
       unbind(family, address);

@@ -36,6 +36,10 @@ void unbind(const Family& family, const SocketAddress& address);
 // picks, so that answers can reach it), or an empty Fd with `error` set.
 event::Fd connect_socket(const Family& family, const SocketAddress& to, std::string& error);
 
+// Gives a datagram socket's buffers room for bursts (4 MiB each way, or what the system allows):
+// a datagram that finds a full receive buffer is lost.
+void set_buffers(int fd);
+
 // The raw bytes of an address, for keys and cookies.
 inline std::span<const std::byte> address_bytes(const SocketAddress& a) {
   return {reinterpret_cast<const std::byte*>(&a.storage), std::size_t(a.length)};
