@@ -162,11 +162,22 @@ struct Faults {
   std::size_t cut_at_frame = 0;
   // Nothing passes and nothing is read, either way: connections stay open and silent, as with a
   // peer whose host vanished (half-open). New connections are accepted and held the same way.
+  // (Datagrams: everything is dropped.)
   bool black_hole = false;
+  // Datagram endpoints (udp://, unixgram://) only, each a share from 0 to 1 of the datagrams
+  // each way: dropped; sent twice; held back so that the next one overtakes it (by latency plus
+  // 10 ms). latency and jitter apply to each datagram, and jitter reorders them too. The cuts
+  // and the bandwidth cap apply to streams only.
+  double loss = 0;
+  double duplicate = 0;
+  double reorder = 0;
 };
 
-// A proxy for a stream endpoint (tcp://, tls://, unix://) on loopback, which injects faults:
-// clients connect to endpoint() instead of the server's. TLS passes through untouched.
+// A proxy for a stream endpoint (tcp://, tls://, unix://) or a datagram endpoint (udp://,
+// unixgram://) on loopback, which injects faults: clients connect to endpoint() instead of the
+// server's. TLS passes through untouched. A datagram client is a "connection": each client
+// address gets its own socket towards the server, and reset() replaces them (as a NAT that
+// forgot its mappings would).
 //   brine::testing::FaultProxy proxy(server.endpoint());
 //   brine::Client client(proxy.endpoint());
 //   proxy.set({.black_hole = true});   // from now on nothing passes

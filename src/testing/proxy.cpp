@@ -6,6 +6,10 @@
 // order kept) and leave no faster than the cap allows. Cuts are decided when bytes are read: a
 // connection passes what came before the cut, then closes both ways. Frames are counted by their
 // length prefixes (docs/wire-format.md, "Frame"), so a cut can fall exactly between two frames.
+//
+// Datagram endpoints (udp://, unixgram://) are relayed by the same thread: one front socket,
+// and per client address a socket connected to the server. Each datagram is dropped, delayed,
+// doubled or held back as the faults say, and waits in a queue ordered by the time it may leave.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -21,7 +25,9 @@
 #include <cstring>
 #include <deque>
 #include <list>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <system_error>
@@ -114,6 +120,18 @@ struct Direction {
   int have = 0;  // bytes of the length prefix seen so far
 };
 
+// Datagrams: one client address and the socket that carries its datagrams to the server.
+struct Association {
+  Address client;
+  int upstream = -1;
+};
+
+struct Datagram {
+  int fd;
+  std::optional<Address> to;  // the front socket's destination; upstream sockets are connected
+  std::string bytes;
+};
+
 struct Connection {
   int client = -1;
   int server = -1;
@@ -131,6 +149,7 @@ struct FaultProxy::State {
   std::string target_uri;
   Address target;
   bool tcp = true;
+  bool datagram = false;  // udp:// or unixgram://: listener is the front socket
   std::string endpoint;
   std::string unix_path;  // a listening path to remove at the end
   int listener = -1;
@@ -143,6 +162,8 @@ struct FaultProxy::State {
 
   std::atomic<std::size_t> open{0}, accepted{0};
   std::list<Connection> conns;
+  std::map<std::string, Association> associations;     // by the client's address bytes
+  std::multimap<Clock::time_point, Datagram> waiting;  // datagrams waiting for their time
   std::mt19937 random{std::random_device{}()};
   std::thread thread;
 
@@ -151,6 +172,7 @@ struct FaultProxy::State {
       close_fd(c.client, false);
       close_fd(c.server, false);
     }
+    for (auto& [key, a] : associations) close_fd(a.upstream, false);
     if (listener >= 0) ::close(listener);
     if (wake_r >= 0) ::close(wake_r);
     if (wake_w >= 0) ::close(wake_w);
@@ -163,10 +185,134 @@ struct FaultProxy::State {
   }
 
   void listen_on(const Address& a) {
-    listener = ::socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    listener = ::socket(a.family(),
+                        (datagram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (listener < 0) fail_errno("socket");
     if (::bind(listener, a.get(), a.length) != 0) fail_errno("bind");
-    if (::listen(listener, 128) != 0) fail_errno("listen");
+    if (!datagram && ::listen(listener, 128) != 0) fail_errno("listen");
+  }
+
+  // --- datagrams ---
+
+  // Applies the faults to one datagram: dropped, delayed, doubled, held back.
+  void schedule(int fd, const std::optional<Address>& to, const char* data, std::size_t n,
+                const Faults& f, Clock::time_point now) {
+    std::uniform_real_distribution<double> share(0.0, 1.0);
+    if (f.black_hole || share(random) < f.loss) return;
+    const int copies = share(random) < f.duplicate ? 2 : 1;
+    for (int i = 0; i < copies; ++i) {
+      auto at = now + f.latency;
+      if (f.jitter.count() > 0) {
+        at += std::chrono::milliseconds(
+            std::uniform_int_distribution<long>(0, long(f.jitter.count()))(random));
+      }
+      if (share(random) < f.reorder) at += f.latency + std::chrono::milliseconds(10);
+      waiting.emplace(at, Datagram{fd, to, std::string(data, n)});
+    }
+  }
+
+  void relay_in(const Faults& f) {  // from clients, at the front socket
+    char buf[65536];
+    for (int budget = 0; budget < 256; ++budget) {
+      Address from;
+      from.length = sizeof from.storage;
+      const ssize_t n = ::recvfrom(listener, buf, sizeof buf, MSG_DONTWAIT,
+                                   reinterpret_cast<sockaddr*>(&from.storage), &from.length);
+      if (n < 0) return;
+      const std::string key(reinterpret_cast<const char*>(&from.storage), from.length);
+      auto it = associations.find(key);
+      if (it == associations.end()) {
+        Association a{from,
+                      ::socket(target.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
+        if (a.upstream < 0) continue;
+        if (!tcp) {  // a unix datagram socket needs a name to be answered: the kernel's choice
+          const sa_family_t only = AF_UNIX;
+          ::bind(a.upstream, reinterpret_cast<const sockaddr*>(&only), sizeof only);
+        }
+        if (::connect(a.upstream, target.get(), target.length) != 0) {
+          close_fd(a.upstream, false);
+          continue;
+        }
+        it = associations.emplace(key, a).first;
+        accepted.fetch_add(1);
+        open.store(associations.size());
+      }
+      schedule(it->second.upstream, std::nullopt, buf, std::size_t(n), f, Clock::now());
+    }
+  }
+
+  void relay_out(Association& a, const Faults& f) {  // from the server, towards one client
+    char buf[65536];
+    for (int budget = 0; budget < 256; ++budget) {
+      const ssize_t n = ::recv(a.upstream, buf, sizeof buf, MSG_DONTWAIT);
+      if (n < 0) return;
+      schedule(listener, a.client, buf, std::size_t(n), f, Clock::now());
+    }
+  }
+
+  void send_due(Clock::time_point now) {
+    while (!waiting.empty() && waiting.begin()->first <= now) {
+      const Datagram& d = waiting.begin()->second;
+      if (d.to) {
+        ::sendto(d.fd, d.bytes.data(), d.bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL, d.to->get(),
+                 d.to->length);
+      } else {
+        ::send(d.fd, d.bytes.data(), d.bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      }
+      waiting.erase(waiting.begin());
+    }
+  }
+
+  void run_datagrams() {
+    std::vector<pollfd> fds;
+    std::vector<Association*> owners;
+    for (;;) {
+      Faults f;
+      bool reset_now;
+      {
+        std::lock_guard lk(mu);
+        if (stopping) return;
+        f = faults;
+        reset_now = std::exchange(reset_requested, false);
+      }
+      if (reset_now) {
+        for (auto& [key, a] : associations) close_fd(a.upstream, false);
+        associations.clear();
+        // Datagrams still waiting may name a closed socket: they go too.
+        for (auto it = waiting.begin(); it != waiting.end();) {
+          it = it->second.to ? std::next(it) : waiting.erase(it);
+        }
+        open.store(0);
+      }
+      const auto now = Clock::now();
+      send_due(now);
+      fds.assign({{wake_r, POLLIN, 0}, {listener, POLLIN, 0}});
+      owners.assign(2, nullptr);
+      for (auto& [key, a] : associations) {
+        fds.push_back({a.upstream, POLLIN, 0});
+        owners.push_back(&a);
+      }
+      int timeout = -1;
+      if (!waiting.empty()) {
+        timeout = int(std::max<std::int64_t>(
+            0, std::chrono::ceil<std::chrono::milliseconds>(waiting.begin()->first - now).count()));
+      }
+      const int n = ::poll(fds.data(), nfds_t(fds.size()), timeout);
+      if (n < 0 && errno != EINTR) return;
+      if ((fds[0].revents & POLLIN) != 0) {
+        char buf[64];
+        while (::read(wake_r, buf, sizeof buf) > 0) {
+        }
+      }
+      {
+        std::lock_guard lk(mu);
+        f = faults;
+      }
+      if ((fds[1].revents & POLLIN) != 0) relay_in(f);
+      for (std::size_t i = 2; i < fds.size(); ++i) {
+        if ((fds[i].revents & POLLIN) != 0) relay_out(*owners[i], f);
+      }
+    }
   }
 
   void open_listener(const std::string& uri) {
@@ -177,7 +323,8 @@ struct FaultProxy::State {
     static std::atomic<unsigned> counter{0};
     const std::string name =
         "brine-proxy-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
-    if (scheme == "unix") {
+    datagram = scheme == "udp" || scheme == "unixgram";
+    if (scheme == "unix" || scheme == "unixgram") {
       tcp = false;
       target = unix_address(rest);
       const std::string path = rest[0] == '@' ? "@" + name : "/tmp/" + name + ".sock";
@@ -186,12 +333,13 @@ struct FaultProxy::State {
         unix_path = path;
       }
       listen_on(unix_address(path));
-      endpoint = "unix://" + path;
+      endpoint = scheme + "://" + path;
       return;
     }
-    if (scheme != "tcp" && scheme != "tls") {
+    if (scheme != "tcp" && scheme != "tls" && scheme != "udp") {
       throw std::invalid_argument("brine::testing::FaultProxy: '" + uri +
-                                  "': only tcp://, tls:// and unix:// endpoints are proxied");
+                                  "': only tcp://, tls://, unix://, udp:// and unixgram:// "
+                                  "endpoints are proxied");
     }
     const auto colon = rest.rfind(':');
     if (colon == std::string::npos) throw std::invalid_argument("FaultProxy: no port in " + uri);
@@ -446,7 +594,7 @@ FaultProxy::FaultProxy(std::string target, Faults faults) : state_(std::make_uni
   s.wake_r = pipe_fds[0];
   s.wake_w = pipe_fds[1];
   s.open_listener(s.target_uri);
-  s.thread = std::thread([&s] { s.run(); });
+  s.thread = std::thread([&s] { s.datagram ? s.run_datagrams() : s.run(); });
 }
 
 FaultProxy::~FaultProxy() {
