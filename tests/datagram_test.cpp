@@ -41,7 +41,8 @@ void every_call_runs_at_most_once(const std::string& transport, const Faults& fa
   const std::string uri = s.listen(transport);
   s.server.start();
   FaultProxy proxy(uri, faults);
-  Client c(proxy.endpoint(), {.timeout = 8s, .heartbeat_timeout = 6000ms});
+  Client c(proxy.endpoint(),
+           {.timeout = 8s, .heartbeat_timeout = 6000ms, .retransmit_interval = 10ms});
   std::atomic<int> ok{0}, timed_out{0}, other{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
