@@ -112,8 +112,48 @@ void accept_loop(int listen_fd, bool tcp, bool spin) {
   }
 }
 
+// Datagrams: each one is sent back as it came, to where it came from.
+void echo_datagrams(int fd) {
+  std::vector<char> buf(65536);
+  for (;;) {
+    sockaddr_storage from{};
+    socklen_t len = sizeof from;
+    const ssize_t n =
+        ::recvfrom(fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    ::sendto(fd, buf.data(), std::size_t(n), 0, reinterpret_cast<sockaddr*>(&from), len);
+  }
+}
+
 int run_raw(bool spin) {
   std::vector<std::thread> acceptors;
+  if (!spin) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    socklen_t len = sizeof a;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error(std::string("cannot bind udp: ") + std::strerror(errno));
+    }
+    std::printf("listening udp://127.0.0.1:%u\n", unsigned(ntohs(a.sin_port)));
+    acceptors.emplace_back(echo_datagrams, fd);
+    const std::string path = tmp_name("raw-dgram");
+    ::unlink(path.c_str());
+    sockaddr_un u{};
+    u.sun_family = AF_UNIX;
+    std::memcpy(u.sun_path, path.c_str(), path.size() + 1);
+    const int ufd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (ufd < 0 || ::bind(ufd, reinterpret_cast<sockaddr*>(&u), sizeof u) != 0) {
+      throw std::runtime_error(std::string("cannot bind unixgram: ") + std::strerror(errno));
+    }
+    std::printf("listening unixgram://%s\n", path.c_str());
+    acceptors.emplace_back(echo_datagrams, ufd);
+  }
   {
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -219,9 +259,13 @@ int run_brine(int argc, char** argv) {
       },
       messages);
   server.handle(kAllocations, [](const Count&) { return Count{allocations()}; });
-  std::vector<std::string> listen = {"tcp://127.0.0.1:0", "tcp://[::1]:0",
-                                     "unix://" + tmp_name("brine"), "zmq+tcp://127.0.0.1:0",
-                                     "zmq+ipc://" + tmp_name("brine-zmq")};
+  std::vector<std::string> listen = {"tcp://127.0.0.1:0",
+                                     "tcp://[::1]:0",
+                                     "unix://" + tmp_name("brine"),
+                                     "zmq+tcp://127.0.0.1:0",
+                                     "zmq+ipc://" + tmp_name("brine-zmq"),
+                                     "udp://127.0.0.1:0",
+                                     "unixgram://" + tmp_name("brine-dgram")};
   if (!cert.empty()) listen.push_back("tls://127.0.0.1:0");
   for (const auto& uri : listen) std::printf("listening %s\n", server.listen(uri).c_str());
   server.start();

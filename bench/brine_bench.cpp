@@ -9,7 +9,8 @@
 // with the spread (min-max). Writes the table to stdout and every figure to a JSON file.
 //
 //   brine_bench [--repeats N] [--calls N] [--json FILE] [--smoke] [--only SECTION,...]
-//               [--codecs cereal,protobuf,json] [--transports tcp4,tcp6,unix,tls,zmq+tcp,zmq+ipc]
+//               [--codecs cereal,protobuf,json]
+//               [--transports tcp4,tcp6,unix,tls,zmq+tcp,zmq+ipc,udp,unixgram]
 //   sections: latency, lowlat, pinned, throughput, pipelined, bulk, memory, allocs
 //
 // --smoke runs tiny counts (ctest's check that the bench runs and prints a complete table).
@@ -91,6 +92,8 @@ std::string transport_of(const std::string& uri) {
   if (uri.rfind("tls://", 0) == 0) return "tls";
   if (uri.rfind("zmq+tcp://", 0) == 0) return "zmq+tcp";
   if (uri.rfind("zmq+ipc://", 0) == 0) return "zmq+ipc";
+  if (uri.rfind("udp://", 0) == 0) return "udp";
+  if (uri.rfind("unixgram://", 0) == 0) return "unixgram";
   throw std::runtime_error("unknown endpoint " + uri);
 }
 
@@ -210,6 +213,48 @@ class RawCaller final : public Caller {
   bool spin_;
   std::vector<char> out_;
   std::vector<char> in_;
+};
+
+// Raw datagrams: the payload as one datagram, echoed back whole.
+class DatagramCaller final : public Caller {
+ public:
+  explicit DatagramCaller(const std::string& uri) {
+    sockaddr_storage to{};
+    socklen_t len = 0;
+    if (uri.rfind("unixgram://", 0) == 0) {
+      const std::string path = uri.substr(11);
+      auto* u = reinterpret_cast<sockaddr_un*>(&to);
+      u->sun_family = AF_UNIX;
+      std::memcpy(u->sun_path, path.c_str(), path.size() + 1);
+      len = sizeof(sockaddr_un);
+      fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      const sa_family_t only = AF_UNIX;  // autobind: the echo needs an address to answer
+      ::bind(fd_, reinterpret_cast<const sockaddr*>(&only), sizeof only);
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in*>(&to);
+      a->sin_family = AF_INET;
+      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a->sin_port = htons(std::uint16_t(std::atoi(uri.c_str() + uri.rfind(':') + 1)));
+      len = sizeof(sockaddr_in);
+      fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    }
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&to), len) != 0) {
+      throw std::runtime_error("cannot connect to " + uri);
+    }
+  }
+  ~DatagramCaller() override { ::close(fd_); }
+  void call(std::size_t bytes) override {
+    out_.assign(bytes, 'x');
+    in_.resize(bytes + 1);
+    if (::send(fd_, out_.data(), bytes, 0) != ssize_t(bytes) ||
+        ::recv(fd_, in_.data(), in_.size(), 0) != ssize_t(bytes)) {
+      throw std::runtime_error("raw datagram echo failed");
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  std::vector<char> out_, in_;
 };
 
 class ZmqCaller final : public Caller {
@@ -463,6 +508,8 @@ void run_latency_cells(const std::string& section, const std::vector<Cell>& cell
 // Narrowed by --codecs and --transports.
 std::vector<std::string> kCodecs = {"cereal", "protobuf", "json"};
 std::vector<std::string> kTransports = {"tcp4", "tcp6", "unix", "tls", "zmq+tcp", "zmq+ipc"};
+// Datagram transports: latency only (one frame per datagram, nothing bulk).
+std::vector<std::string> kDatagramTransports = {"udp", "unixgram"};
 
 bool selected(const std::string& transport) {
   return std::find(kTransports.begin(), kTransports.end(), transport) != kTransports.end();
@@ -703,6 +750,12 @@ int main(int argc, char** argv) {
       kCodecs = split(next());
     } else if (a == "--transports") {
       kTransports = split(next());
+      kDatagramTransports.clear();
+      std::erase_if(kTransports, [](const std::string& t) {
+        const bool datagram = t == "udp" || t == "unixgram";
+        if (datagram) kDatagramTransports.push_back(t);
+        return datagram;
+      });
     } else if (a == "--smoke") {
       s.smoke = true;
       s.latency_calls = 50;
@@ -764,6 +817,14 @@ int main(int argc, char** argv) {
       for (auto& c : brine_cells(brine4, "brine workers=4", kTransports, 0)) cells.push_back(c);
       for (auto& c : brine_cells(brine0, "brine workers=0 io=2", kTransports, 0))
         cells.push_back(c);
+      // Datagrams (latency only: one frame per datagram, no bulk) beside raw datagrams.
+      for (const std::string& t : kDatagramTransports) {
+        const std::string uri = raw.uri.at(t);
+        cells.push_back({t, "raw blocking", "-",
+                         [uri] { return std::make_unique<DatagramCaller>(uri); }, "", "",
+                         raw.child->pid()});
+        for (auto& c : brine_cells(brine4, "brine workers=4", {t}, 0)) cells.push_back(c);
+      }
       run_latency_cells("latency", cells, s);
     }
 
