@@ -9,10 +9,10 @@
 # checks of test code, and tools/fuzz.sh runs the decoders under UBSan as well.
 # The presets skip the install and compile-fail tests (they check the build, not run time). Of
 # the transport x codec grids they run each test body over every codec on tcp4 and over every
-# other transport implementation once (unix, tls4, zmq_tcp, mem, zmq_inproc, one codec each, in
-# turn): codecs and channels are separate layers, and tcp6, abstract, tls6 and zmq_ipc run the
-# same channel code as tcp4, unix, tls4 and zmq_tcp with another address. The plain build runs
-# the whole grid.
+# other transport implementation once (unix, tls4, zmq_tcp, mem, zmq_inproc, udp4, unixgram, one
+# codec each, in turn): codecs and channels are separate layers, and tcp6, abstract, tls6, zmq_ipc
+# and udp6 run the same channel code as tcp4, unix, tls4, zmq_tcp and udp4 with another address.
+# The plain build runs the whole grid.
 # Under TSan they also skip the single-threaded codec tests (DecodedSize too) (protobuf's map code
 # in its headers changes under TSan and no longer matches the uninstrumented libprotobuf, which
 # crashes in maps) and the zmq+inproc runs (inproc passes message buffers between threads through
