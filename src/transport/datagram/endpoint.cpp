@@ -1,7 +1,9 @@
 #include "transport/datagram/endpoint.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -90,7 +92,7 @@ Endpoint::Endpoint(const Family& family, std::string_view uri, const ServerSide&
 }
 
 Endpoint::~Endpoint() {
-  if (fd_) unbind(family_, bound_);
+  if (!closed_) unbind(family_, bound_);
 }
 
 void Endpoint::start(ListenerSink& sink) {
@@ -244,7 +246,14 @@ void Endpoint::close_on_loop() {
   closed_ = true;
   if (registration_) loop_.unwatch(registration_, fd_.get());
   unbind(family_, bound_);
-  fd_.reset();
+  // The address is released at once (a UDP client's next datagram meets a closed port), but
+  // the descriptor keeps naming a socket until the endpoint goes: a worker may be sending a late
+  // reply on it, and a closed descriptor's number could by then name another socket. So an
+  // unbound socket takes its place.
+  if (const event::Fd blank(::socket(bound_.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+      blank) {
+    (void)::dup3(blank.get(), fd_.get(), O_CLOEXEC);
+  }
 }
 
 // --- Peer ------------------------------------------------------------------------------------

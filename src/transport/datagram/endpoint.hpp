@@ -44,8 +44,8 @@ class Endpoint final : public event::Watcher, public std::enable_shared_from_thi
 
   const std::string& uri() const { return uri_; }
   void start(ListenerSink& sink);
-  // Tells every peer that its session ended, closes their channels and the socket; waits
-  // (bounded) for the loop to do it.
+  // Tells every peer that its session ended, closes their channels, stops reading and releases
+  // the address (the port, or the unix socket file); waits (bounded) for the loop to do it.
   void close();
 
   void on_ready(std::uint32_t events) override;

@@ -40,8 +40,8 @@ const Family kUnixgram{"unixgram", kUnixFamily, true};
 
 void set_buffers(int fd) {
   const int size = 4 << 20;
-  for (const auto& [force, plain] : {std::pair{SO_RCVBUFFORCE, SO_RCVBUF},
-                                    std::pair{SO_SNDBUFFORCE, SO_SNDBUF}}) {
+  for (const auto& [force, plain] :
+       {std::pair{SO_RCVBUFFORCE, SO_RCVBUF}, std::pair{SO_SNDBUFFORCE, SO_SNDBUF}}) {
     // Past net.core.rmem_max/wmem_max only with CAP_NET_ADMIN; otherwise capped there.
     if (::setsockopt(fd, SOL_SOCKET, force, &size, sizeof size) != 0) {
       ::setsockopt(fd, SOL_SOCKET, plain, &size, sizeof size);
