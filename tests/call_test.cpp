@@ -722,7 +722,10 @@ TEST(InlineHandlers, ServeManyThreads) {
 
 TEST(ClientOptions, BadCodecOrUriThrows) {
   EXPECT_THROW(Client("tcp://127.0.0.1:1", {.codec = "pickle"}), std::invalid_argument);
-  EXPECT_THROW(Client("udp://127.0.0.1:1"), std::invalid_argument);
+  EXPECT_THROW(Client("sctp://127.0.0.1:1"), std::invalid_argument);
+  EXPECT_THROW(Client("udp://127.0.0.1"), std::invalid_argument);
+  EXPECT_THROW(Client("udp://::1:80"), std::invalid_argument);
+  EXPECT_THROW(Client("unixgram://relative/path"), std::invalid_argument);
   EXPECT_THROW(Client("tcp://127.0.0.1"), std::invalid_argument);
   EXPECT_THROW(Client("tcp://::1:80"), std::invalid_argument);
   EXPECT_THROW(Client("unix://relative/path"), std::invalid_argument);

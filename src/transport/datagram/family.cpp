@@ -59,6 +59,10 @@ void check(const Family& family, std::string_view rest) {
   } catch (const std::invalid_argument& e) {
     // The unix scheme's message, with this scheme's name.
     std::string why = e.what();
+    for (auto at = why.find("unix://"); at != std::string::npos; at = why.find("unix://", at)) {
+      why.replace(at, 7, std::string(family.scheme) + "://");
+      at += family.scheme.size() + 3;
+    }
     const auto colon = why.find("': ");
     throw std::invalid_argument(std::string(family.scheme) + " URI '" + std::string(family.scheme) +
                                 "://" + std::string(rest) + "'" +
