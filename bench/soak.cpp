@@ -1,5 +1,5 @@
 // brine_soak: a bounded soak run. One calculator server in a child process (brine::testing) on
-// tcp, unix and tls; many client threads that make mixed calls (blocking, asynchronous, oneway,
+// tcp, unix, tls, udp and unixgram; many client threads that make mixed calls (blocking, asynchronous, oneway,
 // failing, timing out) and churn their connections (a new client, and for tls a new handshake,
 // every few dozen calls). Every interval it prints the server's resident size and descriptors,
 // the latency of a blocking call (p50, p99) and the calls and errors so far.
@@ -190,7 +190,8 @@ int main(int argc, char** argv) {
   server_options.tls.private_key_file = tls.server_key;
   // Forked before this process has any thread (brine::testing: fork before threads).
   auto server = brine::testing::ServerProcess::fork(
-      {"tcp://127.0.0.1:0", "unix://" + unix_path, "tls://127.0.0.1:0"},
+      {"tcp://127.0.0.1:0", "unix://" + unix_path, "tls://127.0.0.1:0", "udp://127.0.0.1:0",
+       "unixgram://" + unix_path + ".dgram"},
       [](brine::Server& s) { calc::register_calculator(s); }, server_options);
   const pid_t pid = server.pid();
   const int fds_before = descriptors(pid);
