@@ -1,8 +1,8 @@
 // brine_soak: a bounded soak run. One calculator server in a child process (brine::testing) on
-// tcp, unix, tls, udp and unixgram; many client threads that make mixed calls (blocking, asynchronous, oneway,
-// failing, timing out) and churn their connections (a new client, and for tls a new handshake,
-// every few dozen calls). Every interval it prints the server's resident size and descriptors,
-// the latency of a blocking call (p50, p99) and the calls and errors so far.
+// tcp, unix, tls, udp and unixgram; many client threads that make mixed calls (blocking,
+// asynchronous, oneway, failing, timing out) and churn their connections (a new client, and for tls
+// a new handshake, every few dozen calls). Every interval it prints the server's resident size and
+// descriptors, the latency of a blocking call (p50, p99) and the calls and errors so far.
 //
 // It fails (exit 1) when a call ends with a status it should not have, when a call returns later
 // than its deadline allows (a call must end with a reply or a status, never silence), when the
