@@ -84,8 +84,7 @@ TEST_P(Calls, FramesOverTheDatagramLimitAreRefusedNamingIt) {
   run([&]<class F>() {
     TestServer s;
     Client c(listen(s), client_options());
-    const auto r =
-        c.template try_call<typename F::Blob>("echo", F::blob(std::string(70000, 'b')));
+    const auto r = c.template try_call<typename F::Blob>("echo", F::blob(std::string(70000, 'b')));
     EXPECT_EQ(r.code(), StatusCode::resource_exhausted) << r.status().to_string();
     EXPECT_NE(r.status().message.find("datagram limit of 65475 bytes"), std::string::npos)
         << r.status().message;
