@@ -230,6 +230,34 @@ TEST(DatagramWire, ARequestSentAgainIsAnsweredFromMemoryAndRunsOnce) {
   ::close(fd);
 }
 
+// A bye ends the session at once, and for good: the same session is not opened again, even with
+// its valid cookie (its calls' memory is gone), and its client is told so.
+TEST(DatagramWire, AByeEndsTheSessionForGood) {
+  TestServer s;
+  const std::string uri = s.listen("udp4");
+  s.server.start();
+  const int fd = raw_socket("127.0.0.1", port_of(uri));
+  ASSERT_GE(fd, 0);
+  const std::uint64_t session = 77;
+  const std::string cookie = handshake(fd, session);
+  ASSERT_EQ(cookie.size(), 16u);
+  const std::string request = client_datagram(2, session, cookie, count_request(1, 1));
+  ::send(fd, request.data(), request.size(), 0);
+  ASSERT_FALSE(receive(fd).empty());
+  EXPECT_TRUE(eventually([&] { return s.server.stats().connections == 1; }, 5s));
+  const std::string bye = client_datagram(6, session, cookie);
+  ASSERT_EQ(bye.size(), 28u);
+  ::send(fd, bye.data(), bye.size(), 0);
+  EXPECT_TRUE(eventually([&] { return s.server.stats().connections == 0; }, 5s));
+  EXPECT_EQ(receive(fd, 100ms), "") << "a bye is not answered";
+  // A copy of the request after the bye: "session unknown" (12 bytes), and it does not run.
+  ::send(fd, request.data(), request.size(), 0);
+  const std::string unknown = receive(fd);
+  EXPECT_EQ(unknown, std::string("bd\x01\x05", 4) + request.substr(4, 8));
+  EXPECT_EQ(s.counted->load(), 1);
+  ::close(fd);
+}
+
 // Datagrams whose source address may be spoofed never get more bytes back than they carried,
 // and make no state: hellos (answered with as many bytes), frames without a valid cookie
 // (answered with fewer), garbage (not answered).

@@ -310,7 +310,9 @@ struct FaultProxy::State {
       }
       if ((fds[1].revents & POLLIN) != 0) relay_in(f);
       for (std::size_t i = 2; i < fds.size(); ++i) {
-        if ((fds[i].revents & POLLIN) != 0) relay_out(*owners[i], f);
+        // POLLERR: an ICMP error (the server's port closed) waits on the socket; recv() takes
+        // it, or poll() would report it for ever.
+        if ((fds[i].revents & (POLLIN | POLLERR)) != 0) relay_out(*owners[i], f);
       }
     }
   }

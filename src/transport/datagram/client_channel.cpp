@@ -135,6 +135,7 @@ SendStatus ClientChannel::send(Buffer&& frame, Deadline deadline, WhenFull when_
   const std::uint64_t id = detail::frame_call_id(frame.bytes());
   for (bool first = true;; first = false) {
     int err = 0;
+    bool left = false;  // a copy of this request went out before: the server may run it
     {
       std::lock_guard lk(mu_);
       const auto now = Clock::now();
@@ -145,18 +146,20 @@ SendStatus ClientChannel::send(Buffer&& frame, Deadline deadline, WhenFull when_
           outstanding_.erase(it);
           return SendStatus::sent;
         }
-        if (fresh) it->second = {std::move(frame), deadline, now, first_interval_};
+        if (fresh) it->second = {std::move(frame), deadline, now, first_interval_, false};
         Outstanding& o = it->second;
         err = transmit(o.frame.bytes());
+        o.left = o.left || err == 0;
+        left = o.left;
         o.next = now + o.interval;
         arm(o.next);
-        if (err != 0 && !transient(err)) {
-          frame = std::move(o.frame);  // left to the caller, untouched
+        if (err != 0 && !transient(err) && !o.left) {
+          frame = std::move(o.frame);  // nothing left: the caller may send it elsewhere
           outstanding_.erase(it);
         }
       } else if (kind == detail::FrameKind::heartbeat) {
         heartbeat_ = Outstanding{std::move(frame), now + heartbeat_interval_, now + first_interval_,
-                                 first_interval_};
+                                 first_interval_, false};
         err = transmit(heartbeat_->frame.bytes());
         arm(heartbeat_->next);
         if (err != 0 && !transient(err)) {
@@ -174,12 +177,17 @@ SendStatus ClientChannel::send(Buffer&& frame, Deadline deadline, WhenFull when_
                   why = Status{StatusCode::unavailable, describe_failure(peer_.address, err)}] {
         self->end(why);
       });
-      return SendStatus::closed;
+      // A request a copy of which left may run: it stays, and the channel's end fails its call
+      // (UNAVAILABLE), rather than being handed back to be sent again elsewhere.
+      return left ? SendStatus::sent : SendStatus::closed;
     }
     // No room: the server's queue is full (unixgram: a unix datagram socket queues only
     // net.unix.max_dgram_qlen datagrams, 10 by default). A sender that may wait does, until
-    // the socket says there is room; a request that cannot wait is sent again by its timer.
-    if (kind == detail::FrameKind::heartbeat || when_full != WhenFull::wait) {
+    // the socket says there is room; a request that cannot wait is sent again by its timer. Not
+    // the loop's thread (an asynchronous call made from a completion), which others need; not
+    // for ENOBUFS, which poll() does not wait out.
+    if (kind == detail::FrameKind::heartbeat || when_full != WhenFull::wait ||
+        loop_.on_loop_thread() || err == ENOBUFS) {
       return SendStatus::sent;
     }
     const auto now = Clock::now();
@@ -213,6 +221,7 @@ void ClientChannel::retransmit() {
     auto again = [&](Outstanding& o) {
       if (o.next <= now) {
         const int err = transmit(o.frame.bytes());
+        o.left = o.left || err == 0;
         if (err != 0 && !transient(err)) failure = err;
         o.interval = std::min(o.interval * 2, kMaxInterval);
         o.next = now + o.interval;
@@ -281,7 +290,15 @@ void ClientChannel::receive() {
 
 void ClientChannel::close(const Status& why, Deadline) {
   if (closing_.exchange(true)) return;
-  loop_.post([self = shared_from_this(), why] { self->end(why); });
+  loop_.post([self = shared_from_this(), why] {
+    if (self->ended_) return;
+    // The server may free the session now rather than after heartbeat_timeout of silence. (Lost
+    // or not, nothing depends on it.)
+    std::byte bye[kClientHeader];
+    put_client_header(bye, Type::bye, self->session_, self->cookie_);
+    (void)::send(self->fd_.get(), bye, sizeof bye, MSG_DONTWAIT | MSG_NOSIGNAL);
+    self->end(why);
+  });
 }
 
 void ClientChannel::end(const Status& why) {

@@ -60,6 +60,7 @@ class ClientChannel final : public Channel,
     Deadline give_up;
     Clock::time_point next;
     std::chrono::milliseconds interval;
+    bool left = false;  // a copy was handed to the socket
   };
 
   // Sends one frame datagram: 0, or the errno of the failure.

@@ -16,7 +16,10 @@ namespace brine::transport::datagram {
 namespace {
 
 constexpr int kReceiveBudget = 256;  // datagrams per turn before other work of the loop
+// Ended sessions remembered at once; past it the cookie secret is replaced, so that no session
+// forgotten early can be reopened with a cookie still valid.
 constexpr std::size_t kMaxRetired = 65536;
+
 
 std::string key_of(const SocketAddress& from, std::uint64_t session) {
   const auto bytes = address_bytes(from);
@@ -47,16 +50,38 @@ void CallMemory::finish(std::uint64_t id, Clock::time_point now) {
   finished_.emplace_back(id, now);
 }
 
+CallMemory::~CallMemory() {
+  total_->fetch_sub(bytes_);
+}
+
 bool CallMemory::answer(std::uint64_t id, Buffer&& frame, Clock::time_point now,
                         const Buffer** kept) {
   const auto it = entries_.find(id);
   if (it == entries_.end() || it->second.state != Seen::running) return false;
+  const auto over = [&] { return total_->load() + frame.size() > kEndpointAnswerBytes; };
+  while (over() && !finished_.empty()) forget_oldest();  // this session's oldest go first
+  finished_.emplace_back(id, now);
+  if (over()) {
+    it->second.state = Seen::unkept;
+    return false;
+  }
   it->second.state = Seen::answered;
   bytes_ += frame.size();
+  total_->fetch_add(frame.size());
   it->second.answer = std::move(frame);
-  finished_.emplace_back(id, now);
   *kept = &it->second.answer;
   return true;
+}
+
+void CallMemory::forget_oldest() {
+  const std::uint64_t id = finished_.front().first;
+  finished_.pop_front();
+  if (const auto it = entries_.find(id); it != entries_.end()) {
+    bytes_ -= it->second.answer.size();
+    total_->fetch_sub(it->second.answer.size());
+    entries_.erase(it);
+  }
+  floor_ = std::max(floor_, id);
 }
 
 const Buffer* CallMemory::answer_of(std::uint64_t id) const {
@@ -66,15 +91,9 @@ const Buffer* CallMemory::answer_of(std::uint64_t id) const {
 
 void CallMemory::trim(Clock::time_point now, const Endpoint::Limits& limits) {
   while (!finished_.empty()) {
-    const auto [id, at] = finished_.front();
     const bool over = finished_.size() > limits.max_entries || bytes_ > limits.max_answer_bytes;
-    if (!over && now - at < limits.memory) return;
-    finished_.pop_front();
-    if (const auto it = entries_.find(id); it != entries_.end()) {
-      bytes_ -= it->second.answer.size();
-      entries_.erase(it);
-    }
-    floor_ = std::max(floor_, id);
+    if (!over && now - finished_.front().second < limits.memory) return;
+    forget_oldest();
   }
 }
 
@@ -146,6 +165,12 @@ void Endpoint::handle(const SocketAddress& from, std::span<const std::byte> data
   if (const auto it = peers_.find(key); it != peers_.end()) {
     peer = it->second;
     if (peer->cookie_ != h->cookie) return;
+    if (h->type == Type::bye) {  // the client closed its end: no answer, and no reopening
+      finish_peer(*peer, {StatusCode::unavailable, "the client closed the session"}, false);
+      return;
+    }
+  } else if (h->type == Type::bye) {
+    return;  // nothing to end
   } else {
     if (retired(key) || !cookies_.check(address_bytes(from), h->session, h->cookie)) {
       send_to(from, Type::session_unknown, h->session, {});  // 12 bytes for at least 48
@@ -161,8 +186,8 @@ std::shared_ptr<Peer> Endpoint::make_peer(const SocketAddress& from, const Heade
                                           std::string key) {
   PeerInfo info(std::string(family_.scheme), family_.addresses.describe(from));
   info.silent_departure = true;
-  auto peer =
-      std::make_shared<Peer>(weak_from_this(), key, from, h.session, h.cookie, std::move(info));
+  auto peer = std::make_shared<Peer>(weak_from_this(), key, from, h.session, h.cookie,
+                                     std::move(info), answer_bytes_);
   peers_.emplace(std::move(key), peer);
   if (!gate_.deliver(peer)) {
     peers_.erase(peer->key_);
@@ -176,13 +201,25 @@ bool Endpoint::retired(const std::string& key) {
   const auto lifetime = std::chrono::seconds(CookieJar::kLifetimeSeconds);
   while (!retired_order_.empty()) {
     const auto it = retired_.find(retired_order_.front());
-    if (it != retired_.end() && now - it->second < lifetime && retired_.size() <= kMaxRetired) {
-      break;
-    }
+    if (it != retired_.end() && now - it->second < lifetime) break;
     if (it != retired_.end()) retired_.erase(it);
     retired_order_.pop_front();
   }
   return retired_.contains(key);
+}
+
+void Endpoint::retire(const std::string& key) {
+  (void)retired(key);  // drops those past a cookie's lifetime
+  if (retired_.size() >= kMaxRetired) {
+    // Too many to remember: no cookie made so far will open a session any more, so none of
+    // them needs remembering. Live sessions compare their own cookie and carry on; a client
+    // between its hello and its first frame is told "session unknown" and starts again.
+    cookies_.rotate();
+    retired_.clear();
+    retired_order_.clear();
+  }
+  retired_.emplace(key, Clock::now());
+  retired_order_.push_back(key);
 }
 
 void Endpoint::send_to(const SocketAddress& to, Type type, std::uint64_t session,
@@ -205,18 +242,15 @@ void Endpoint::close_peer(std::shared_ptr<Peer> peer, Status why) {
   });
 }
 
-void Endpoint::finish_peer(Peer& peer, const Status& why) {
+void Endpoint::finish_peer(Peer& peer, const Status& why, bool tell) {
   if (peer.closed_) return;
   peer.closed_ = true;
   peer.closing_.store(true);
   if (const auto it = peers_.find(peer.key_); it != peers_.end() && it->second.get() == &peer) {
     peers_.erase(it);
-    if (retired_.size() < kMaxRetired * 2) {
-      retired_.emplace(peer.key_, Clock::now());
-      retired_order_.push_back(peer.key_);
-    }
+    retire(peer.key_);
   }
-  if (!closed_) send_to(peer.address_, Type::session_unknown, peer.session_, {});
+  if (tell && !closed_) send_to(peer.address_, Type::session_unknown, peer.session_, {});
   if (auto sink = std::move(peer.sink_)) sink->on_close(why);
 }
 
@@ -259,13 +293,15 @@ void Endpoint::close_on_loop() {
 // --- Peer ------------------------------------------------------------------------------------
 
 Peer::Peer(std::weak_ptr<Endpoint> endpoint, std::string key, SocketAddress address,
-           std::uint64_t session, const Cookie& cookie, PeerInfo info)
+           std::uint64_t session, const Cookie& cookie, PeerInfo info,
+           std::shared_ptr<std::atomic<std::size_t>> answer_bytes)
     : endpoint_(std::move(endpoint)),
       key_(std::move(key)),
       address_(address),
       session_(session),
       cookie_(cookie),
-      info_(std::move(info)) {}
+      info_(std::move(info)),
+      memory_(std::move(answer_bytes)) {}
 
 void Peer::arrive(std::span<const std::byte> bytes) {
   auto endpoint = endpoint_.lock();
@@ -281,26 +317,34 @@ void Peer::arrive(std::span<const std::byte> bytes) {
   if (f.kind == detail::FrameKind::request || f.kind == detail::FrameKind::oneway) {
     std::unique_lock lk(mu_);
     memory_.trim(now, endpoint->limits());
-    switch (memory_.arrive(f.call_id, f.kind == detail::FrameKind::oneway, now)) {
+    const CallMemory::Seen seen =
+        memory_.arrive(f.call_id, f.kind == detail::FrameKind::oneway, now);
+    switch (seen) {
       case CallMemory::Seen::fresh:
         break;
       case CallMemory::Seen::answered:
         if (const Buffer* answer = memory_.answer_of(f.call_id)) transmit(answer->bytes());
         return;
-      case CallMemory::Seen::forgotten: {
+      case CallMemory::Seen::forgotten:
+      case CallMemory::Seen::unkept: {
+        const bool forgotten = seen == CallMemory::Seen::forgotten;
         const std::uint64_t floor = memory_.floor();
         lk.unlock();
-        if (f.kind == detail::FrameKind::request) {
-          const Buffer error = wire::error_frame(
-              f.call_id,
-              {StatusCode::unavailable,
-               "call " + std::to_string(f.call_id) +
-                   " arrived again after the server stopped remembering its calls up to " +
-                   std::to_string(floor) +
-                   " (call_memory_ms): it may have run, and is not run again"},
-              endpoint->limits().max_frame_size);
-          transmit(error.bytes());
-        }
+        if (f.kind != detail::FrameKind::request) return;
+        const std::string id = std::to_string(f.call_id);
+        const Buffer error = wire::error_frame(
+            f.call_id,
+            {StatusCode::unavailable,
+             forgotten ? "call " + id +
+                             " arrived again after the server stopped remembering its calls up "
+                             "to " +
+                             std::to_string(floor) +
+                             " (call_memory_ms): it may have run, and is not run again"
+                       : "call " + id +
+                             " ran, but its answer was not kept for copies of the request (the "
+                             "server's memory for answers was full) and is lost"},
+            endpoint->limits().max_frame_size);
+        transmit(error.bytes());
         return;
       }
       case CallMemory::Seen::running:

@@ -33,7 +33,7 @@ bool common_ok(std::span<const std::byte> d, std::size_t header) {
 }
 
 std::uint64_t epoch_now() {
-  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
   return std::uint64_t(std::chrono::duration_cast<std::chrono::seconds>(now).count()) /
          kEpochSeconds;
 }
@@ -57,7 +57,9 @@ std::optional<Header> parse_client_datagram(std::span<const std::byte> d) {
   std::memcpy(h.cookie.data(), d.data() + 12, h.cookie.size());
   h.rest = d.subspan(kClientHeader);
   if (h.session == 0) return std::nullopt;
-  if (h.type == Type::hello) return d.size() == kClientHeader ? std::optional(h) : std::nullopt;
+  if (h.type == Type::hello || h.type == Type::bye) {
+    return d.size() == kClientHeader ? std::optional(h) : std::nullopt;
+  }
   if (h.type == Type::frame) return std::optional(h);
   return std::nullopt;
 }
@@ -94,6 +96,10 @@ std::uint64_t new_session() {
 }
 
 CookieJar::CookieJar() {
+  rotate();
+}
+
+void CookieJar::rotate() {
   if (RAND_bytes(secret_.data(), int(secret_.size())) != 1) {
     throw std::runtime_error("cannot draw the datagram cookie secret (RAND_bytes failed)");
   }

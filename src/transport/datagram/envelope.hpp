@@ -2,7 +2,8 @@
 // unixgram:// datagram, the address cookie, and the sizes. docs/wire-format.md, "Datagrams", is
 // the byte-level description; this header is its one implementation.
 //
-//   client -> server: "bd" 1 type session(8) cookie(16) [frame]     type 1 hello, 2 frame
+//   client -> server: "bd" 1 type session(8) cookie(16) [frame]     type 1 hello, 2 frame,
+//                                                                    6 bye
 //   server -> client: "bd" 1 type session(8) [cookie(16) | frame]   type 3 cookie, 4 frame,
 //                                                                    5 session unknown
 //
@@ -26,6 +27,7 @@ enum class Type : std::uint8_t {
   cookie = 3,
   reply_frame = 4,
   session_unknown = 5,
+  bye = 6,
 };
 
 using Cookie = std::array<std::byte, 16>;
@@ -51,8 +53,8 @@ void put_client_header(std::byte* out, Type type, std::uint64_t session, const C
 // Writes a server datagram's header (kServerHeader bytes) at `out`.
 void put_server_header(std::byte* out, Type type, std::uint64_t session);
 
-// Parses a datagram a server received: nullopt unless its magic, version, type (hello or frame)
-// and size are right (a hello is exactly kClientHeader bytes).
+// Parses a datagram a server received: nullopt unless its magic, version, type (hello, frame or
+// bye) and size are right (a hello and a bye are exactly kClientHeader bytes).
 std::optional<Header> parse_client_datagram(std::span<const std::byte> d);
 // Parses a datagram a client received: nullopt unless well-formed (a cookie answer is exactly
 // kServerHeader + 16 bytes, a session_unknown exactly kServerHeader).
@@ -62,11 +64,13 @@ std::optional<Header> parse_server_datagram(std::span<const std::byte> d);
 std::uint64_t new_session();
 
 // Makes and checks cookies: an HMAC-SHA256 of the peer's address and session under a secret
-// drawn at start, keyed by a 60-second epoch. A cookie is accepted in the epoch it was made and
-// the next one.
+// drawn at start, keyed by a 60-second epoch of the monotonic clock (only this process checks its
+// cookies). A cookie is accepted in the epoch it was made and the next one, until rotate().
 class CookieJar {
  public:
   CookieJar();
+  // A new secret: every cookie made so far stops being accepted.
+  void rotate();
   Cookie make(std::span<const std::byte> address, std::uint64_t session) const;
   bool check(std::span<const std::byte> address, std::uint64_t session, const Cookie& cookie) const;
   // How long a cookie can make new peers at most (two epochs).
