@@ -20,7 +20,6 @@ constexpr int kReceiveBudget = 256;  // datagrams per turn before other work of 
 // forgotten early can be reopened with a cookie still valid.
 constexpr std::size_t kMaxRetired = 65536;
 
-
 std::string key_of(const SocketAddress& from, std::uint64_t session) {
   const auto bytes = address_bytes(from);
   std::string key(reinterpret_cast<const char*>(bytes.data()), bytes.size());
