@@ -45,9 +45,10 @@ echo
 echo "== typed calls: examples/calculator, every transport and codec =="
 coproc SERVER { exec "$examples/calculator_server" --listen tcp://127.0.0.1:0 \
   --listen "tcp://[::1]:0" --listen "unix://$sock" --listen "unix://@brine-demo-$$" \
-  --listen zmq+tcp://127.0.0.1:0 --listen "zmq+ipc://$sock.zmq"; }
+  --listen zmq+tcp://127.0.0.1:0 --listen "zmq+ipc://$sock.zmq" \
+  --listen udp://127.0.0.1:0 --listen "unixgram://$sock.dgram"; }
 pids+=("$SERVER_PID")
-mapfile -t uris < <(read_endpoints "${SERVER[0]}" 6)
+mapfile -t uris < <(read_endpoints "${SERVER[0]}" 8)
 for uri in "${uris[@]}"; do
   for codec in cereal protobuf json; do
     "$examples/calculator_client" --connect "$uri" --codec "$codec" --calls 2000
