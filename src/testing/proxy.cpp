@@ -263,18 +263,22 @@ struct FaultProxy::State {
     }
   }
 
+  // The faults for this turn, and whether reset() was asked for; false once stopping.
+  bool next_turn(Faults& f, bool& reset_now) {
+    std::lock_guard lk(mu);
+    if (stopping) return false;
+    f = faults;
+    reset_now = std::exchange(reset_requested, false);
+    return true;
+  }
+
   void run_datagrams() {
     std::vector<pollfd> fds;
     std::vector<Association*> owners;
     for (;;) {
       Faults f;
-      bool reset_now;
-      {
-        std::lock_guard lk(mu);
-        if (stopping) return;
-        f = faults;
-        reset_now = std::exchange(reset_requested, false);
-      }
+      bool reset_now = false;
+      if (!next_turn(f, reset_now)) return;
       if (reset_now) {
         for (auto& [key, a] : associations) close_fd(a.upstream, false);
         associations.clear();
@@ -482,13 +486,8 @@ struct FaultProxy::State {
     std::vector<Connection*> owners;
     for (;;) {
       Faults f;
-      bool reset_now;
-      {
-        std::lock_guard lk(mu);
-        if (stopping) return;
-        f = faults;
-        reset_now = std::exchange(reset_requested, false);
-      }
+      bool reset_now = false;
+      if (!next_turn(f, reset_now)) return;
       if (reset_now) {
         for (auto& c : conns) {
           close_fd(c.client, true);

@@ -2,8 +2,6 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 
 #include <cerrno>
 #include <cstring>
@@ -14,27 +12,6 @@
 #include "transport/unix/unix.hpp"
 
 namespace brine::transport::datagram {
-namespace {
-
-const char* unix_path(const SocketAddress& a) {
-  const auto* sun = reinterpret_cast<const sockaddr_un*>(&a.storage);
-  return sun->sun_path[0] == '\0' ? nullptr : sun->sun_path;
-}
-
-// A socket file left by a dead server is removed; one a live server holds is left (bind then
-// fails with EADDRINUSE).
-void remove_stale_file(const SocketAddress& a) {
-  const char* path = unix_path(a);
-  if (path == nullptr) return;
-  struct stat st {};
-  if (::lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
-  const event::Fd probe(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!probe) return;
-  if (::connect(probe.get(), a.get(), a.length) != 0 && errno == ECONNREFUSED) ::unlink(path);
-}
-
-}  // namespace
-
 const Family kUdp{"udp", kTcpFamily, false};
 const Family kUnixgram{"unixgram", kUnixFamily, true};
 
@@ -87,7 +64,7 @@ event::Fd bind_socket(const Family& family, SocketAddress& address, std::string_
   auto fail = [&](int err) {
     return std::system_error(err, std::generic_category(), "cannot listen on " + std::string(uri));
   };
-  if (family.unix) remove_stale_file(address);
+  if (family.unix) remove_stale_socket_file(address, SOCK_DGRAM);
   event::Fd fd(
       ::socket(address.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, address.protocol));
   if (!fd) throw fail(errno);

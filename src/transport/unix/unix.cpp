@@ -54,17 +54,8 @@ const char* path_of(const SocketAddress& a) {
   return sun->sun_path[0] == '\0' ? nullptr : sun->sun_path;
 }
 
-// A socket file left by a dead server is removed; one with a live server is left alone (bind
-// then fails with EADDRINUSE).
 void before_bind(const SocketAddress& a) {
-  const char* path = path_of(a);
-  if (path == nullptr) return;
-  struct stat st {};
-  if (::lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
-  const event::Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!probe) return;
-  const bool live = ::connect(probe.get(), a.get(), a.length) == 0;
-  if (!live && errno == ECONNREFUSED) ::unlink(path);
+  remove_stale_socket_file(a, SOCK_STREAM);
 }
 
 void after_close(const SocketAddress& a) {
@@ -103,6 +94,17 @@ std::unique_ptr<Listener> listen(std::string_view uri, const ServerSide& server)
 }
 
 }  // namespace
+
+void remove_stale_socket_file(const SocketAddress& a, int type) {
+  const char* path = path_of(a);
+  if (path == nullptr) return;
+  struct stat st {};
+  if (::lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+  const event::Fd probe(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+  if (!probe) return;
+  const bool live = ::connect(probe.get(), a.get(), a.length) == 0;
+  if (!live && errno == ECONNREFUSED) ::unlink(path);
+}
 
 const SocketFamily kUnixFamily{resolve,     bound_uri,     configure, before_bind,
                                after_close, restrict_file, describe};
