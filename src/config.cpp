@@ -173,7 +173,7 @@ struct Entry {
   const toml::node& value() const { return *holder.get("v"); }
 };
 
-class Reader {
+class ConfigReader {
  public:
   void read_table(const toml::table& root, std::string_view origin) {
     for (const auto& [key, node] : root) {
@@ -500,7 +500,7 @@ class Reader {
 }  // namespace
 
 Config parse_config(std::string_view text, std::string_view origin) {
-  Reader r;
+  ConfigReader r;
   try {
     const toml::table root = toml::parse(text, origin);
     r.read_table(root, origin);
@@ -519,7 +519,7 @@ Config load_config(const std::string& path) {
     throw ConfigError(path + ": is a directory, not a configuration file");
   }
   toml::table root;
-  Reader r;
+  ConfigReader r;
   try {
     root = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
@@ -534,7 +534,7 @@ Config load_config(const std::string& path) {
 }
 
 Config config_from_environment() {
-  Reader r;
+  ConfigReader r;
   r.read_environment();
   return r.build();
 }

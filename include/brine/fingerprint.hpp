@@ -247,7 +247,14 @@ struct list_of<L<T...>> {
 template <class T>
 constexpr void put_shape(TextSink& s, bool names) {
   using U = std::remove_cvref_t<T>;
-  if constexpr (requires { ShapeTraits<U>::tag; }) {
+  if constexpr (requires {
+                  U::brine_stream_direction;
+                  typename U::item_type;
+                }) {
+    s += U::brine_stream_direction;  // "in<" or "out<": the items of a stream (brine/stream.hpp)
+    put_shape<typename U::item_type>(s, names);
+    s += '>';
+  } else if constexpr (requires { ShapeTraits<U>::tag; }) {
     s += ShapeTraits<U>::tag;
     put_name(s, raw_type_name<U>(), true);
   } else if constexpr (Versioned<U>) {
@@ -361,10 +368,35 @@ struct ContractText {
   static constexpr std::string_view view{chars.data(), size};
 };
 
+// The items of a stream in a contract: "in<T>" flow from client to server, "out<T>" back.
+template <class T>
+struct StreamIn {
+  static constexpr std::string_view brine_stream_direction = "in<";
+  using item_type = T;
+};
+template <class T>
+struct StreamOut {
+  static constexpr std::string_view brine_stream_direction = "out<";
+  using item_type = T;
+};
+
 template <class Result, class... Args>
 struct ContractOf {
   static constexpr Contract value{fnv1a(ContractText<false, Result, Args...>::view),
                                   ContractText<true, Result, Args...>::view};
+};
+
+template <class Req, class In, class Out, class Resp>
+struct StreamContractOf {
+  using type = ContractOf<Resp, Req, StreamIn<In>, StreamOut<Out>>;
+};
+template <class Req, class Out, class Resp>
+struct StreamContractOf<Req, void, Out, Resp> {
+  using type = ContractOf<Resp, Req, StreamOut<Out>>;
+};
+template <class Req, class In, class Resp>
+struct StreamContractOf<Req, In, void, Resp> {
+  using type = ContractOf<Resp, Req, StreamIn<In>>;
 };
 
 }  // namespace detail
@@ -374,6 +406,11 @@ template <class Req, class Resp>
 inline constexpr const Contract& call_contract = detail::ContractOf<Resp, Req>::value;
 template <class Result, class... Args>
 inline constexpr const Contract& method_contract = detail::ContractOf<Result, Args...>::value;
+// The contract of a stream call: one request, items In from the client and Out from the server
+// (void: none that way), and a final response. Text "(Req,in<In>,out<Out>)->Resp".
+template <class Req, class In, class Out, class Resp>
+inline constexpr const Contract& stream_contract =
+    detail::StreamContractOf<Req, In, Out, Resp>::type::value;
 
 }  // namespace brine
 

@@ -23,7 +23,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <tuple>
 #include <memory>
 #include <optional>
 #include <span>
@@ -40,6 +42,8 @@
 #include "brine/interface.hpp"
 #include "brine/method.hpp"
 #include "brine/status.hpp"
+#include "brine/stream.hpp"
+#include "brine/task.hpp"
 
 namespace brine {
 
@@ -105,6 +109,9 @@ struct ServerOptions {
   std::size_t max_outbound_bytes = 4u * 1024 * 1024;
   // stop(): calls still running are given this long to finish; the rest fail with UNAVAILABLE.
   std::chrono::milliseconds drain_timeout{5000};
+  // The window of each stream this server receives items on (docs/wire-format.md, "Streams"):
+  // a stream's items it holds unread stay below this plus one frame. At least 65536.
+  std::size_t stream_window = 256 * 1024;
   // Datagram endpoints (udp://, unixgram://): how long each peer's call ids and answers are
   // remembered, so that a request its client sends again is answered from memory and not run a
   // second time (at most once). Keep it above the clients' longest timeout: a request older
@@ -173,6 +180,135 @@ class CallContext {
   ~CallContext() = default;
 };
 
+// A call the server finishes later (server/server_call.cpp): an asynchronous handler's or a
+// stream's. Thread-safe; it finishes exactly once, by its reply, a failure, its deadline, the
+// caller's cancel or the connection's end, whichever comes first.
+class CallHandle {
+ public:
+  virtual ~CallHandle() = default;
+  virtual CodecId codec() const noexcept = 0;
+  virtual const DecodeLimits& limits() const noexcept = 0;
+  // A reply frame for this call, begun: append the encoded value, then reply().
+  virtual Buffer begin_reply() const = 0;
+  // Finishes the call with that reply, or with `why`. False if it had finished already.
+  virtual bool reply(Buffer&& frame) = 0;
+  virtual bool fail(const Status& why) = 0;
+  virtual bool finished() const noexcept = 0;
+  // The caller has left: it cancelled, its deadline passed, or its connection is gone.
+  virtual bool cancelled() const noexcept = 0;
+  virtual std::chrono::steady_clock::time_point deadline() const noexcept = 0;
+  // The stream of a stream call; null otherwise.
+  virtual StreamCore* stream() noexcept = 0;
+};
+
+// The status a handler's exception becomes: RpcError's own; any other std::exception INTERNAL
+// with what() and its type name; anything else UNKNOWN.
+Status status_of(std::exception_ptr error) noexcept;
+
+// Finishes `call` with `value` (nothing for void: an empty reply).
+template <class Resp, class... V>
+bool reply_with(CallHandle& call, const V&... value) {
+  Buffer frame = call.begin_reply();
+  try {
+    if constexpr (!std::is_void_v<Resp>) Serialization<Resp>::encode(call.codec(), value..., frame);
+  } catch (...) {
+    return call.fail(status_of(std::current_exception()));
+  }
+  return call.reply(std::move(frame));
+}
+
+// Runs the Task that `make` returns to its end and finishes `call` with its outcome. `make`
+// (kept in this coroutine's frame) holds what the Task borrows: the request, the stream ends.
+template <class Resp, class Make>
+Detached drive(Make make, std::shared_ptr<CallHandle> call) {
+  std::exception_ptr error;
+  if constexpr (std::is_void_v<Resp>) {
+    try {
+      co_await make();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) {
+      call->fail(status_of(error));
+    } else {
+      reply_with<void>(*call);
+    }
+  } else {
+    std::optional<Resp> value;
+    try {
+      value.emplace(co_await make());
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) {
+      call->fail(status_of(error));
+    } else {
+      reply_with<Resp>(*call, *value);
+    }
+  }
+}
+
+}  // namespace detail
+
+// Answers one call later, from any thread: what an asynchronous handler gets instead of
+// returning its response, so that it holds no worker while it waits (for an event, another
+// call, a timer):
+//
+//   server.handle("wait_job", [&](const JobId& id, brine::Responder<JobDone> r) {
+//     jobs.on_done(id, std::move(r));   // returns at once; jobs calls r.reply(...) later
+//   });
+//
+// Exactly one answer counts: reply() or fail(); a Responder destroyed without either fails the
+// call with INTERNAL (the caller never waits in silence). Move-only.
+template <class Resp>
+class Responder {
+ public:
+  explicit Responder(std::shared_ptr<detail::CallHandle> call) noexcept : call_(std::move(call)) {}
+  Responder(Responder&& other) noexcept = default;
+  Responder& operator=(Responder&& other) noexcept {
+    if (this != &other) {
+      drop();
+      call_ = std::move(other.call_);
+    }
+    return *this;
+  }
+  Responder(const Responder&) = delete;
+  Responder& operator=(const Responder&) = delete;
+  ~Responder() { drop(); }
+
+  // Sends the reply. False if the call was over already (cancelled, past its deadline, its
+  // connection lost, or answered): nobody reads it then.
+  bool reply(const Resp& value) {
+    auto call = std::move(call_);
+    return call && detail::reply_with<Resp>(*call, value);
+  }
+  // Fails the call with `why` (not OK).
+  bool fail(Status why) {
+    auto call = std::move(call_);
+    if (why.ok()) why = {StatusCode::unknown, "failed with an OK status"};
+    return call && call->fail(why);
+  }
+  // True once the caller is gone (cancelled, deadline passed, connection lost) or answered.
+  bool cancelled() const noexcept { return !call_ || call_->cancelled(); }
+  std::chrono::steady_clock::time_point deadline() const noexcept {
+    return call_ ? call_->deadline() : std::chrono::steady_clock::time_point::min();
+  }
+
+ private:
+  void drop() noexcept {
+    if (auto call = std::move(call_)) {
+      call->fail({StatusCode::internal, "the handler dropped its Responder without answering"});
+    }
+  }
+  std::shared_ptr<detail::CallHandle> call_;
+};
+
+namespace detail {
+
+// How a method runs: returns its response (unary), finishes later (deferred: a Responder or a
+// Task), or streams.
+enum class Shape : std::uint8_t { unary, deferred, stream };
+
 // A registered handler or interface method, type-erased. invoke() decodes the request, runs the
 // user's code and appends the encoded response to `out`; it throws whatever decoding or the
 // user's code throws. `self` is the object for an interface method, null for a handler.
@@ -187,6 +323,14 @@ class HandlerBase {
   virtual const Contract& contract() const noexcept = 0;
   // For a factory method: the interface of the objects it returns.
   virtual const InterfaceTable* result_interface() const noexcept { return nullptr; }
+  virtual Shape shape() const noexcept { return Shape::unary; }
+  // Whether a stream handler blocks a thread (a plain function, not a coroutine): such a
+  // server needs workers.
+  virtual bool blocks() const noexcept { return false; }
+  // Deferred and stream shapes: decodes the request and starts the user's code; the call ends
+  // through `call`. Throws what decoding or the code's synchronous part throws.
+  virtual void start(void* /*self*/, std::span<const std::byte> /*request*/,
+                     const std::shared_ptr<CallHandle>& /*call*/, CallContext& /*ctx*/) {}
 };
 
 // The remote methods of one interface, by name.
@@ -268,21 +412,50 @@ const InterfaceTable& interface_table() {
 
 template <class F>
 struct callable_traits : callable_traits<decltype(&std::remove_cvref_t<F>::operator())> {};
-template <class R, class A>
-struct callable_traits<R (*)(A)> {
+template <class R, class A, class... More>
+struct callable_traits<R (*)(A, More...)> {
   using request = std::remove_cvref_t<A>;
   using response = R;
+  // The parameters after the request, as written (Writer<T>&, Responder<T>, ...).
+  using rest = std::tuple<More...>;
 };
-template <class R, class A>
-struct callable_traits<R (*)(A) noexcept> : callable_traits<R (*)(A)> {};
-template <class C, class R, class A>
-struct callable_traits<R (C::*)(A) const> : callable_traits<R (*)(A)> {};
-template <class C, class R, class A>
-struct callable_traits<R (C::*)(A) const noexcept> : callable_traits<R (*)(A)> {};
-template <class C, class R, class A>
-struct callable_traits<R (C::*)(A)> : callable_traits<R (*)(A)> {};
-template <class C, class R, class A>
-struct callable_traits<R (C::*)(A) noexcept> : callable_traits<R (*)(A)> {};
+template <class R, class... A>
+struct callable_traits<R (*)(A...) noexcept> : callable_traits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct callable_traits<R (C::*)(A...) const> : callable_traits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct callable_traits<R (C::*)(A...) const noexcept> : callable_traits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct callable_traits<R (C::*)(A...)> : callable_traits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct callable_traits<R (C::*)(A...) noexcept> : callable_traits<R (*)(A...)> {};
+
+template <class>
+struct is_responder : std::false_type {};
+template <class T>
+struct is_responder<Responder<T>> : std::true_type {
+  using type = T;
+};
+template <class>
+struct is_reader : std::false_type {};
+template <class T>
+struct is_reader<Reader<T>> : std::true_type {
+  using type = T;
+};
+template <class>
+struct is_writer : std::false_type {};
+template <class T>
+struct is_writer<Writer<T>> : std::true_type {
+  using type = T;
+};
+template <class R>
+struct task_value {
+  using type = R;
+};
+template <class T>
+struct task_value<Task<T>> {
+  using type = T;
+};
 
 template <class Req, class Resp, class F>
 class TypedHandler final : public HandlerBase {
@@ -302,6 +475,92 @@ class TypedHandler final : public HandlerBase {
   F f_;
 };
 
+// A unary handler that finishes later: f(request, Responder<Resp>) or f(request) -> Task<Resp>.
+template <class Req, class Resp, bool Coroutine, class F>
+class DeferredHandler final : public HandlerBase {
+ public:
+  explicit DeferredHandler(F f) : f_(std::move(f)) {}
+  Shape shape() const noexcept override { return Shape::deferred; }
+  void invoke(void*, CodecId, std::span<const std::byte>, const DecodeLimits&, Buffer&,
+              CallContext&) override {}
+  void start(void*, std::span<const std::byte> request, const std::shared_ptr<CallHandle>& call,
+             CallContext&) override {
+    Req req = Serialization<Req>::decode(call->codec(), request, call->limits());
+    if constexpr (Coroutine) {
+      drive<Resp>([f = &f_, req = std::move(req)]() mutable { return (*f)(req); }, call);
+    } else {
+      f_(req, Responder<Resp>(call));
+    }
+  }
+  bool supports(CodecId codec) const noexcept override {
+    return Serialization<Req>::supports(codec) && Serialization<Resp>::supports(codec);
+  }
+  const Contract& contract() const noexcept override { return call_contract<Req, Resp>; }
+
+ private:
+  F f_;
+};
+
+// A stream handler: f(request, Writer<Out>&) (server stream), f(request, Reader<In>&) -> Resp
+// (client stream), f(request, Reader<In>&, Writer<Out>&) (both ways); each may be a coroutine
+// returning Task<...> instead. In/Out/Resp void: none.
+template <class Req, class In, class Out, class Resp, bool Coroutine, class F>
+class StreamHandler final : public HandlerBase {
+ public:
+  explicit StreamHandler(F f) : f_(std::move(f)) {}
+  Shape shape() const noexcept override { return Shape::stream; }
+  bool blocks() const noexcept override { return !Coroutine; }
+  void invoke(void*, CodecId, std::span<const std::byte>, const DecodeLimits&, Buffer&,
+              CallContext&) override {}
+  void start(void*, std::span<const std::byte> request, const std::shared_ptr<CallHandle>& call,
+             CallContext&) override {
+    Req req = Serialization<Req>::decode(call->codec(), request, call->limits());
+    StreamCore& core = *call->stream();
+    if constexpr (Coroutine) {
+      drive<Resp>(
+          [f = &f_, req = std::move(req), r = Reader<ItemIn>(core),
+           w = Writer<ItemOut>(core)]() mutable { return run(*f, req, r, w); },
+          call);
+    } else {
+      Reader<ItemIn> r(core);
+      Writer<ItemOut> w(core);
+      if constexpr (std::is_void_v<Resp>) {
+        run(f_, req, r, w);
+        reply_with<void>(*call);
+      } else {
+        reply_with<Resp>(*call, run(f_, req, r, w));
+      }
+    }
+  }
+  bool supports(CodecId codec) const noexcept override {
+    bool ok = Serialization<Req>::supports(codec);
+    if constexpr (!std::is_void_v<In>) ok = ok && Serialization<In>::supports(codec);
+    if constexpr (!std::is_void_v<Out>) ok = ok && Serialization<Out>::supports(codec);
+    if constexpr (!std::is_void_v<Resp>) ok = ok && Serialization<Resp>::supports(codec);
+    return ok;
+  }
+  const Contract& contract() const noexcept override {
+    return stream_contract<Req, In, Out, Resp>;
+  }
+
+ private:
+  // A stand-in item type for a direction the method does not use (its end is never handed out).
+  struct None {};
+  using ItemIn = std::conditional_t<std::is_void_v<In>, None, In>;
+  using ItemOut = std::conditional_t<std::is_void_v<Out>, None, Out>;
+  static decltype(auto) run(F& f, Req& req, Reader<ItemIn>& r, Writer<ItemOut>& w) {
+    if constexpr (std::is_void_v<In>) {
+      return f(req, w);
+    } else if constexpr (std::is_void_v<Out>) {
+      return f(req, r);
+    } else {
+      return f(req, r, w);
+    }
+  }
+
+  F f_;
+};
+
 class ServerCore;
 
 }  // namespace detail
@@ -318,11 +577,64 @@ class Server {
 
   // Registers `f` for `method`, for every codec its request and response types support.
   // Throws std::logic_error if (method, codec) already has a handler or the server was started.
+  //
+  // Besides a plain function of the request, a handler may be:
+  // * asynchronous: f(const Req&, brine::Responder<Resp>) answers through the Responder, now or
+  //   later from any thread; or a coroutine f(Req) -> brine::Task<Resp>. Neither holds a worker
+  //   while it waits.
+  // * a stream (brine/stream.hpp): f(const Req&, brine::Writer<Out>&) sends many items (a
+  //   server stream); f(const Req&, brine::Reader<In>&) -> Resp takes many (a client stream);
+  //   f(const Req&, brine::Reader<In>&, brine::Writer<Out>&) does both. The call ends when f
+  //   returns (with OK, or the client-stream's Resp) or throws. As a coroutine returning
+  //   brine::Task<...> it holds no thread while the window is full or no item is here; a plain
+  //   function holds a worker for the stream's life (start() refuses it when workers == 0).
   template <class F>
   Server& handle(std::string_view method, F f, HandlerOptions options = {}) {
     using traits = detail::callable_traits<F>;
-    return handle_typed<typename traits::request, typename traits::response>(method, std::move(f),
-                                                                             options);
+    using Req = typename traits::request;
+    using R = typename traits::response;
+    using Rest = typename traits::rest;
+    using V = typename detail::task_value<R>::type;
+    constexpr bool co = detail::is_task<R>::value;
+    constexpr std::size_t n = std::tuple_size_v<Rest>;
+    if constexpr (n == 0 && !co) {
+      return handle_typed<Req, R>(method, std::move(f), options);
+    } else if constexpr (n == 0) {
+      return add_shaped<Req, V, void, void>(method,
+                                            detail::DeferredHandler<Req, V, true, F>(std::move(f)),
+                                            options);
+    } else {
+      using A = std::remove_cvref_t<std::tuple_element_t<0, Rest>>;
+      if constexpr (n == 1 && detail::is_responder<A>::value) {
+        static_assert(std::is_void_v<R>, "a handler that takes a Responder returns void");
+        using Resp = typename detail::is_responder<A>::type;
+        return add_shaped<Req, Resp, void, void>(
+            method, detail::DeferredHandler<Req, Resp, false, F>(std::move(f)), options);
+      } else if constexpr (n == 1 && detail::is_writer<A>::value) {
+        static_assert(std::is_void_v<V>, "a server-stream handler returns void (or Task<void>)");
+        using Out = typename detail::is_writer<A>::type;
+        return add_shaped<Req, void, void, Out>(
+            method, detail::StreamHandler<Req, void, Out, void, co, F>(std::move(f)), options);
+      } else if constexpr (n == 1 && detail::is_reader<A>::value) {
+        using In = typename detail::is_reader<A>::type;
+        return add_shaped<Req, V, In, void>(
+            method, detail::StreamHandler<Req, In, void, V, co, F>(std::move(f)), options);
+      } else if constexpr (n == 2) {
+        using B = std::remove_cvref_t<std::tuple_element_t<1, Rest>>;
+        static_assert(detail::is_reader<A>::value && detail::is_writer<B>::value,
+                      "a two-way stream handler takes (request, Reader<In>&, Writer<Out>&)");
+        static_assert(std::is_void_v<V>, "a two-way stream handler returns void (or Task<void>)");
+        using In = typename detail::is_reader<A>::type;
+        using Out = typename detail::is_writer<B>::type;
+        return add_shaped<Req, void, In, Out>(
+            method, detail::StreamHandler<Req, In, Out, void, co, F>(std::move(f)), options);
+      } else {
+        static_assert(n == 0, "a handler takes (request), (request, Responder<Resp>), or stream "
+                              "ends: (request, Writer<Out>&), (request, Reader<In>&), (request, "
+                              "Reader<In>&, Writer<Out>&)");
+        return *this;
+      }
+    }
   }
 
   template <class Req, class Resp, class F>
@@ -387,6 +699,18 @@ class Server {
   Server& handle_typed(std::string_view method, F f, HandlerOptions options) {
     static_assert((void(detail::carried_call<Req, Resp>()), true));  // its own errors
     add_handler(method, std::make_shared<detail::TypedHandler<Req, Resp, F>>(std::move(f)),
+                std::move(options));
+    return *this;
+  }
+
+  template <class Req, class Resp, class In, class Out, class H>
+  Server& add_shaped(std::string_view method, H&& handler, HandlerOptions options) {
+    static_assert((void(detail::carried_call<Req, Resp>()), true));
+    if constexpr (!std::is_void_v<In>) static_assert((void(detail::carried_call<In, void>()), true));
+    if constexpr (!std::is_void_v<Out>) {
+      static_assert((void(detail::carried_call<Out, void>()), true));
+    }
+    add_handler(method, std::make_shared<std::remove_cvref_t<H>>(std::forward<H>(handler)),
                 std::move(options));
     return *this;
   }

@@ -1,5 +1,6 @@
 #include "server/connection.hpp"
 
+#include "server/server_call.hpp"
 #include "wire/control.hpp"
 
 namespace brine::detail {
@@ -77,7 +78,7 @@ void ServerConnection::on_frame(const FrameView& f) {
     // A well-formed frame of a kind clients never send. A ZeroMQ peer cannot be disconnected
     // alone, so there it costs only the frame; elsewhere the connection.
     on_bad_frame({StatusCode::invalid_argument,
-                  "clients send only requests, oneways, heartbeats and cancels"},
+                  "clients send only requests, oneways, heartbeats, cancels and stream frames"},
                  channel_->peer().silent_departure);
     return;
   }
@@ -107,6 +108,13 @@ void ServerConnection::on_close(const Status&) {
   }
   session_.close();     // the connection's remote references end with it
   calls_.cancel_all();  // and so do its calls: queued ones are not run
+  decltype(later_) later;
+  {
+    std::lock_guard lk(later_mu_);
+    later_closed_ = true;
+    later.swap(later_);
+  }
+  for (auto& [id, call] : later) call->abandon({StatusCode::unavailable, "the connection closed"});
   set_.remove(this);
 }
 
@@ -131,6 +139,29 @@ void ServerConnection::on_sent(std::size_t queued_bytes) {
   if (paused_.load(std::memory_order_relaxed) && paused_.exchange(false)) {
     channel_->pause_reading(false);
   }
+}
+
+bool ServerConnection::keep_call(std::shared_ptr<ServerCall> call) {
+  std::lock_guard lk(later_mu_);
+  if (later_closed_) return false;
+  const std::uint64_t id = call->id();
+  later_.insert_or_assign(id, std::move(call));
+  return true;
+}
+
+std::shared_ptr<ServerCall> ServerConnection::find_call(std::uint64_t id) const {
+  std::lock_guard lk(later_mu_);
+  const auto it = later_.find(id);
+  return it == later_.end() ? nullptr : it->second;
+}
+
+void ServerConnection::forget_call(std::uint64_t id, const ServerCall* call) {
+  std::shared_ptr<ServerCall> gone;  // released after the lock
+  std::lock_guard lk(later_mu_);
+  const auto it = later_.find(id);
+  if (it == later_.end() || it->second.get() != call) return;
+  gone = std::move(it->second);
+  later_.erase(it);
 }
 
 bool ServerConnection::admit() {

@@ -24,6 +24,7 @@
 namespace brine::detail {
 
 class ServerConnection;
+class ServerCall;
 
 // The server's live connections: for its stats, max_connections, and stop().
 class ConnectionSet {
@@ -73,6 +74,14 @@ class ServerConnection final : public transport::ChannelSink,
   void release() { inflight_.fetch_sub(1, std::memory_order_relaxed); }
   const transport::PeerInfo& peer() const { return channel_->peer(); }
 
+  // The calls that finish later (server_call.hpp), by call id: kept while they run so that
+  // their stream frames and cancels reach them, and ended with the connection. keep_call is
+  // false once the connection ended.
+  bool keep_call(std::shared_ptr<ServerCall> call);
+  std::shared_ptr<ServerCall> find_call(std::uint64_t id) const;
+  // Forgets `call` (if it is the one kept under `id`).
+  void forget_call(std::uint64_t id, const ServerCall* call);
+
   // Sends an error frame with call id 0 after the replies already queued, then closes (at the
   // latest a second later). Any thread.
   void fail(const Status& why);
@@ -97,6 +106,9 @@ class ServerConnection final : public transport::ChannelSink,
   CallRegistry calls_;
   ContractRefusals refusals_;
   std::atomic<std::size_t> inflight_{0};
+  mutable std::mutex later_mu_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<ServerCall>> later_;  // (later_mu_)
+  bool later_closed_ = false;                                            // (later_mu_)
   std::atomic<bool> paused_{false};
   std::atomic<bool> ended_{false};
   std::atomic<bool> seen_frame_{false};

@@ -1,6 +1,7 @@
 #include "server/dispatcher.hpp"
 
 #include "server/connection.hpp"
+#include "server/server_call.hpp"
 #include "wire/contract.hpp"
 #include "wire/control.hpp"
 
@@ -83,6 +84,13 @@ bool Dispatcher::drain(std::chrono::milliseconds timeout) {
 void Dispatcher::dispatch(ServerConnection& conn, const FrameView& f) {
   if (f.kind == FrameKind::cancel) {
     conn.calls().cancel(f.call_id);
+    if (auto call = conn.find_call(f.call_id)) {
+      call->abandon({StatusCode::cancelled, "cancelled by the caller"});
+    }
+    return;
+  }
+  if (f.kind == FrameKind::item || f.kind == FrameKind::end || f.kind == FrameKind::credit) {
+    route(conn, f);
     return;
   }
   if (Registry::is_release(f.method)) {
@@ -111,10 +119,79 @@ void Dispatcher::dispatch(ServerConnection& conn, const FrameView& f) {
   }
   const auto deadline = f.timeout_ms == 0 ? Clock::time_point::max()
                                           : Clock::now() + std::chrono::milliseconds(f.timeout_ms);
-  if (pool_) {
+  if (target.handler->shape() != Shape::unary) {
+    start_later(conn, f, std::move(target), deadline);
+  } else if (pool_) {
     queue(conn, f, std::move(target), deadline);
   } else {
     run_inline(conn, f, target, deadline);
+  }
+}
+
+void Dispatcher::route(ServerConnection& conn, const FrameView& f) {
+  // A frame for a call that has ended (its items and credits may still be on the way) is
+  // dropped: the call it belonged to is over.
+  auto call = conn.find_call(f.call_id);
+  if (!call) return;
+  if (!call->on_stream_frame(f)) {
+    call->abandon({StatusCode::invalid_argument, "protocol error on the stream"});
+    conn.on_bad_frame({StatusCode::invalid_argument,
+                       "stream frame for call " + std::to_string(f.call_id) +
+                           (call->stream() == nullptr
+                                ? " which is not a stream"
+                                : " breaks its flow control (sent beyond the window, a credit "
+                                  "overflowing it, or an item in another codec)")},
+                      conn.peer().silent_departure);
+  }
+}
+
+void Dispatcher::start_later(ServerConnection& conn, const FrameView& f, Target&& target,
+                             Clock::time_point deadline) {
+  const bool stream = target.handler->shape() == Shape::stream;
+  auto call =
+      std::make_shared<ServerCall>(*this, conn.shared_from_this(), f, deadline, stream, options_);
+  if (!call->open()) {
+    if (pool_) queued_.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  if (!pool_) {
+    run_later(*call, target, f.payload);
+    return;
+  }
+  Buffer request(f.payload.size());
+  request.append(f.payload.data(), f.payload.size());
+  asio::post(*pool_, [this, call = std::move(call), target = std::move(target),
+                      request = std::move(request)] {
+    run_later(*call, target, request.bytes());
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+  });
+}
+
+void Dispatcher::run_later(ServerCall& call, const Target& target,
+                           std::span<const std::byte> request) {
+  if (call.finished()) return;  // cancelled, or past its deadline, before it started
+  auto conn = call.connection();
+  if (!conn) return;
+  const CallState* outer = std::exchange(current_call, &call.state());
+  try {
+    PeerContext ctx(conn->session(), counters_);
+    target.handler->start(target.self.get(), request, call.shared_from_this(), ctx);
+  } catch (...) {
+    (void)call.fail(status_of(std::current_exception()));
+  }
+  current_call = outer;
+}
+
+void Dispatcher::resume(std::coroutine_handle<> h, std::shared_ptr<ServerCall> call) {
+  auto run = [h, call = std::move(call)] {
+    const CallState* outer = std::exchange(current_call, &call->state());
+    h.resume();
+    current_call = outer;
+  };
+  if (pool_) {
+    asio::post(*pool_, std::move(run));
+  } else {
+    run();
   }
 }
 
@@ -124,6 +201,19 @@ Status Dispatcher::admit(ServerConnection& conn, const FrameView& f, Target& tar
   }
   if (Status s = registry_.resolve(f.method, CodecId(f.codec), conn.session(), target); !s.ok()) {
     return s;
+  }
+  const bool stream_method = target.handler->shape() == Shape::stream;
+  if (f.kind == FrameKind::oneway && target.handler->shape() != Shape::unary) {
+    return {StatusCode::failed_precondition,
+            "'" + std::string(f.method) + "' answers later or streams: call it, not as a oneway"};
+  }
+  if (f.kind == FrameKind::request && f.stream != stream_method) {
+    return {StatusCode::failed_precondition,
+            stream_method ? "'" + std::string(f.method) +
+                                "' is a stream method: open it as a stream (Client::stream, "
+                                "upload or bidi)"
+                          : "'" + std::string(f.method) +
+                                "' is not a stream method: call it without opening a stream"};
   }
   if (Status s = check_contract(conn, f, target); !s.ok()) return s;
   if (!conn.admit()) {
@@ -298,13 +388,8 @@ std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind
       failure = {StatusCode::internal,
                  "the reply holds NaN or Infinity, which strict JSON (json_strict) cannot carry"};
     }
-  } catch (const RpcError& e) {
-    failure = e.status();
-    if (failure.ok()) failure.code = StatusCode::unknown;
-  } catch (const std::exception& e) {
-    failure = {StatusCode::internal, e.what(), type_name(typeid(e))};
   } catch (...) {
-    failure = {StatusCode::unknown, "the handler threw something that is not a std::exception"};
+    failure = status_of(std::current_exception());
   }
   current_call = nullptr;
   if (kind == FrameKind::oneway || state.cancelled.load(std::memory_order_relaxed)) {
@@ -317,6 +402,20 @@ std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind
   }
   if (!failure.ok()) make_error_frame(out, call_id, failure, options_.max_frame_size);
   return out;
+}
+
+Status status_of(std::exception_ptr error) noexcept {
+  try {
+    std::rethrow_exception(error);
+  } catch (const RpcError& e) {
+    Status s = e.status();
+    if (s.ok()) s.code = StatusCode::unknown;
+    return s;
+  } catch (const std::exception& e) {
+    return {StatusCode::internal, e.what(), type_name(typeid(e))};
+  } catch (...) {
+    return {StatusCode::unknown, "the handler threw something that is not a std::exception"};
+  }
 }
 
 }  // namespace detail

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <coroutine>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -22,6 +23,7 @@
 namespace brine::detail {
 
 class ServerConnection;
+class ServerCall;
 
 // Figures shared by the server's parts (ServerStats).
 struct Counters {
@@ -54,6 +56,12 @@ class Dispatcher {
   // `timeout` for the calls admitted before to finish; false if some still run.
   bool drain(std::chrono::milliseconds timeout);
   std::size_t live_calls() const { return live_calls_.load(std::memory_order_relaxed); }
+
+  // A call admitted by dispatch() has finished (run, skipped or failed).
+  void call_done();
+  // Resumes a handler's coroutine that waited on `call`'s stream: on a worker (inline when
+  // workers == 0), with brine::this_call set to the call.
+  void resume(std::coroutine_handle<> h, std::shared_ptr<ServerCall> call);
 
  private:
   // A call waiting for a worker: what the worker needs. Recycled with its payload buffer, so a
@@ -88,8 +96,12 @@ class Dispatcher {
                                 const Target& target, std::span<const std::byte> payload,
                                 const CallState& state);
   void reply_error(ServerConnection& conn, std::uint64_t call_id, Status status);
-  // A call admitted by dispatch() has finished (run, skipped or failed).
-  void call_done();
+  // A call of a deferred or stream method: a ServerCall, started on a worker (or inline).
+  void start_later(ServerConnection& conn, const FrameView& f, Target&& target,
+                   std::chrono::steady_clock::time_point deadline);
+  void run_later(ServerCall& call, const Target& target, std::span<const std::byte> request);
+  // An item, end, credit or cancel for a call the connection keeps.
+  void route(ServerConnection& conn, const FrameView& f);
   std::unique_ptr<Queued> take_queued();
   void recycle(std::unique_ptr<Queued> q) noexcept;
 

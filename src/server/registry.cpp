@@ -92,6 +92,20 @@ CodecSet Registry::served_by(const HandlerBase& handler) const noexcept {
   return usable_codecs(handler) & served_;
 }
 
+void Registry::check_threads(std::size_t workers) const {
+  if (workers > 0) return;
+  for (const auto& [name, slots] : handlers_) {
+    for (const auto& h : slots) {
+      if (h && h->blocks()) {
+        throw std::invalid_argument(
+            "stream method '" + name +
+            "' is a plain function, which holds a thread for the stream's life: it needs "
+            "workers > 0 (or make it a coroutine returning brine::Task)");
+      }
+    }
+  }
+}
+
 void Registry::check_served() const {
   for (const auto& [name, slots] : handlers_) {
     CodecSet usable = 0;

@@ -37,6 +37,9 @@ class Registry {
   // served in at least one codec. Throws std::invalid_argument with one line naming the first
   // that is not: its declaration and the codecs its types can use.
   void check_served() const;
+  // A handler that holds a thread for a stream's life cannot run without workers: throws
+  // std::invalid_argument naming the first such method when `workers` is 0.
+  void check_threads(std::size_t workers) const;
   std::vector<std::string> idempotent_methods() const { return idempotent_; }
 
   // Finds what `method` calls in `codec`: a handler, a method of an exposed object, or of an

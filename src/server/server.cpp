@@ -185,6 +185,7 @@ void ServerCore::start() {
   std::lock_guard lk(mu_);
   if (started_ || stop_requested_) return;
   registry_.check_served();
+  registry_.check_threads(options_.workers);
   started_ = true;
   dispatcher_.start();
   for (auto& loop : loops_) {

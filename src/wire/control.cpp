@@ -21,6 +21,23 @@ Buffer cancel_frame(std::uint64_t call_id) {
   return bare(FrameKind::cancel, call_id);
 }
 
+Buffer end_frame(std::uint64_t call_id) {
+  return bare(FrameKind::end, call_id);
+}
+
+Buffer credit_frame(std::uint64_t call_id, std::uint32_t bytes) {
+  Buffer frame;
+  detail::begin_frame(frame, FrameKind::credit, 0, {});
+  detail::set_call_id(frame, call_id);
+  detail::store_be32(frame.extend(4), bytes);
+  (void)detail::finish_frame(frame, 0xFFFFFFFFu);
+  return frame;
+}
+
+std::uint32_t credit_of(const detail::FrameView& f) {
+  return detail::load_be32(f.payload.data());
+}
+
 Buffer release_frame(CodecId codec, std::string_view object, std::uint64_t call_id) {
   Buffer frame;
   detail::begin_frame(frame, FrameKind::oneway, std::uint8_t(codec), object,
@@ -53,17 +70,29 @@ Buffer worker_ready_frame(const std::vector<std::string>& idempotent_methods) {
 }
 
 Status check_fields(const detail::FrameView& f) {
-  const bool bare = f.kind == FrameKind::heartbeat || f.kind == FrameKind::cancel;
+  const bool bare = f.kind == FrameKind::heartbeat || f.kind == FrameKind::cancel ||
+                    f.kind == FrameKind::end;
   if (bare && (f.codec != 0 || !f.method.empty() || !f.payload.empty())) {
     return {StatusCode::invalid_argument,
-            std::string(f.kind == FrameKind::heartbeat ? "a heartbeat" : "a cancel") +
+            std::string(f.kind == FrameKind::heartbeat ? "a heartbeat"
+                        : f.kind == FrameKind::end     ? "an end"
+                                                       : "a cancel") +
                 " carries a codec, a method or a payload"};
+  }
+  if (f.kind == FrameKind::credit &&
+      (f.codec != 0 || !f.method.empty() || f.payload.size() != 4 || credit_of(f) == 0)) {
+    return {StatusCode::invalid_argument,
+            "a credit carries a codec or a method, or not exactly a u32 of window above 0"};
+  }
+  if (f.kind == FrameKind::item && !f.method.empty()) {
+    return {StatusCode::invalid_argument, "an item carries a method name"};
   }
   if (f.kind == FrameKind::heartbeat && f.call_id != 0) {
     return {StatusCode::invalid_argument, "a heartbeat carries a call id"};
   }
-  const bool names_call =
-      f.kind == FrameKind::request || f.kind == FrameKind::oneway || f.kind == FrameKind::cancel;
+  const bool names_call = f.kind == FrameKind::request || f.kind == FrameKind::oneway ||
+                          f.kind == FrameKind::cancel || f.kind == FrameKind::item ||
+                          f.kind == FrameKind::end || f.kind == FrameKind::credit;
   if (names_call && f.call_id == 0) {
     return {StatusCode::invalid_argument, "call id 0 is reserved"};
   }

@@ -25,6 +25,11 @@ Buffer heartbeat_frame();
 Buffer cancel_frame(std::uint64_t call_id);
 // Oneway "<object>.~release": the client dropped its last reference to `object`.
 Buffer release_frame(CodecId codec, std::string_view object, std::uint64_t call_id);
+// Stream control: "no more items from me" (client -> server) and `bytes` of window granted.
+Buffer end_frame(std::uint64_t call_id);
+Buffer credit_frame(std::uint64_t call_id, std::uint32_t bytes);
+// The window a credit frame grants (check_fields has checked its size).
+std::uint32_t credit_of(const detail::FrameView& f);
 // An error frame for `call_id` (0: about the connection), cut to fit `max_frame_size`.
 Buffer error_frame(std::uint64_t call_id, const Status& status, std::size_t max_frame_size);
 // A worker's "ready": a u16 count, then per method a u16 length and the name.
@@ -43,10 +48,12 @@ Status check_fields(const detail::FrameView& f);
 // The kinds each side may send (a frame of another kind is a protocol error).
 constexpr bool client_sends(FrameKind k) noexcept {
   return k == FrameKind::request || k == FrameKind::oneway || k == FrameKind::heartbeat ||
-         k == FrameKind::cancel;
+         k == FrameKind::cancel || k == FrameKind::item || k == FrameKind::end ||
+         k == FrameKind::credit;
 }
 constexpr bool server_sends(FrameKind k) noexcept {
-  return k == FrameKind::reply || k == FrameKind::error || k == FrameKind::heartbeat;
+  return k == FrameKind::reply || k == FrameKind::error || k == FrameKind::heartbeat ||
+         k == FrameKind::item || k == FrameKind::credit;
 }
 
 }  // namespace brine::wire

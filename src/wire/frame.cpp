@@ -44,6 +44,14 @@ void begin_request(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_
   store_be32(out.extend(kTimeoutFieldSize), 0);
 }
 
+void mark_stream(Buffer& frame) noexcept {
+  frame.data()[9] |= std::byte{kFlagStream};
+}
+
+bool is_stream_request(std::span<const std::byte> frame) noexcept {
+  return (std::uint8_t(frame[9]) & kFlagStream) != 0;
+}
+
 bool has_timeout(const Buffer& frame) noexcept {
   return (std::uint8_t(frame.data()[9]) & kFlagTimeout) != 0;
 }
@@ -233,9 +241,14 @@ Status check_header(const std::byte* p, std::uint32_t length) noexcept {
   if (p[4] != std::byte{kMagic0} || p[5] != std::byte{kMagic1}) return err("bad magic");
   if (p[6] != std::byte{kVersion}) return err("unsupported protocol version");
   const auto kind = std::uint8_t(p[7]);
-  if (kind < 1 || kind > 7) return err("unknown frame kind");
+  if (kind < 1 || kind > 10) return err("unknown frame kind");
   const auto flags = std::uint8_t(p[9]);
-  if ((flags & ~(kFlagTimeout | kFlagContract)) != 0) return err("reserved flag bits set");
+  if ((flags & ~(kFlagTimeout | kFlagContract | kFlagStream)) != 0) {
+    return err("reserved flag bits set");
+  }
+  if ((flags & kFlagStream) != 0 && kind != std::uint8_t(FrameKind::request)) {
+    return err("a stream flag in a frame that is not a request");
+  }
   const bool timed = (flags & kFlagTimeout) != 0;
   if (timed && kind != std::uint8_t(FrameKind::request)) {
     return err("a timeout field in a frame that is not a request");
@@ -263,6 +276,7 @@ Status view_frame(const std::byte* p, std::size_t total, FrameView* out) {
   out->method = {reinterpret_cast<const char*>(p + kFixedSize), method_len};
   std::size_t offset = kFixedSize + method_len;
   out->timeout_ms = 0;
+  out->stream = (std::uint8_t(p[9]) & kFlagStream) != 0;
   if ((std::uint8_t(p[9]) & kFlagTimeout) != 0) {
     out->timeout_ms = load_be32(p + offset);
     offset += kTimeoutFieldSize;

@@ -8,10 +8,11 @@
 //   4      2    magic        0x62 0x72 ("br")
 //   6      1    version      1
 //   7      1    kind         1 request, 2 reply, 3 error, 4 oneway, 5 worker_ready,
-//                            6 heartbeat, 7 cancel
+//                            6 heartbeat, 7 cancel, 8 item, 9 end, 10 credit
 //   8      1    codec        codec id (1 cereal, 2 protobuf, 3 json); 0 in error frames
 //   9      1    flags        bit 0: a u32 timeout (ms) follows the method name (requests only);
-//                            bit 1: a contract follows (requests and oneways); other bits
+//                            bit 1: a contract follows (requests and oneways); bit 2: the
+//                            request opens a stream (items and credits follow); other bits
 //                            reserved (receivers reject them)
 //   10     2    method_len   u16 big-endian, bytes of method name (0 in replies and errors)
 //   12     8    call_id      u64 big-endian, chosen by the caller, echoed in the reply
@@ -57,6 +58,11 @@ inline constexpr std::size_t kTimeoutFieldSize = 4;
 // flags bit 1: a contract (u16 length, u64 fingerprint, text) follows the timeout field.
 inline constexpr std::uint8_t kFlagContract = 0x02;
 inline constexpr std::size_t kMaxContractText = 16384;
+// flags bit 2: the request opens a stream call (docs/wire-format.md, "Streams").
+inline constexpr std::uint8_t kFlagStream = 0x04;
+// Every stream direction starts with this window: the bytes of item frames (their length
+// fields, header included) a sender may have sent beyond what the receiver has credited.
+inline constexpr std::uint32_t kInitialStreamWindow = 65536;
 // How a parse error caused by a wrong magic begins: the peer does not speak brine at all.
 inline constexpr std::string_view kNotBrinePeer = "not a brine peer";
 
@@ -68,6 +74,9 @@ enum class FrameKind : std::uint8_t {
   worker_ready = 5,  // worker -> broker (ZeroMQ only): payload lists the idempotent methods
   heartbeat = 6,     // "still here": worker -> broker, client -> server (answered on streams)
   cancel = 7,        // client -> server: the caller gave up on call `call_id`; never answered
+  item = 8,          // either way: one item of stream `call_id`, in the stream's codec
+  end = 9,           // client -> server: no more items from the client on stream `call_id`
+  credit = 10,       // either way: a u32 of window granted to the other side of `call_id`
 };
 
 struct FrameView {
@@ -81,6 +90,8 @@ struct FrameView {
   // The caller's contract for the method (flags bit 1): empty text when the frame has none.
   std::uint64_t fingerprint = 0;
   std::string_view contract;
+  // A request that opens a stream (flags bit 2).
+  bool stream = false;
 };
 
 // Starts a frame in `out` (cleared first): prefix and header with length 0 and call id 0, then
@@ -93,6 +104,9 @@ void set_call_id(Buffer& frame, std::uint64_t call_id) noexcept;
 // Starts a request frame carrying a timeout field (flags bit 0), set later by set_timeout().
 void begin_request(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_view object,
                    std::string_view method);
+// Marks a request being built as opening a stream (flags bit 2).
+void mark_stream(Buffer& frame) noexcept;
+bool is_stream_request(std::span<const std::byte> frame) noexcept;
 // Fills the timeout field of a frame begun by begin_request (clamped to u32 milliseconds).
 void set_timeout(Buffer& frame, std::chrono::milliseconds timeout) noexcept;
 // Whether the frame was begun with a timeout field.
