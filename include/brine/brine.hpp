@@ -15,4 +15,6 @@
 #include "brine/result.hpp"
 #include "brine/server.hpp"
 #include "brine/status.hpp"
+#include "brine/stream.hpp"
+#include "brine/task.hpp"
 #include "brine/version.hpp"

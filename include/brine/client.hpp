@@ -21,6 +21,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -38,6 +39,7 @@
 #include "brine/method.hpp"
 #include "brine/result.hpp"
 #include "brine/status.hpp"
+#include "brine/stream.hpp"
 
 namespace brine {
 
@@ -98,6 +100,9 @@ struct ClientOptions {
   // CPU core for up to busy_poll per call; worth it only when replies come back within it and
   // a core is free (docs/performance.md).
   std::chrono::microseconds busy_poll{0};
+  // The window of each stream this client receives items on (docs/wire-format.md, "Streams"):
+  // the items of one stream held unread stay below this plus one frame. At least 65536.
+  std::size_t stream_window = 256 * 1024;
   // Send each method's contract (brine/fingerprint.hpp) with its first call on a connection, so
   // that a server whose types differ refuses the call with FAILED_PRECONDITION instead of
   // decoding garbage. Later calls of the method on that connection carry nothing extra.
@@ -182,6 +187,31 @@ class CallbackCall final : public PendingCall {
   DecodeLimits limits_;
   F f_;
 };
+
+// A stream call on the client (src/client/client_stream.cpp): its items (StreamCore) and its
+// end. Thread-safe.
+class ClientStreamCore {
+ public:
+  virtual ~ClientStreamCore() = default;
+  virtual StreamCore& items() noexcept = 0;
+  // Tells the server this side sends no more items (a half-close). Idempotent.
+  virtual void close_write() = 0;
+  // Ends the stream at once with CANCELLED (if it was still running) and tells the server.
+  virtual void cancel() noexcept = 0;
+  // Waits until the call has ended (the server's last reply or error, its deadline, a cancel,
+  // the connection's end): its status, and the last reply's payload in `payload`.
+  virtual Status wait_end(Buffer& payload) = 0;
+  // For co_await: false (do not suspend) if the call has ended; else resumes `h` when it does.
+  virtual bool park_end(std::coroutine_handle<> h) = 0;
+  // The status and payload once ended (after wait_end or a resumed park_end).
+  virtual Status end_status(Buffer& payload) const = 0;
+};
+
+// Opens a stream call: `frame` is its request (begun by begin_request). Never null: a stream
+// that could not open has ended with the reason.
+std::shared_ptr<ClientStreamCore> core_open_stream(ClientCore& core, Buffer&& frame,
+                                                   std::string_view object, std::string_view method,
+                                                   CallOptions opts, const Contract& contract);
 
 // Entry points into the client core (src/client.cpp), shared by Client and Remote. `contract` is
 // the method's, sent with the frame when this connection has not sent it yet.
@@ -409,6 +439,106 @@ void call_async(ClientCore& core, std::string_view object, std::string_view meth
                   contract);
 }
 
+// The codecs a stream's types can all use.
+template <class Req, class In, class Out, class Resp>
+CodecSet stream_codecs() noexcept {
+  static const CodecSet usable = [] {
+    CodecSet set = 0;
+    for (CodecId c : known_codecs()) {
+      bool ok = Serialization<Req>::supports(c);
+      if constexpr (!std::is_void_v<In>) ok = ok && Serialization<In>::supports(c);
+      if constexpr (!std::is_void_v<Out>) ok = ok && Serialization<Out>::supports(c);
+      if constexpr (!std::is_void_v<Resp>) ok = ok && Serialization<Resp>::supports(c);
+      if (ok) set |= codec_bit(c);
+    }
+    return set;
+  }();
+  return usable;
+}
+
+// A stream that could not open: ended with `why`.
+std::shared_ptr<ClientStreamCore> failed_stream(Status why);
+
+template <class Req, class In, class Out, class Resp>
+std::shared_ptr<ClientStreamCore> open_stream(ClientCore& core, std::string_view object,
+                                              std::string_view method, const Req& request,
+                                              CallOptions opts) {
+  static_assert((void(carried_call<Req, Resp>()), true));
+  if constexpr (!std::is_void_v<In>) static_assert((void(carried_call<In, void>()), true));
+  if constexpr (!std::is_void_v<Out>) static_assert((void(carried_call<Out, void>()), true));
+  const Contract& contract = stream_contract<Req, In, Out, Resp>;
+  Status none;
+  const std::optional<CodecPick> pick =
+      core_pick_codec(core, method, contract, stream_codecs<Req, In, Out, Resp>(), 0, none, true);
+  if (!pick) return failed_stream(std::move(none));
+  Buffer frame;
+  if (Status s = encode_request<void>(pick->codec, frame, FrameKind::request, object, method,
+                                      request, core_limits(core));
+      !s.ok()) {
+    return failed_stream(std::move(s));
+  }
+  mark_stream(frame);
+  return core_open_stream(core, std::move(frame), object, method, std::move(opts), contract);
+}
+
+// What the client's stream types share: the call, its end, cancel on destruction.
+class StreamBase {
+ public:
+  StreamBase(StreamBase&&) noexcept = default;
+  StreamBase& operator=(StreamBase&& other) noexcept {
+    if (this != &other) {
+      abandon();
+      core_ = std::move(other.core_);
+    }
+    return *this;
+  }
+  StreamBase(const StreamBase&) = delete;
+  StreamBase& operator=(const StreamBase&) = delete;
+
+  // Ends the stream now with CANCELLED; the server is told (its handler sees its writes and
+  // reads end). No effect once the stream has ended.
+  void cancel() noexcept { core_->cancel(); }
+  // True once the stream has ended; status() then says how.
+  bool finished() const noexcept { return core_->items().finished(); }
+  // OK while the stream runs and after a clean end; else why it ended.
+  Status status() const { return core_->items().status(); }
+
+ protected:
+  explicit StreamBase(std::shared_ptr<ClientStreamCore> core) noexcept : core_(std::move(core)) {}
+  // A stream dropped while it runs is cancelled: nobody will read it.
+  ~StreamBase() { abandon(); }
+  void abandon() noexcept {
+    if (core_ && !core_->items().finished()) core_->cancel();
+  }
+  // Waits for the end; throws RpcError unless it is OK.
+  Status wait_end(Buffer& payload) { return core_->wait_end(payload); }
+
+  std::shared_ptr<ClientStreamCore> core_;
+};
+
+template <class Resp>
+Result<Resp> decode_end(const Status& status, const Buffer& payload, const StreamCore& items) {
+  if constexpr (std::is_void_v<Resp>) {
+    return Result<void>(status);
+  } else {
+    return decode_reply<Resp>(items.codec(), items.limits(), status, payload.bytes());
+  }
+}
+
+// co_await stream.async_finish(): the end without holding a thread (resumes on the thread that
+// ended the stream: the client's I/O thread, or the one that cancelled it).
+template <class Resp>
+struct EndAwaiter {
+  ClientStreamCore* core;
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) { return core->park_end(h); }
+  Result<Resp> await_resume() const {
+    Buffer payload;
+    const Status s = core->end_status(payload);
+    return decode_end<Resp>(s, payload, core->items());
+  }
+};
+
 // Sets `promise` from `r`, through `convert` (Wire -> T).
 template <class T, class Wire, class Convert>
 void fulfil(std::promise<T>& promise, Result<Wire>&& r, Convert&& convert) {
@@ -570,6 +700,122 @@ class Remote final : public detail::proxy_t<I, detail::CallStyle::throwing> {
   Remote with(CallOptions opts) const { return Remote(this->handle_, opts); }
 };
 
+// --- streams (brine/stream.hpp) ------------------------------------------------------------
+
+// A server stream as its client reads it: Client::stream<Out>(method, request).
+//
+//   brine::Stream<Line> tail = client.stream<Line>("tail", TailRequest{"app.log"});
+//   while (std::optional<Line> line = tail.read()) std::cout << line->text << "\n";
+//   if (!tail.status().ok()) ...   // why it ended, if not cleanly
+//
+// The call's timeout (CallOptions, else ClientOptions::timeout) bounds the whole stream. A
+// Stream destroyed before the end cancels the call. Move-only.
+template <class Out>
+class Stream final : public detail::StreamBase {
+ public:
+  explicit Stream(std::shared_ptr<detail::ClientStreamCore> core) noexcept
+      : StreamBase(std::move(core)), reader_(core_->items()) {}
+
+  // The next item; waits for it. nullopt at the end: status() says whether it was clean.
+  std::optional<Out> read() { return reader_.read(); }
+  // co_await: the same without holding a thread (resumes on the client's I/O thread).
+  auto async_read() { return reader_.async_read(); }
+
+ private:
+  Reader<Out> reader_;
+};
+
+// A client stream: many items to the server, one response back.
+// Client::upload<In, Resp>(method, request).
+//
+//   brine::Upload<Chunk, Summary> up = client.upload<Chunk, Summary>("store", FileInfo{"a.bin"});
+//   for (const Chunk& c : chunks) if (!up.write(c)) break;   // false: the stream ended
+//   Summary s = up.finish();                                 // throws RpcError on failure
+template <class In, class Resp>
+class Upload final : public detail::StreamBase {
+ public:
+  explicit Upload(std::shared_ptr<detail::ClientStreamCore> core) noexcept
+      : StreamBase(std::move(core)), writer_(core_->items()) {}
+
+  // Sends an item; waits while the server's window is full. False once the stream has ended
+  // (finish() or status() says why).
+  bool write(const In& item) { return writer_.write(item); }
+  auto async_write(const In& item) { return writer_.async_write(item); }
+  // Says there are no more items and waits for the server's response.
+  Result<Resp> try_finish() {
+    core_->close_write();
+    Buffer payload;
+    const Status s = wait_end(payload);
+    return detail::decode_end<Resp>(s, payload, core_->items());
+  }
+  Resp finish() {
+    if constexpr (std::is_void_v<Resp>) {
+      try_finish().value_or_throw();
+    } else {
+      return try_finish().value_or_throw();
+    }
+  }
+  // co_await up.async_finish(): try_finish() without holding a thread.
+  detail::EndAwaiter<Resp> async_finish() {
+    core_->close_write();
+    return {core_.get()};
+  }
+
+ private:
+  Writer<In> writer_;
+};
+
+// A stream both ways: Client::bidi<In, Out>(method, request). Reading and writing may go on
+// from two threads at once (one reader, one writer).
+//
+//   brine::Bidi<ChatLine, ChatLine> chat = client.bidi<ChatLine, ChatLine>("chat", Join{"ann"});
+//   chat.write({"ann", "hello"});
+//   while (auto line = chat.read()) ...
+//   chat.close_write();     // no more from us; the server may still send
+template <class In, class Out>
+class Bidi final : public detail::StreamBase {
+ public:
+  explicit Bidi(std::shared_ptr<detail::ClientStreamCore> core) noexcept
+      : StreamBase(std::move(core)), reader_(core_->items()), writer_(core_->items()) {}
+
+  bool write(const In& item) { return writer_.write(item); }
+  auto async_write(const In& item) { return writer_.async_write(item); }
+  std::optional<Out> read() { return reader_.read(); }
+  auto async_read() { return reader_.async_read(); }
+  // Tells the server no more items come from this side (a half-close).
+  void close_write() { core_->close_write(); }
+  // Closes this side and waits for the server to end the stream: its status. Items not read by
+  // then are dropped.
+  Status finish() {
+    core_->close_write();
+    Buffer payload;
+    return wait_end(payload);
+  }
+
+ private:
+  Reader<Out> reader_;
+  Writer<In> writer_;
+};
+
+namespace detail {
+
+// co_await client.co_call<Resp>(...): the call's Result without holding a thread.
+template <class Resp>
+struct CallAwaiter {
+  std::function<void(std::function<void(Result<Resp>)>)> start;
+  std::optional<Result<Resp>> result{};
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    start([this, h](Result<Resp> r) {
+      result.emplace(std::move(r));
+      h.resume();
+    });
+  }
+  Result<Resp> await_resume() { return std::move(*result); }
+};
+
+}  // namespace detail
+
 class Client {
  public:
   // Parses the URI (tcp://host:port, tcp://[v6]:port, tls://host:port, unix:///path,
@@ -632,6 +878,43 @@ class Client {
         },
         opts);
     return future;
+  }
+
+  // co_await: the call without holding a thread; gives its Result (co_call_or_throw: the reply,
+  // or throws RpcError). The coroutine resumes on the client's I/O thread (or on a thread
+  // blocked in a synchronous call on this client that read the reply): do not block there.
+  template <class Resp, class Req>
+  detail::CallAwaiter<Resp> co_call(std::string_view method, Req request, CallOptions opts = {}) {
+    return {[this, m = std::string(method), request = std::move(request),
+             opts](std::function<void(Result<Resp>)> done) {
+      call_async<Resp>(m, request, std::move(done), opts);
+    }};
+  }
+
+  // --- streams (brine/stream.hpp) --------------------------------------------------------------
+  // Each opens a stream call on the connection (connecting if needed) and returns at once; the
+  // call's timeout bounds the whole stream. A stream that cannot open ends at once: its first
+  // read or write reports it, and status() says why. The method's types are checked against
+  // the server's like a call's (a mismatch ends the stream with FAILED_PRECONDITION).
+  // Not over udp:// or unixgram:// (UNIMPLEMENTED).
+
+  // One request, many items back.
+  template <class Out, class Req>
+  Stream<Out> stream(std::string_view method, const Req& request, CallOptions opts = {}) {
+    return Stream<Out>(
+        detail::open_stream<Req, void, Out, void>(*core_, {}, method, request, opts));
+  }
+  // Many items to the server, one response back.
+  template <class In, class Resp, class Req>
+  Upload<In, Resp> upload(std::string_view method, const Req& request, CallOptions opts = {}) {
+    return Upload<In, Resp>(
+        detail::open_stream<Req, In, void, Resp>(*core_, {}, method, request, opts));
+  }
+  // Items both ways.
+  template <class In, class Out, class Req>
+  Bidi<In, Out> bidi(std::string_view method, const Req& request, CallOptions opts = {}) {
+    return Bidi<In, Out>(
+        detail::open_stream<Req, In, Out, void>(*core_, {}, method, request, opts));
   }
 
   // Oneway: sends and returns once the frame is written; the server sends no reply. Returns the

@@ -25,13 +25,13 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <tuple>
 #include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -219,8 +219,10 @@ bool reply_with(CallHandle& call, const V&... value) {
 
 // Runs the Task that `make` returns to its end and finishes `call` with its outcome. `make`
 // (kept in this coroutine's frame) holds what the Task borrows: the request, the stream ends.
-template <class Resp, class Make>
-Detached drive(Make make, std::shared_ptr<CallHandle> call) {
+// (A std::function, not the caller's lambda: a coroutine frame defined in a header may not
+// hold a type of the user's translation unit.)
+template <class Resp>
+Detached drive(std::function<Task<Resp>()> make, std::shared_ptr<CallHandle> call) {
   std::exception_ptr error;
   if constexpr (std::is_void_v<Resp>) {
     try {
@@ -517,10 +519,9 @@ class StreamHandler final : public HandlerBase {
     Req req = Serialization<Req>::decode(call->codec(), request, call->limits());
     StreamCore& core = *call->stream();
     if constexpr (Coroutine) {
-      drive<Resp>(
-          [f = &f_, req = std::move(req), r = Reader<ItemIn>(core),
-           w = Writer<ItemOut>(core)]() mutable { return run(*f, req, r, w); },
-          call);
+      drive<Resp>([f = &f_, req = std::move(req), r = Reader<ItemIn>(core),
+                   w = Writer<ItemOut>(core)]() mutable { return run(*f, req, r, w); },
+                  call);
     } else {
       Reader<ItemIn> r(core);
       Writer<ItemOut> w(core);
@@ -539,9 +540,7 @@ class StreamHandler final : public HandlerBase {
     if constexpr (!std::is_void_v<Resp>) ok = ok && Serialization<Resp>::supports(codec);
     return ok;
   }
-  const Contract& contract() const noexcept override {
-    return stream_contract<Req, In, Out, Resp>;
-  }
+  const Contract& contract() const noexcept override { return stream_contract<Req, In, Out, Resp>; }
 
  private:
   // A stand-in item type for a direction the method does not use (its end is never handed out).
@@ -600,9 +599,8 @@ class Server {
     if constexpr (n == 0 && !co) {
       return handle_typed<Req, R>(method, std::move(f), options);
     } else if constexpr (n == 0) {
-      return add_shaped<Req, V, void, void>(method,
-                                            detail::DeferredHandler<Req, V, true, F>(std::move(f)),
-                                            options);
+      return add_shaped<Req, V, void, void>(
+          method, detail::DeferredHandler<Req, V, true, F>(std::move(f)), options);
     } else {
       using A = std::remove_cvref_t<std::tuple_element_t<0, Rest>>;
       if constexpr (n == 1 && detail::is_responder<A>::value) {
@@ -629,9 +627,10 @@ class Server {
         return add_shaped<Req, void, In, Out>(
             method, detail::StreamHandler<Req, In, Out, void, co, F>(std::move(f)), options);
       } else {
-        static_assert(n == 0, "a handler takes (request), (request, Responder<Resp>), or stream "
-                              "ends: (request, Writer<Out>&), (request, Reader<In>&), (request, "
-                              "Reader<In>&, Writer<Out>&)");
+        static_assert(n == 0,
+                      "a handler takes (request), (request, Responder<Resp>), or stream "
+                      "ends: (request, Writer<Out>&), (request, Reader<In>&), (request, "
+                      "Reader<In>&, Writer<Out>&)");
         return *this;
       }
     }
@@ -706,7 +705,8 @@ class Server {
   template <class Req, class Resp, class In, class Out, class H>
   Server& add_shaped(std::string_view method, H&& handler, HandlerOptions options) {
     static_assert((void(detail::carried_call<Req, Resp>()), true));
-    if constexpr (!std::is_void_v<In>) static_assert((void(detail::carried_call<In, void>()), true));
+    if constexpr (!std::is_void_v<In>)
+      static_assert((void(detail::carried_call<In, void>()), true));
     if constexpr (!std::is_void_v<Out>) {
       static_assert((void(detail::carried_call<Out, void>()), true));
     }

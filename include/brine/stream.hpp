@@ -197,9 +197,9 @@ class Writer {
   }
   bool check(detail::StreamCore::Io io) const {
     if (io == detail::StreamCore::Io::too_large) {
-      throw RpcError(StatusCode::resource_exhausted,
-                     "stream item exceeds the frame limit of " +
-                         std::to_string(core_->max_frame_size()) + " bytes");
+      throw RpcError(StatusCode::resource_exhausted, "stream item exceeds the frame limit of " +
+                                                         std::to_string(core_->max_frame_size()) +
+                                                         " bytes");
     }
     return io == detail::StreamCore::Io::done;
   }

@@ -14,8 +14,10 @@
 // the call's error, as from a plain handler).
 #pragma once
 
+#include <condition_variable>
 #include <coroutine>
 #include <exception>
+#include <mutex>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -50,10 +52,8 @@ struct TaskPromise : TaskPromiseBase {
   std::optional<T> value;
   Task<T> get_return_object() noexcept;
   template <class U>
-    requires std::is_convertible_v<U&&, T>
-  void return_value(U&& v) {
-    value.emplace(std::forward<U>(v));
-  }
+  requires std::is_convertible_v<U&&, T>
+  void return_value(U&& v) { value.emplace(std::forward<U>(v)); }
   T result() {
     if (error) std::rethrow_exception(error);
     return std::move(*value);
@@ -129,9 +129,59 @@ inline Task<void> TaskPromise<void>::get_return_object() noexcept {
 template <class>
 struct is_task : std::false_type {};
 template <class T>
-struct is_task<Task<T>> : std::true_type {
-  using value = T;
-};
+struct is_task<Task<T>> : std::true_type {};
 }  // namespace detail
+
+namespace detail {
+struct Latch {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+};
+template <class T>
+Detached run_to_end(Task<T>& task, std::optional<T>& value, std::exception_ptr& error,
+                    Latch& latch) {
+  try {
+    value.emplace(co_await task);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  std::lock_guard lk(latch.mu);
+  latch.done = true;
+  latch.cv.notify_all();
+}
+inline Detached run_to_end(Task<void>& task, std::exception_ptr& error, Latch& latch) {
+  try {
+    co_await task;
+  } catch (...) {
+    error = std::current_exception();
+  }
+  std::lock_guard lk(latch.mu);
+  latch.done = true;
+  latch.cv.notify_all();
+}
+}  // namespace detail
+
+// Runs `task` from code that is not a coroutine: starts it on this thread and blocks until it
+// has finished (wherever it resumed meanwhile); returns its value or rethrows. Not from a thread
+// the task needs to finish (a client's callback, a server's only worker).
+template <class T>
+T sync_wait(Task<T> task) {
+  detail::Latch latch;
+  std::exception_ptr error;
+  if constexpr (std::is_void_v<T>) {
+    detail::run_to_end(task, error, latch);
+  } else {
+    std::optional<T> value;
+    detail::run_to_end(task, value, error, latch);
+    std::unique_lock lk(latch.mu);
+    latch.cv.wait(lk, [&] { return latch.done; });
+    if (error) std::rethrow_exception(error);
+    return std::move(*value);
+  }
+  std::unique_lock lk(latch.mu);
+  latch.cv.wait(lk, [&] { return latch.done; });
+  if (error) std::rethrow_exception(error);
+}
 
 }  // namespace brine

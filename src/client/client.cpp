@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "brine/client.hpp"
+#include "client/client_stream.hpp"
 #include "client/codec_choice.hpp"
 #include "client/connector.hpp"
 #include "event/loop.hpp"
@@ -94,6 +95,9 @@ class ClientCore {
   void call_async(Buffer&& frame, std::unique_ptr<PendingCall> call, CallOptions opts,
                   const Contract& contract);
   Status send_oneway(Buffer&& frame, CallOptions opts, const Contract& contract);
+  std::shared_ptr<ClientStreamCore> open_stream(Buffer&& frame, std::string_view object,
+                                                std::string_view method, CallOptions opts,
+                                                const Contract& contract);
 
  private:
   std::uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -289,6 +293,95 @@ Status ClientCore::send_oneway(Buffer&& frame, CallOptions opts, const Contract&
       break;
   }
   return {StatusCode::unavailable, "the connection closed while sending"};
+}
+
+namespace {
+// A stream that never opened: ended at once with its reason.
+class EndedStream final : public FlowStream, public ClientStreamCore {
+ public:
+  explicit EndedStream(Status why)
+      : FlowStream(0, CodecId::cereal, limits_, kDefaultMaxFrameSize, kInitialStreamWindow,
+                   Clock::time_point::max()),
+        why_(std::move(why)) {
+    (void)end(why_);
+  }
+  StreamCore& items() noexcept override { return *this; }
+  void close_write() override {}
+  void cancel() noexcept override {}
+  Status wait_end(Buffer& payload) override { return end_status(payload); }
+  bool park_end(std::coroutine_handle<>) override { return false; }
+  Status end_status(Buffer& payload) const override {
+    payload.clear();
+    return why_;
+  }
+
+ private:
+  bool send_frame(Buffer&&) override { return false; }
+  void resume(std::coroutine_handle<> h) override { h.resume(); }
+  static inline const DecodeLimits limits_{};
+  Status why_;
+};
+}  // namespace
+
+std::shared_ptr<ClientStreamCore> failed_stream(Status why) {
+  return std::make_shared<EndedStream>(std::move(why));
+}
+
+std::shared_ptr<ClientStreamCore> ClientCore::open_stream(Buffer&& frame, std::string_view object,
+                                                          std::string_view method, CallOptions opts,
+                                                          const Contract& contract) {
+  const Deadline deadline = deadline_for(opts);
+  if (opts.cancel.stop_requested()) {
+    return failed_stream({StatusCode::cancelled, "cancelled by the caller"});
+  }
+  if (!finish_frame(frame, options_.max_frame_size)) {
+    return failed_stream({StatusCode::resource_exhausted,
+                          "request frame of " + std::to_string(frame.size() - kPrefixSize) +
+                              " bytes exceeds the limit of " +
+                              std::to_string(options_.max_frame_size)});
+  }
+  Status error;
+  auto conn = connector_.connection(deadline, error, wait_for_ready(opts));
+  if (!conn) return failed_stream(error);
+  if (!conn->carries_streams()) {
+    return failed_stream({StatusCode::unimplemented,
+                          "streams need a stream transport (tcp, unix, tls, zmq, mem), not " +
+                              conn->peer().transport +
+                              "://, which may lose or reorder their items"});
+  }
+  (void)add_contract(*conn, frame, contract);
+  const std::uint64_t id = next_id();
+  wire::stamp_request(frame, id,
+                      std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
+  auto stream =
+      std::make_shared<ClientStream>(id, CodecId(frame_codec(frame.bytes())), options_, deadline);
+  stream->attach(conn);
+  std::unique_ptr<PendingCall> owned =
+      std::make_unique<StreamCompletion>(stream, *this, object, method, contract);
+  PendingCall& pending = *owned;
+  if (!conn->add(id, &pending, owned)) return failed_stream(conn->death());
+  conn->add_stream(id, stream);
+  conn->watch_cancel(id, opts.cancel);
+  switch (send(*conn, std::move(frame), deadline, contract)) {
+    case transport::SendStatus::sent:
+      break;
+    case transport::SendStatus::timed_out:
+      conn->complete(id, {StatusCode::deadline_exceeded, "timed out sending the request"});
+      return stream;
+    case transport::SendStatus::closed:
+      conn->complete(id, {StatusCode::unavailable, "the connection closed while sending"});
+      return stream;
+  }
+  stream->grant_initial();  // after the request: the server drops frames of calls it has not seen
+  conn->arm_deadline(id, deadline, true);
+  conn->expect_reply();
+  return stream;
+}
+
+std::shared_ptr<ClientStreamCore> core_open_stream(ClientCore& core, Buffer&& frame,
+                                                   std::string_view object, std::string_view method,
+                                                   CallOptions opts, const Contract& contract) {
+  return core.open_stream(std::move(frame), object, method, std::move(opts), contract);
 }
 
 // Runs the core's loop on a thread of its own, from the Client's construction to its

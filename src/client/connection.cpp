@@ -1,5 +1,6 @@
 #include "client/connection.hpp"
 
+#include "client/client_stream.hpp"
 #include "wire/control.hpp"
 
 namespace brine::detail {
@@ -45,12 +46,56 @@ void ClientConnection::watch_cancel(std::uint64_t id, const std::stop_token& tok
   (void)calls_.set_cancel(id, callback);  // completed already: the callback goes here
 }
 
-void ClientConnection::arm_deadline(std::uint64_t id, Deadline deadline) {
-  const auto timer = loop_.at(deadline, [weak = weak_from_this(), id] {
-    if (auto c = weak.lock())
+void ClientConnection::arm_deadline(std::uint64_t id, Deadline deadline, bool tell_server) {
+  const auto timer = loop_.at(deadline, [weak = weak_from_this(), id, tell_server] {
+    auto c = weak.lock();
+    if (!c) return;
+    if (!tell_server) {
       c->complete(id, {StatusCode::deadline_exceeded, "no reply before the deadline"});
+      return;
+    }
+    TakenCall taken = c->calls_.take(id);
+    if (!taken) return;
+    taken.timer = 0;  // this timer: it has fired
+    c->complete(std::move(taken), {StatusCode::deadline_exceeded, "the stream's deadline passed"},
+                {});
+    c->send_control(wire::cancel_frame(id));
   });
   if (!calls_.set_timer(id, timer)) loop_.cancel(timer);
+}
+
+void ClientConnection::add_stream(std::uint64_t id, std::shared_ptr<ClientStream> stream) {
+  std::lock_guard lk(streams_mu_);
+  streams_.insert_or_assign(id, std::move(stream));
+}
+
+void ClientConnection::forget_stream(std::uint64_t id, const ClientStream* stream) {
+  std::shared_ptr<ClientStream> gone;  // released after the lock
+  std::lock_guard lk(streams_mu_);
+  const auto it = streams_.find(id);
+  if (it == streams_.end() || it->second.get() != stream) return;
+  gone = std::move(it->second);
+  streams_.erase(it);
+}
+
+void ClientConnection::on_stream_frame(const FrameView& f) {
+  std::shared_ptr<ClientStream> stream;
+  {
+    std::lock_guard lk(streams_mu_);
+    const auto it = streams_.find(f.call_id);
+    if (it != streams_.end()) stream = it->second;
+  }
+  // A stream that ended (or was never opened here): its frames on the way are dropped.
+  if (!stream) return;
+  const bool ok = f.kind == FrameKind::item
+                      ? f.codec == std::uint8_t(stream->codec()) && stream->deliver_item(f.payload)
+                      : stream->deliver_credit(wire::credit_of(f));
+  if (!ok) {
+    fail({StatusCode::internal, "the server broke the flow control of stream " +
+                                    std::to_string(f.call_id) +
+                                    " (sent beyond the window, a credit overflowing it, or an "
+                                    "item in another codec)"});
+  }
 }
 
 void ClientConnection::complete(TakenCall taken, const Status& status,
@@ -171,7 +216,9 @@ void ClientConnection::on_frame(const FrameView& f) {
     fail({StatusCode::internal, "bad frame from the server: " + s.message});
     return;
   }
-  if (f.kind == FrameKind::reply) {
+  if (f.kind == FrameKind::item || f.kind == FrameKind::credit) {
+    on_stream_frame(f);
+  } else if (f.kind == FrameKind::reply) {
     complete(calls_.take(f.call_id), {}, f.payload);
   } else if (f.kind == FrameKind::error) {
     Status s = parse_error_payload(f.payload);

@@ -40,6 +40,8 @@ struct Waiter final : PendingCall {
   event::Completion done;
 };
 
+class ClientStream;
+
 class ClientConnection final : public transport::ChannelSink,
                                public std::enable_shared_from_this<ClientConnection> {
  public:
@@ -53,8 +55,15 @@ class ClientConnection final : public transport::ChannelSink,
   bool add(std::uint64_t id, PendingCall* call, std::unique_ptr<PendingCall>& owned);
   // Cancels call `id` when `token` is stopped (at once if it already is). After add().
   void watch_cancel(std::uint64_t id, const std::stop_token& token);
-  // Arms the deadline timer of an asynchronous call. After add().
-  void arm_deadline(std::uint64_t id, Deadline deadline);
+  // Arms the deadline timer of an asynchronous call. After add(). `tell_server`: a cancel
+  // frame goes to the server when it fires (a stream, which the server would otherwise keep
+  // running until its own timer).
+  void arm_deadline(std::uint64_t id, Deadline deadline, bool tell_server = false);
+  // The streams on this connection, by call id, to which item and credit frames go. add_stream
+  // after add(); a stream forgets itself when it ends.
+  void add_stream(std::uint64_t id, std::shared_ptr<ClientStream> stream);
+  void forget_stream(std::uint64_t id, const ClientStream* stream);
+  bool carries_streams() const { return channel_->carries_streams(); }
   TakenCall take(std::uint64_t id) { return calls_.take(id); }
   // Completes call `id` (if still pending) with `status`.
   void complete(std::uint64_t id, const Status& status);
@@ -103,6 +112,7 @@ class ClientConnection final : public transport::ChannelSink,
   void complete(TakenCall taken, const Status& status, std::span<const std::byte> payload);
   void arm_heartbeat();
   void beat();
+  void on_stream_frame(const FrameView& f);
 
   const std::shared_ptr<transport::Channel> channel_;
   event::EventLoop& loop_;
@@ -119,6 +129,8 @@ class ClientConnection final : public transport::ChannelSink,
   std::array<std::unordered_map<std::string, std::uint64_t, NameHash, std::equal_to<>>,
              kCodecSlots>
       contracts_sent_;  // by codec id, method -> fingerprint (contracts_mu_)
+  mutable std::mutex streams_mu_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<ClientStream>> streams_;  // (streams_mu_)
   std::mutex closed_mu_;
   std::condition_variable closed_cv_;
   bool closed_ = false;  // the channel delivered on_close (closed_mu_)

@@ -73,6 +73,7 @@ class ServerConnection final : public transport::ChannelSink,
   bool admit();
   void release() { inflight_.fetch_sub(1, std::memory_order_relaxed); }
   const transport::PeerInfo& peer() const { return channel_->peer(); }
+  bool carries_streams() const { return channel_->carries_streams(); }
 
   // The calls that finish later (server_call.hpp), by call id: kept while they run so that
   // their stream frames and cancels reach them, and ended with the connection. keep_call is

@@ -207,6 +207,11 @@ Status Dispatcher::admit(ServerConnection& conn, const FrameView& f, Target& tar
     return {StatusCode::failed_precondition,
             "'" + std::string(f.method) + "' answers later or streams: call it, not as a oneway"};
   }
+  if (f.stream && !conn.carries_streams()) {
+    return {StatusCode::unimplemented,
+            "streams need a stream transport (tcp, unix, tls, zmq, mem), not " +
+                conn.peer().transport + "://, which may lose or reorder their items"};
+  }
   if (f.kind == FrameKind::request && f.stream != stream_method) {
     return {StatusCode::failed_precondition,
             stream_method ? "'" + std::string(f.method) +

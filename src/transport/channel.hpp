@@ -161,6 +161,9 @@ class Channel {
   // The largest frame `length` the channel can carry whatever max_frame_size says (a datagram
   // transport's limit); a sender checks its frames against the smaller of the two.
   virtual std::size_t max_frame_length() const { return SIZE_MAX; }
+  // Whether stream calls can run over the channel: not over datagrams, which may lose or
+  // reorder items (docs/design.md, "Streams").
+  virtual bool carries_streams() const { return true; }
 };
 
 // Receives what a listener accepts. Called on the listener's threads.

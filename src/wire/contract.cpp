@@ -19,7 +19,9 @@ enum class Kind {
   versioned,
   named,
   enumeration,
-  ref
+  ref,
+  in,  // items of a stream from the client ("in<T>")
+  out  // items of a stream to the client ("out<T>")
 };
 
 // One type of a parsed contract (include/brine/fingerprint.hpp has the grammar).
@@ -109,6 +111,10 @@ class Parser {
       n.kind = id == "vec" ? Kind::vec : id == "set" ? Kind::set : Kind::opt;
       return items(n, depth, 1, '<', '>');
     }
+    if (id == "in" || id == "out") {
+      n.kind = id == "in" ? Kind::in : Kind::out;
+      return items(n, depth, 1, '<', '>');
+    }
     if (id == "map") {
       n.kind = Kind::map;
       return items(n, depth, 2, '<', '>');
@@ -180,6 +186,10 @@ std::string display(const Node& n) {
     }
     case Kind::vec:
       return "std::vector<" + display(n.items[0]) + ">";
+    case Kind::in:
+      return "brine::Reader<" + display(n.items[0]) + ">&";
+    case Kind::out:
+      return "brine::Writer<" + display(n.items[0]) + ">&";
     case Kind::set:
       return "std::set<" + display(n.items[0]) + ">";
     case Kind::opt:
@@ -273,6 +283,10 @@ bool compatible(const Node& client, const Node& server, bool client_writes, std:
       return compatible_items(client, server, client_writes, where, "element");
     case Kind::map:
       return compatible_items(client, server, client_writes, where, "key/value");
+    case Kind::in:  // the client writes these items
+      return compatible_items(client, server, true, where, "stream item");
+    case Kind::out:  // and reads these
+      return compatible_items(client, server, false, where, "stream item");
     case Kind::var:
       return compatible_items(client, server, client_writes, where, "alternative");
     case Kind::tup:

@@ -70,14 +70,13 @@ Buffer worker_ready_frame(const std::vector<std::string>& idempotent_methods) {
 }
 
 Status check_fields(const detail::FrameView& f) {
-  const bool bare = f.kind == FrameKind::heartbeat || f.kind == FrameKind::cancel ||
-                    f.kind == FrameKind::end;
+  const bool bare =
+      f.kind == FrameKind::heartbeat || f.kind == FrameKind::cancel || f.kind == FrameKind::end;
   if (bare && (f.codec != 0 || !f.method.empty() || !f.payload.empty())) {
-    return {StatusCode::invalid_argument,
-            std::string(f.kind == FrameKind::heartbeat ? "a heartbeat"
-                        : f.kind == FrameKind::end     ? "an end"
-                                                       : "a cancel") +
-                " carries a codec, a method or a payload"};
+    return {StatusCode::invalid_argument, std::string(f.kind == FrameKind::heartbeat ? "a heartbeat"
+                                                      : f.kind == FrameKind::end     ? "an end"
+                                                                                     : "a cancel") +
+                                              " carries a codec, a method or a payload"};
   }
   if (f.kind == FrameKind::credit &&
       (f.codec != 0 || !f.method.empty() || f.payload.size() != 4 || credit_of(f) == 0)) {

@@ -31,6 +31,8 @@ struct CerealFamily {
   using Number = calc::Number;
   using Blob = CerealBlob;
   static Add add(double a, double b) { return {a, b}; }
+  static double a(const Add& r) { return r.a; }
+  static double b(const Add& r) { return r.b; }
   static Divide divide(double n, double d) { return {n, d}; }
   static Wait wait(std::uint32_t ms) { return {ms}; }
   static Number number(double v) { return {v}; }
@@ -52,6 +54,8 @@ struct ProtobufFamily {
     r.set_b(b);
     return r;
   }
+  static double a(const Add& r) { return r.a(); }
+  static double b(const Add& r) { return r.b(); }
   static Divide divide(double n, double d) {
     Divide r;
     r.set_numerator(n);

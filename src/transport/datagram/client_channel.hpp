@@ -52,6 +52,7 @@ class ClientChannel final : public Channel,
   ChannelProgress progress() const override { return {}; }
   const PeerInfo& peer() const override { return peer_; }
   std::size_t max_frame_length() const override { return kMaxFrameLength; }
+  bool carries_streams() const override { return false; }
   void on_ready(std::uint32_t events) override;
 
  private:

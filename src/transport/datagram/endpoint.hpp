@@ -153,6 +153,7 @@ class Peer final : public Channel, public std::enable_shared_from_this<Peer> {
   ChannelProgress progress() const override { return {}; }
   const PeerInfo& peer() const override { return info_; }
   std::size_t max_frame_length() const override { return kMaxFrameLength; }
+  bool carries_streams() const override { return false; }
 
  private:
   friend class Endpoint;
