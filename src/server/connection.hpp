@@ -109,7 +109,7 @@ class ServerConnection final : public transport::ChannelSink,
   std::atomic<std::size_t> inflight_{0};
   mutable std::mutex later_mu_;
   std::unordered_map<std::uint64_t, std::shared_ptr<ServerCall>> later_;  // (later_mu_)
-  bool later_closed_ = false;                                            // (later_mu_)
+  bool later_closed_ = false;                                             // (later_mu_)
   std::atomic<bool> paused_{false};
   std::atomic<bool> ended_{false};
   std::atomic<bool> seen_frame_{false};
