@@ -56,6 +56,7 @@ constexpr Key kServer[] = {
     {"max_outbound_bytes", Kind::integer, 1024, 1ll << 40},
     {"drain_timeout_ms", Kind::integer, 0, 86400000},
     {"call_memory_ms", Kind::integer, 1, 86400000},
+    {"stream_window", Kind::integer, 65536, 1 << 30},
     {"tls_certificate", Kind::string},
     {"tls_private_key", Kind::string},
     {"tls_client_ca", Kind::string},
@@ -67,6 +68,7 @@ constexpr Key kClient[] = {
     {"reconnect_backoff_initial_ms", Kind::integer, 1, 3600000},
     {"reconnect_backoff_max_ms", Kind::integer, 1, 3600000},
     {"retransmit_interval_ms", Kind::integer, 1, 60000},
+    {"stream_window", Kind::integer, 65536, 1 << 30},
     {"tls_ca", Kind::string},
     {"tls_certificate", Kind::string},
     {"tls_private_key", Kind::string},
@@ -278,6 +280,7 @@ class ConfigReader {
     millis("server.idle_timeout_ms", o.idle_timeout);
     millis("server.drain_timeout_ms", o.drain_timeout);
     millis("server.call_memory_ms", o.call_memory);
+    count("server.stream_window", o.stream_window);
     text("server.tls_certificate", o.tls.certificate_file);
     text("server.tls_private_key", o.tls.private_key_file);
     text("server.tls_client_ca", o.tls.client_ca_file);
@@ -300,6 +303,7 @@ class ConfigReader {
     millis("client.reconnect_backoff_max_ms", o.reconnect_backoff_max);
     millis("client.timeout_ms", o.timeout);
     millis("client.retransmit_interval_ms", o.retransmit_interval);
+    count("client.stream_window", o.stream_window);
     text("client.tls_ca", o.tls.ca_file);
     text("client.tls_certificate", o.tls.certificate_file);
     text("client.tls_private_key", o.tls.private_key_file);

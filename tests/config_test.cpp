@@ -64,6 +64,7 @@ frame_timeout_ms = 1200
 idle_timeout_ms = 1300
 max_outbound_bytes = 65536
 drain_timeout_ms = 1400
+stream_window = 131072
 tls_certificate = "s.crt"
 tls_private_key = "s.key"
 tls_client_ca = "c-ca.crt"
@@ -73,6 +74,7 @@ codecs = ["cereal", "json"]
 timeout_ms = 1500
 reconnect_backoff_initial_ms = 20
 reconnect_backoff_max_ms = 800
+stream_window = 1048576
 tls_ca = "ca.crt"
 tls_certificate = "c.crt"
 tls_private_key = "c.key"
@@ -85,6 +87,8 @@ tls_server_name = "calc.example"
   EXPECT_EQ(c.server.options.idle_timeout, 1300ms);
   EXPECT_EQ(c.server.options.max_outbound_bytes, 65536u);
   EXPECT_EQ(c.server.options.drain_timeout, 1400ms);
+  EXPECT_EQ(c.server.options.stream_window, 131072u);
+  EXPECT_EQ(c.client.options.stream_window, 1048576u);
   EXPECT_EQ(c.client.options.reconnect_backoff_initial, 20ms);
   EXPECT_EQ(c.client.options.reconnect_backoff_max, 800ms);
   EXPECT_EQ(c.server.options.tls.certificate_file, "s.crt");
