@@ -42,6 +42,13 @@ def main():
             expect_error(3, "", lambda: c.call("add", [[[[[[[[]]]]]]]]))         # wrong shape
             expect_error(5, "", lambda: c.call("no_such_method", {}))
             assert c.call("add", {"b": 1, "a": 41, "extra": True}) == {"value": 42.0}
+            # A server stream, read with credits: far more than one window of items.
+            primes = [p["value"] for p in c.stream("primes", {"value": 200000})]
+            assert len(primes) == 17984 and primes[:5] == [2, 3, 5, 7, 11], primes[:5]
+            assert primes[-1] == 199999, primes[-1]
+            expect_error(3, "", lambda: list(c.stream("primes", {"value": 1e9})))
+            expect_error(9, "", lambda: c.call("primes", {"value": 5}))  # a stream, not a call
+            assert c.call("add", {"a": 1, "b": 1}) == {"value": 2.0}      # the connection is fine
 
         with Connection(bank_uri) as c:
             bank_obj = c.remote("bank")

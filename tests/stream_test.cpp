@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include <brine/testing.hpp>
+
 #include "eventually.hpp"
 #include "families.hpp"
 #include "params.hpp"
@@ -443,6 +445,140 @@ INSTANTIATE_TEST_SUITE_P(StreamTransportsAndCodecs, Streams,
                            return !tr.datagram;
                          }))),
                          ParamName());
+
+// 10,000 streams at once on one connection, each a coroutine on the server (no thread each).
+TEST(StreamsAtScale, TenThousandConcurrentStreamsOnOneConnection) {
+  brine::ServerOptions so;
+  so.max_inflight_per_connection = 20000;
+  StreamServer s(so);
+  brine::ClientOptions o;
+  o.codec = "cereal";
+  o.timeout = 60s;
+  o.stream_window = 65536;  // no extra credit frame per stream
+  Client c(s.listen("tcp4"), o);
+  // Two-way streams that wait for the client's items: all 10,000 stay open on the server at
+  // once, each a suspended coroutine.
+  std::vector<brine::Bidi<calc::Number, calc::Number>> streams;
+  streams.reserve(10000);
+  for (int i = 0; i < 10000; ++i) {
+    streams.push_back(c.bidi<calc::Number, calc::Number>("co_twice", calc::AddRequest{0, 0}));
+  }
+  EXPECT_TRUE(eventually([&] { return s.server.stats().calls_in_flight == 10000; }, 30s))
+      << s.server.stats().calls_in_flight;
+  for (int i = 0; i < 10000; ++i) ASSERT_TRUE(streams[std::size_t(i)].write(calc::Number{1.0 * i}));
+  for (int i = 0; i < 10000; ++i) {
+    auto& st = streams[std::size_t(i)];
+    auto back = st.read();
+    ASSERT_TRUE(back) << st.status().message;
+    ASSERT_EQ(back->value, 2.0 * i);
+    st.close_write();
+  }
+  for (auto& st : streams) {
+    auto count = st.read();
+    ASSERT_TRUE(count);
+    EXPECT_EQ(count->value, -1);
+    EXPECT_TRUE(st.finish().ok());
+  }
+  EXPECT_TRUE(eventually([&] { return s.server.stats().calls_in_flight == 0; }));
+}
+
+// A server process killed mid-stream: every stream ends with a status, none hangs.
+TEST(StreamsCrossProcess, AServerKilledMidStreamEndsEveryStream) {
+  auto probe = std::make_shared<Probe>();
+  auto server = brine::testing::ServerProcess::fork(
+      {"tcp://127.0.0.1:0"},
+      [probe](brine::Server& s) { add_stream_methods<CerealFamily>(s, probe, {}); });
+  brine::ClientOptions o;
+  o.codec = "cereal";
+  o.timeout = 30s;
+  Client c(server.endpoint(), o);
+  std::vector<brine::Stream<calc::Number>> streams;
+  for (int i = 0; i < 50; ++i) {
+    streams.push_back(c.stream<calc::Number>("forever", calc::AddRequest{0, 0}));
+  }
+  auto upload = c.upload<calc::Number, calc::Number>("sum", calc::AddRequest{0, 0});
+  for (auto& st : streams) ASSERT_TRUE(st.read());
+  ASSERT_TRUE(upload.write(calc::Number{1}));
+  server.kill();
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& st : streams) {
+    while (st.read()) {
+    }
+    EXPECT_EQ(st.status().code, StatusCode::unavailable) << st.status().message;
+  }
+  // A writer learns it too: its writes fail, and finish() says why.
+  while (upload.write(calc::Number{1})) {
+  }
+  EXPECT_EQ(upload.try_finish().code(), StatusCode::unavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+// Faults on the link, through the test kit's proxy (stream transports it relays; one codec:
+// the faults act on bytes, whatever the codec).
+class StreamFaults : public testing::TestWithParam<std::string> {
+ protected:
+  static brine::ServerOptions server_options() {
+    (void)tls_files();
+    brine::ServerOptions o;
+    o.tls.certificate_file = tls_paths().server_crt;
+    o.tls.private_key_file = tls_paths().server_key;
+    return o;
+  }
+  static brine::ClientOptions client_options() {
+    brine::ClientOptions o;
+    o.codec = "cereal";
+    o.timeout = 30s;
+    o.heartbeat_interval = 200ms;
+    o.heartbeat_timeout = 800ms;
+    o.tls.ca_file = tls_paths().ca;
+    return o;
+  }
+};
+
+TEST_P(StreamFaults, ASlowLinkDeliversEveryItemInOrder) {
+  StreamServer s(server_options());
+  brine::testing::FaultProxy proxy(s.listen(GetParam()),
+                                   {.latency = 2ms, .bytes_per_second = 400 * 1024});
+  Client c(proxy.endpoint(), client_options());
+  auto stream = c.stream<calc::Number>("co_count", calc::AddRequest{4000, 0});
+  int expect = 0;
+  while (auto n = stream.read()) ASSERT_EQ(n->value, expect++);
+  EXPECT_EQ(expect, 4000);
+  EXPECT_TRUE(stream.status().ok()) << stream.status().message;
+}
+
+TEST_P(StreamFaults, ACutMidStreamEndsItOnBothSides) {
+  StreamServer s(server_options());
+  brine::testing::FaultProxy proxy(s.listen(GetParam()));
+  Client c(proxy.endpoint(), client_options());
+  auto stream = c.stream<calc::Number>("forever", calc::AddRequest{0, 0});
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(stream.read());
+  proxy.reset();
+  while (stream.read()) {
+  }
+  EXPECT_EQ(stream.status().code, StatusCode::unavailable) << stream.status().message;
+  EXPECT_TRUE(eventually([&] { return s.probe->ended.load() == 1; }));
+  EXPECT_TRUE(eventually([&] { return s.server.stats().calls_in_flight == 0; }));
+}
+
+TEST_P(StreamFaults, AHalfOpenLinkEndsTheStreamWithinTheHeartbeatTimeout) {
+  StreamServer s(server_options());
+  brine::testing::FaultProxy proxy(s.listen(GetParam()));
+  Client c(proxy.endpoint(), client_options());
+  // The server hears nothing either, and a brine server does not close a connection with a
+  // call running for silence alone: the stream's deadline ends it there.
+  auto stream = c.stream<calc::Number>("forever", calc::AddRequest{0, 0}, {.timeout = 3s});
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(stream.read());
+  proxy.set({.black_hole = true});
+  const auto start = std::chrono::steady_clock::now();
+  while (stream.read()) {
+  }
+  EXPECT_EQ(stream.status().code, StatusCode::unavailable) << stream.status().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_TRUE(eventually([&] { return s.probe->ended.load() == 1; }));
+}
+
+INSTANTIATE_TEST_SUITE_P(StreamTransports, StreamFaults, testing::Values("tcp4", "unix", "tls4"));
 
 // Datagram transports may lose or reorder items: a stream is refused, naming why.
 TEST(StreamsOverDatagrams, AreRefusedNamingWhy) {

@@ -48,6 +48,29 @@ pb::Number pb_number(double v) {
   return n;
 }
 
+// The primes up to `limit`, one at a time, to `out` (trial division by the primes found: enough
+// for a demo). A coroutine: while the client has no room for more, it waits without a thread.
+template <class N, class Make>
+brine::Task<void> primes(double limit, brine::Writer<N>& out, Make make) {
+  if (!(limit <= kMaxPrimesLimit)) {
+    throw brine::RpcError(brine::StatusCode::invalid_argument, "primes: the limit is at most 1e8");
+  }
+  std::vector<std::uint64_t> found;
+  for (std::uint64_t n = 2; double(n) <= limit; ++n) {
+    bool prime = true;
+    for (std::uint64_t p : found) {
+      if (p * p > n) break;
+      if (n % p == 0) {
+        prime = false;
+        break;
+      }
+    }
+    if (!prime) continue;
+    found.push_back(n);
+    if (!co_await out.async_write(make(double(n)))) co_return;  // the caller left
+  }
+}
+
 }  // namespace
 
 void register_calculator(brine::Server& server) {
@@ -70,6 +93,9 @@ void register_calculator(brine::Server& server) {
   server.handle(
       kPid, [](const Number&) { return Number{double(::getpid())}; }, idempotent);
   server.handle(kWait, [](const WaitRequest& r) { return Number{wait_ms(r.milliseconds)}; });
+  server.handle(kPrimes, [](Number limit, brine::Writer<Number>& out) {
+    return primes(limit.value, out, [](double v) { return Number{v}; });
+  });
 
   server.handle(
       pb::kAdd, [](const pb::AddRequest& r) { return pb_number(r.a() + r.b()); }, pb_idempotent);
@@ -87,6 +113,12 @@ void register_calculator(brine::Server& server) {
       pb::kPid, [](const pb::Number&) { return pb_number(double(::getpid())); }, pb_idempotent);
   server.handle(
       pb::kWait, [](const pb::WaitRequest& r) { return pb_number(wait_ms(r.milliseconds())); },
+      pb_only);
+  server.handle(
+      kPrimes,
+      [](pb::Number limit, brine::Writer<pb::Number>& out) {
+        return primes(limit.value(), out, pb_number);
+      },
       pb_only);
 }
 

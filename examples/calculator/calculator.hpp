@@ -64,6 +64,8 @@ inline constexpr brine::Method<SumRequest, Number> kSum{"sum"};
 inline constexpr brine::Method<WaitRequest, Number> kWait{"wait"};
 // Answers the server's process id: shows which worker behind a broker answered.
 inline constexpr brine::Method<Number, Number> kPid{"pid"};
+// A stream: Number{limit} in, every prime up to it out, one Number each (brine/stream.hpp).
+inline constexpr std::string_view kPrimes = "primes";
 
 // --- protobuf family -------------------------------------------------------------------------
 namespace pb {
@@ -81,6 +83,8 @@ inline constexpr brine::Method<Number, Number> kPid{"pid"};
 
 // The longest wait: a longer one is refused with INTERNAL (std::invalid_argument).
 inline constexpr std::uint32_t kMaxWaitMs = 60000;
+// The largest limit "primes" takes.
+inline constexpr double kMaxPrimesLimit = 1e8;
 
 // Registers add, divide (throws std::domain_error on a zero denominator), sum, pid (all
 // idempotent) and wait (sleeps, then answers the milliseconds waited; not idempotent; up to

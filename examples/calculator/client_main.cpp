@@ -1,6 +1,7 @@
 // calculator_client [--config FILE] [--connect URI] [--codec NAME] [--calls N]
 //
-// Calls add, divide, sum and a divide by zero, printing each call and its answer, then times
+// Calls add, divide, sum and a divide by zero, printing each call and its answer, reads the
+// stream "primes" up to 50, then times
 // N small calls (add) and prints the round-trip p50 and p99. Settings come from the [client]
 // part of the configuration file and BRINE_* environment variables (brine/config.hpp); the
 // flags override them.
@@ -28,6 +29,10 @@ struct CerealCalls {
   static double sum(brine::Client& c, const std::vector<double>& v) {
     return c.call(calc::kSum, {v}).value;
   }
+  static brine::Stream<calc::Number> primes(brine::Client& c, double limit) {
+    return c.stream<calc::Number>(calc::kPrimes, calc::Number{limit});
+  }
+  static double value(const calc::Number& n) { return n.value; }
 };
 
 struct ProtobufCalls {
@@ -48,6 +53,12 @@ struct ProtobufCalls {
     for (double x : v) r.add_values(x);
     return c.call(calc::pb::kSum, r).value();
   }
+  static brine::Stream<calc::pb::Number> primes(brine::Client& c, double limit) {
+    calc::pb::Number r;
+    r.set_value(limit);
+    return c.stream<calc::pb::Number>(calc::kPrimes, r);
+  }
+  static double value(const calc::pb::Number& n) { return n.value(); }
 };
 
 template <class Calls>
@@ -63,6 +74,16 @@ void demo(brine::Client& client, int calls) {
     Calls::divide(client, 1, 0);
   } catch (const brine::RpcError& e) {
     std::printf("[%s %s] divide(1, 0) failed: %s\n", uri, codec, e.what());
+  }
+  // A stream: the primes arrive one by one as the server finds them.
+  auto primes = Calls::primes(client, 50);
+  std::string found;
+  while (auto p = primes.read()) found += " " + std::to_string(int(Calls::value(*p)));
+  if (primes.status().ok()) {
+    std::printf("[%s %s] primes up to 50 (a stream):%s\n", uri, codec, found.c_str());
+  } else {
+    std::printf("[%s %s] primes up to 50 (a stream): %s\n", uri, codec,
+                primes.status().to_string().c_str());
   }
   std::vector<double> micros;
   micros.reserve(std::size_t(calls));

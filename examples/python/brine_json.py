@@ -10,6 +10,8 @@ big-endian length, a 16-byte header and the method name, then a JSON payload.
         bank = c.remote("bank")
         account = bank.open("ann")                  # a factory: returns a remote reference
         account.deposit(10000)                      # remote objects: a JSON array of arguments
+        for p in c.stream("primes", {"value": 50}):  # a server stream: one JSON value per item
+            print(p["value"])
 
 Run it against the calculator and bank examples:
     python3 brine_json.py calculator tcp://127.0.0.1:7000
@@ -22,10 +24,14 @@ import struct
 import sys
 
 KIND_REQUEST, KIND_REPLY, KIND_ERROR, KIND_ONEWAY = 1, 2, 3, 4
+KIND_HEARTBEAT, KIND_ITEM, KIND_CREDIT = 6, 8, 10
+FLAG_STREAM = 0x04
+INITIAL_WINDOW = 65536  # the bytes of item frames a stream's sender may have in flight at first
 CODEC_JSON = 3
 HEADER = struct.Struct(">I2sBBBBHQ")  # length, magic, version, kind, codec, flags, method, id
 STATUS = {0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED",
-          5: "NOT_FOUND", 8: "RESOURCE_EXHAUSTED", 12: "UNIMPLEMENTED", 13: "INTERNAL",
+          5: "NOT_FOUND", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION", 12: "UNIMPLEMENTED",
+          13: "INTERNAL",
           14: "UNAVAILABLE"}
 
 
@@ -63,13 +69,30 @@ class Connection:
     def __exit__(self, *exc):
         self.sock.close()
 
-    def _send(self, kind, method, payload):
+    def _send(self, kind, method, payload, flags=0):
         call_id = next(self.ids)
         name = method.encode()
         body = json.dumps(payload, separators=(",", ":")).encode()
-        self.sock.sendall(HEADER.pack(16 + len(name) + len(body), b"br", 1, kind, CODEC_JSON, 0,
-                                      len(name), call_id) + name + body)
+        self.sock.sendall(HEADER.pack(16 + len(name) + len(body), b"br", 1, kind, CODEC_JSON,
+                                      flags, len(name), call_id) + name + body)
         return call_id
+
+    def _recv_frame(self):
+        """The next frame: (kind, call id, payload bytes)."""
+        (length,) = struct.unpack(">I", self._recv_exact(4))
+        if length < 16 or length > 16 * 1024 * 1024:
+            raise ConnectionError(f"bad frame length {length}")
+        frame = self._recv_exact(length)
+        _, magic, version, kind, _, _, mlen, call_id = HEADER.unpack(b"\0\0\0\0" + frame[:16])
+        if magic != b"br" or version != 1:
+            raise ConnectionError("unexpected frame")
+        return kind, call_id, frame[16 + mlen:]
+
+    @staticmethod
+    def _error(body):
+        code, n = struct.unpack(">II", body[:8])
+        (t,) = struct.unpack(">H", body[8 + n:10 + n])
+        return RpcError(code, body[8:8 + n].decode(), body[10 + n:10 + n + t].decode())
 
     def _recv_exact(self, n):
         data = bytearray()
@@ -83,19 +106,37 @@ class Connection:
     def call(self, method, value):
         """Sends one request and returns the decoded reply; raises RpcError on an error frame."""
         call_id = self._send(KIND_REQUEST, method, value)
-        (length,) = struct.unpack(">I", self._recv_exact(4))
-        if length < 16 or length > 16 * 1024 * 1024:
-            raise ConnectionError(f"bad frame length {length}")
-        frame = self._recv_exact(length)
-        _, magic, version, kind, _, _, mlen, reply_id = HEADER.unpack(b"\0\0\0\0" + frame[:16])
-        if magic != b"br" or version != 1 or reply_id not in (call_id, 0):
+        kind, reply_id, body = self._recv_frame()
+        if reply_id not in (call_id, 0):
             raise ConnectionError("unexpected frame")
-        body = frame[16 + mlen:]
         if kind == KIND_ERROR:
-            code, n = struct.unpack(">II", body[:8])
-            (t,) = struct.unpack(">H", body[8 + n:10 + n])
-            raise RpcError(code, body[8:8 + n].decode(), body[10 + n:10 + n + t].decode())
+            raise self._error(body)
         return json.loads(body)
+
+    def stream(self, method, value):
+        """Opens a server stream (flags bit 2) and yields its items as they arrive; returns at
+        its end (the server's reply), raises RpcError if it ends with an error frame. Flow
+        control: the server may send 65,536 bytes of item frames (each counts 16 + its payload)
+        beyond what was credited; this reader credits what it has read every 32 KiB."""
+        call_id = self._send(KIND_REQUEST, method, value, FLAG_STREAM)
+        unacked = 0
+        while True:
+            kind, frame_id, body = self._recv_frame()
+            if frame_id == 0 and kind == KIND_ERROR:
+                raise self._error(body)
+            if frame_id != call_id:
+                continue  # a heartbeat, or a frame of a call that ended
+            if kind == KIND_ITEM:
+                yield json.loads(body)
+                unacked += 16 + len(body)
+                if unacked >= INITIAL_WINDOW // 2:
+                    self.sock.sendall(HEADER.pack(20, b"br", 1, KIND_CREDIT, 0, 0, 0, call_id) +
+                                      struct.pack(">I", unacked))
+                    unacked = 0
+            elif kind == KIND_ERROR:
+                raise self._error(body)
+            elif kind == KIND_REPLY:
+                return
 
     def remote(self, name):
         return RemoteObject(self, name)
@@ -128,6 +169,7 @@ def calculator(uri):
             c.call("divide", {"numerator": 1, "denominator": 0})
         except RpcError as e:
             print("divide(1, 0) failed:", e)
+        print("primes up to 50 (a stream):", [p["value"] for p in c.stream("primes", {"value": 50})])
 
 
 def bank(uri):
