@@ -1,8 +1,9 @@
 // libFuzzer target: a client fed a hostile server's replies. A fake server accepts the client's
 // connection, reads its request, and answers with the input's bytes (after the first, whose low
 // bit picks the codec: cereal or json), the request's call id patched into the first frame so that
-// the fuzzer reaches the reply decoders. Every call must end with a reply or a status, and nothing
-// may crash.
+// the fuzzer reaches the reply decoders. The first byte's second bit opens a server stream
+// instead of a call, so the items, credits and ends reach the client's stream state. Every call
+// and stream must end with a reply or a status, and nothing may crash.
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -83,8 +84,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   {
     brine::Client client("unix://@" + kName, {.codec = codecs[data[0] % 2],
                                               .timeout = std::chrono::milliseconds(2000)});
-    const auto r = client.try_call<fuzz_client::Reply>("get", fuzz_client::Reply{"q", {1}});
-    if (r.ok() && r->text.size() > size) __builtin_trap();  // a reply cannot outgrow its bytes
+    if ((data[0] & 2) != 0) {
+      auto stream = client.stream<fuzz_client::Reply>("get", fuzz_client::Reply{"q", {1}});
+      std::size_t items = 0;
+      while (auto item = stream.read()) {
+        if (item->text.size() > size || ++items > size) __builtin_trap();
+      }
+      if (!stream.finished()) __builtin_trap();  // read() ends only with the stream
+    } else {
+      const auto r = client.try_call<fuzz_client::Reply>("get", fuzz_client::Reply{"q", {1}});
+      if (r.ok() && r->text.size() > size) __builtin_trap();  // a reply cannot outgrow its bytes
+    }
   }
   server.join();
   return 0;

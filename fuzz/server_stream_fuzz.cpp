@@ -11,6 +11,7 @@
 #include <brine/codecs/cereal.hpp>
 #include <brine/codecs/json.hpp>
 #include <brine/codecs/protobuf.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -62,6 +63,23 @@ brine::Server& server() {
     srv->handle("echo", [](const brine_test::Everything& e) { return e; },
                 {.codecs = {brine::CodecId::protobuf, brine::CodecId::json}});
     srv->expose<Counter>("counter", std::make_shared<CounterImpl>());
+    // Streams (coroutines: this server has no workers): items out, items in, both ways.
+    srv->handle("count", [](Pair p, brine::Writer<double>& out) -> brine::Task<void> {
+      for (int i = 0; i < int(std::min(p.a, 100.0)); ++i) {
+        if (!co_await out.async_write(double(i))) co_return;
+      }
+    });
+    srv->handle("total", [](Pair p, brine::Reader<double>& in) -> brine::Task<double> {
+      double t = p.a;
+      while (auto x = co_await in.async_read()) t += *x;
+      co_return t;
+    });
+    srv->handle("twice",
+                [](Pair, brine::Reader<double>& in, brine::Writer<double>& out) -> brine::Task<void> {
+                  while (auto x = co_await in.async_read()) {
+                    if (!co_await out.async_write(2 * *x)) co_return;
+                  }
+                });
     srv->listen("unix://@" + kName);
     srv->start();
     return srv;
