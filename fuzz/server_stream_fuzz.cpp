@@ -7,11 +7,11 @@
 #include <unistd.h>
 
 #include <poll.h>
+#include <algorithm>
 #include <brine/brine.hpp>
 #include <brine/codecs/cereal.hpp>
 #include <brine/codecs/json.hpp>
 #include <brine/codecs/protobuf.hpp>
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -74,12 +74,13 @@ brine::Server& server() {
       while (auto x = co_await in.async_read()) t += *x;
       co_return t;
     });
-    srv->handle("twice",
-                [](Pair, brine::Reader<double>& in, brine::Writer<double>& out) -> brine::Task<void> {
-                  while (auto x = co_await in.async_read()) {
-                    if (!co_await out.async_write(2 * *x)) co_return;
-                  }
-                });
+    srv->handle(
+        "twice",
+        [](Pair, brine::Reader<double>& in, brine::Writer<double>& out) -> brine::Task<void> {
+          while (auto x = co_await in.async_read()) {
+            if (!co_await out.async_write(2 * *x)) co_return;
+          }
+        });
     srv->listen("unix://@" + kName);
     srv->start();
     return srv;
