@@ -50,7 +50,9 @@ void Dispatcher::start() {
 
 void Dispatcher::stop() {
   if (!pool_) return;
-  pool_->stop();
+  // Runs what is posted before the threads end (join() without stop()): the connections are
+  // closed by now, so queued calls are skipped as cancelled, and a coroutine whose stream ended
+  // is resumed to its end instead of being left suspended, its frame never freed.
   pool_->join();
 }
 

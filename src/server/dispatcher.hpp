@@ -42,7 +42,8 @@ class Dispatcher {
 
   // Starts the worker pool (workers > 0). Before any dispatch.
   void start();
-  // Joins the pool: calls still queued are not run; running ones finish.
+  // Joins the pool once its work is done (the connections are closed by then, so queued calls
+  // are skipped as cancelled and resumed coroutines run to their end).
   void stop();
   bool on_worker_thread() const;
   // True on a thread that is running a handler (a worker, an I/O thread, or a caller's thread
