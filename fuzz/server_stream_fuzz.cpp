@@ -58,29 +58,29 @@ const std::string kName = "brine-fuzz-server-" + std::to_string(::getpid());
 
 brine::Server& server() {
   static brine::Server* s = [] {
-    auto* srv = new brine::Server({.workers = 0, .max_frame_size = 64 * 1024});
+    auto* srv = new brine::Server({.workers = 1, .max_frame_size = 64 * 1024});
     srv->handle("add", [](const Pair& p) { return p.a + p.b; });
     srv->handle("echo", [](const brine_test::Everything& e) { return e; },
                 {.codecs = {brine::CodecId::protobuf, brine::CodecId::json}});
     srv->expose<Counter>("counter", std::make_shared<CounterImpl>());
-    // Streams (coroutines: this server has no workers): items out, items in, both ways.
-    srv->handle("count", [](Pair p, brine::Writer<double>& out) -> brine::Task<void> {
+    // Streams: items out, items in, both ways. (Plain functions on the one worker, not
+    // coroutines: clang 14 cannot compile coroutines with the fuzzer's coverage
+    // instrumentation, "Cannot represent a difference across sections".)
+    srv->handle("count", [](const Pair& p, brine::Writer<double>& out) {
       for (int i = 0; i < int(std::min(p.a, 100.0)); ++i) {
-        if (!co_await out.async_write(double(i))) co_return;
+        if (!out.write(double(i))) return;
       }
     });
-    srv->handle("total", [](Pair p, brine::Reader<double>& in) -> brine::Task<double> {
+    srv->handle("total", [](const Pair& p, brine::Reader<double>& in) {
       double t = p.a;
-      while (auto x = co_await in.async_read()) t += *x;
-      co_return t;
+      while (auto x = in.read()) t += *x;
+      return t;
     });
-    srv->handle(
-        "twice",
-        [](Pair, brine::Reader<double>& in, brine::Writer<double>& out) -> brine::Task<void> {
-          while (auto x = co_await in.async_read()) {
-            if (!co_await out.async_write(2 * *x)) co_return;
-          }
-        });
+    srv->handle("twice", [](const Pair&, brine::Reader<double>& in, brine::Writer<double>& out) {
+      while (auto x = in.read()) {
+        if (!out.write(2 * *x)) return;
+      }
+    });
     srv->listen("unix://@" + kName);
     srv->start();
     return srv;
