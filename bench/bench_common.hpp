@@ -53,5 +53,10 @@ inline constexpr brine::Method<pb::Blob, pb::Blob> kEchoPb{"echo"};
 inline constexpr brine::Method<Pair, Sum> kAdd{"add"};
 inline constexpr brine::Method<pb::Pair, pb::Sum> kAddPb{"add"};
 inline constexpr brine::Method<Count, Count> kAllocations{"allocations"};
+// items: a server stream of Pair{count, size}.a items of .b bytes each (Blob / pb::Blob).
+inline constexpr std::string_view kItems = "items";
+// The raw baseline of a stream: a frame whose payload is kRawStreamMagic, a u32 count and a u32
+// size (big-endian) is answered with `count` frames of `size` bytes, then an empty frame.
+inline constexpr std::string_view kRawStreamMagic = "STRM";
 
 }  // namespace brine_bench

@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -71,6 +72,23 @@ bool write_all(int fd, const char* p, std::size_t n) {
   return true;
 }
 
+// The raw stream: `count` frames of `size` bytes (from the request at `spec`), then an empty one.
+// Each frame is written as it is made, as a stream's writer does.
+bool write_items(int fd, const char* spec) {
+  std::uint32_t be[2];
+  std::memcpy(be, spec, 8);
+  const std::uint32_t count = ntohl(be[0]);
+  const std::uint32_t size = std::min<std::uint32_t>(ntohl(be[1]), 64u << 20);
+  std::vector<char> item(4 + std::size_t(size), 'x');
+  const std::uint32_t len = htonl(size);
+  std::memcpy(item.data(), &len, 4);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    if (!write_all(fd, item.data(), item.size())) return false;
+  }
+  const std::uint32_t zero = 0;
+  return write_all(fd, reinterpret_cast<const char*>(&zero), 4);
+}
+
 void echo_frames(int fd, bool spin) {
   if (spin) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   std::vector<char> buf(4 + 1024);
@@ -82,6 +100,10 @@ void echo_frames(int fd, bool spin) {
     if (n > (64u << 20)) break;
     if (buf.size() < 4 + n) buf.resize(4 + n);
     if (!read_exact(fd, buf.data() + 4, n, spin)) break;
+    if (n == 12 && std::memcmp(buf.data() + 4, kRawStreamMagic.data(), 4) == 0) {
+      if (!write_items(fd, buf.data() + 8)) break;
+      continue;
+    }
     if (!write_all(fd, buf.data(), 4 + n)) break;
   }
   ::close(fd);
@@ -259,6 +281,26 @@ int run_brine(int argc, char** argv) {
       },
       messages);
   server.handle(kAllocations, [](const Count&) { return Count{allocations()}; });
+  // A stream of Pair{count, size} items: coroutines, so that 16 streams at once hold no thread.
+  server.handle(
+      kItems,
+      [](Pair spec, brine::Writer<Blob>& out) -> brine::Task<void> {
+        const Blob item{std::string(std::size_t(spec.b), 'x')};
+        for (std::uint64_t i = 0; i < std::uint64_t(spec.a); ++i) {
+          if (!co_await out.async_write(item)) co_return;
+        }
+      },
+      structs);
+  server.handle(
+      kItems,
+      [](pb::Pair spec, brine::Writer<pb::Blob>& out) -> brine::Task<void> {
+        pb::Blob item;
+        item.set_data(std::string(std::size_t(spec.b()), 'x'));
+        for (std::uint64_t i = 0; i < std::uint64_t(spec.a()); ++i) {
+          if (!co_await out.async_write(item)) co_return;
+        }
+      },
+      messages);
   std::vector<std::string> listen = {"tcp://127.0.0.1:0",
                                      "tcp://[::1]:0",
                                      "unix://" + tmp_name("brine"),

@@ -11,7 +11,10 @@
 //   brine_bench [--repeats N] [--calls N] [--json FILE] [--smoke] [--only SECTION,...]
 //               [--codecs cereal,protobuf,json]
 //               [--transports tcp4,tcp6,unix,tls,zmq+tcp,zmq+ipc,udp,unixgram]
-//   sections: latency, lowlat, pinned, throughput, pipelined, bulk, memory, allocs
+//   sections: latency, lowlat, pinned, throughput, pipelined, bulk, stream, memory, allocs
+// stream: a server stream of 64-byte items (items/s) and of 1 MiB items (MB/s), one stream and
+// 16 at once (16 streams on one brine connection; 16 raw connections, each writing its items),
+// over tcp4 and unix.
 //
 // --smoke runs tiny counts (ctest's check that the bench runs and prints a complete table).
 #include <fcntl.h>
@@ -68,6 +71,8 @@ struct Settings {
   int bulk1_rounds = 40;
   int bulk16_rounds = 8;
   int idle_connections = 1000;
+  int stream_small_items = 400000;  // 64-byte items per measurement (all streams together)
+  int stream_big_items = 512;       // 1 MiB items per measurement
   int alloc_calls = 20000;
   int busy_poll_us = 100;
   std::string json = "brine-bench.json";
@@ -638,6 +643,93 @@ double raw_pipelined_rate(Caller& caller, int window, int calls) {
   return calls / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// --- streams
+// ----------------------------------------------------------------------------------------
+
+// Runs `body(k)` for k in [0, n) on n threads at once; returns the wall time in seconds.
+// What a thread throws is rethrown here (the first of them).
+template <class F>
+double timed_on_threads(int n, F body) {
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::exception_ptr failed;
+  const auto t0 = Clock::now();
+  for (int k = 0; k < n; ++k) {
+    threads.emplace_back([&, k] {
+      try {
+        body(k);
+      } catch (...) {
+        std::lock_guard lk(mu);
+        if (!failed) failed = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  if (failed) std::rethrow_exception(failed);
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// The raw baseline: `streams` connections, each asking for count/streams frames of `size`
+// bytes and reading them to the empty frame that ends them. Items per second, all together.
+double raw_stream_rate(const std::string& uri, int count, std::size_t size, int streams) {
+  const int each = count / streams;
+  const double seconds = timed_on_threads(streams, [&](int) {
+    const int fd = connect_raw(uri);
+    char req[16];
+    const std::uint32_t head[4] = {htonl(12), 0, htonl(std::uint32_t(each)),
+                                   htonl(std::uint32_t(size))};
+    std::memcpy(req, head, 16);
+    std::memcpy(req + 4, kRawStreamMagic.data(), 4);
+    if (::send(fd, req, 16, MSG_NOSIGNAL) != 16) throw std::runtime_error("raw stream request");
+    std::vector<char> buf(std::max<std::size_t>(size, 4));
+    const auto read_exact = [&](char* p, std::size_t n) {
+      while (n > 0) {
+        const ssize_t r = ::recv(fd, p, n, 0);
+        if (r <= 0) throw std::runtime_error("raw stream recv");
+        p += r;
+        n -= std::size_t(r);
+      }
+    };
+    for (int got = 0;; ++got) {
+      std::uint32_t be = 0;
+      read_exact(reinterpret_cast<char*>(&be), 4);
+      const std::size_t n = ntohl(be);
+      if (n == 0) {
+        if (got != each) throw std::runtime_error("raw stream short");
+        break;
+      }
+      read_exact(buf.data(), n);
+    }
+    ::close(fd);
+  });
+  return double(each * streams) / seconds;
+}
+
+// brine: `streams` server streams on one connection, each read by its own thread.
+double brine_stream_rate(const std::string& uri, const std::string& codec, int count,
+                         std::size_t size, int streams) {
+  const int each = count / streams;
+  brine::Client client(uri, client_options(codec, 0));
+  client.connect();
+  const double seconds = timed_on_threads(streams, [&](int) {
+    std::size_t got = 0;
+    if (codec == "protobuf") {
+      pb::Pair spec;
+      spec.set_a(each);
+      spec.set_b(double(size));
+      auto st = client.stream<pb::Blob>(kItems, spec);
+      while (auto item = st.read()) got += item->data().size() == size ? 1 : 0;
+      if (!st.status().ok()) throw std::runtime_error(st.status().to_string());
+    } else {
+      auto st = client.stream<Blob>(kItems, Pair{double(each), double(size)});
+      while (auto item = st.read()) got += item->data.size() == size ? 1 : 0;
+      if (!st.status().ok()) throw std::runtime_error(st.status().to_string());
+    }
+    if (got != std::size_t(each)) throw std::runtime_error("stream short");
+  });
+  return double(each * streams) / seconds;
+}
+
 // --- memory
 // -----------------------------------------------------------------------------------------
 
@@ -765,12 +857,14 @@ int main(int argc, char** argv) {
       s.bulk1_rounds = 2;
       s.bulk16_rounds = 1;
       s.idle_connections = 20;
+      s.stream_small_items = 1600;
+      s.stream_big_items = 16;
       s.alloc_calls = 200;
     } else {
       std::fprintf(stderr,
                    "usage: brine_bench [--repeats N] [--calls N] [--json FILE] "
                    "[--smoke] [--codecs cereal,...] [--transports tcp4,...] [--only "
-                   "latency,lowlat,pinned,throughput,pipelined,bulk,"
+                   "latency,lowlat,pinned,throughput,pipelined,bulk,stream,"
                    "memory,allocs]\n");
       return 2;
     }
@@ -1013,6 +1107,72 @@ int main(int argc, char** argv) {
           if (cells[i].codec != "-") {
             if (const auto* b = find("bulk", raw_transport_for(cells[i].transport),
                                      raw_variant_for(cells[i].transport), "-", metric)) {
+              rec.baseline = b->value.median;
+              rec.baseline_name = b->transport + " " + b->variant;
+            }
+          }
+          add(rec);
+        }
+      }
+    }
+
+    if (s.wants("stream")) {
+      print_header(
+          "stream: a server stream's items, 64 B items/s and 1 MiB items MB/s, 1 and 16 "
+          "streams",
+          "rate");
+      struct SCell {
+        std::string transport, variant, codec, uri;
+      };
+      std::vector<SCell> cells;
+      std::vector<std::string> ts;
+      for (const std::string t : {"tcp4", "unix"}) {
+        if (std::find(kTransports.begin(), kTransports.end(), t) != kTransports.end()) {
+          ts.push_back(t);
+        }
+      }
+      for (const auto& t : ts) cells.push_back({t, "raw blocking", "-", raw.uri.at(t)});
+      for (const auto& t : ts) {
+        for (const auto& codec : kCodecs) {
+          cells.push_back({t, "brine workers=4", codec, brine4.uri.at(t)});
+        }
+      }
+      struct Shape {
+        std::size_t size;
+        int count;
+        int streams;
+        std::string metric;
+      };
+      const std::vector<Shape> shapes = {
+          {64, s.stream_small_items, 1, "64 B x1"},
+          {64, s.stream_small_items, 16, "64 B x16"},
+          {std::size_t(1) << 20, s.stream_big_items, 1, "1 MiB x1"},
+          {std::size_t(1) << 20, s.stream_big_items, 16, "1 MiB x16"}};
+      for (const Shape& shape : shapes) {
+        std::vector<std::vector<double>> rates(cells.size());
+        for (int r = 0; r < s.repeats; ++r) {  // interleaved: every cell once per repeat
+          for (std::size_t i = 0; i < cells.size(); ++i) {
+            const auto& c = cells[i];
+            const double items =
+                c.codec == "-"
+                    ? raw_stream_rate(c.uri, shape.count, shape.size, shape.streams)
+                    : brine_stream_rate(c.uri, c.codec, shape.count, shape.size, shape.streams);
+            rates[i].push_back(shape.size == 64 ? items : items * double(shape.size) / 1e6);
+          }
+        }
+        for (std::size_t i = 0; i < cells.size(); ++i) {
+          const auto& c = cells[i];
+          Record rec{"stream",
+                     c.transport,
+                     c.variant,
+                     c.codec,
+                     shape.metric,
+                     shape.size == 64 ? "items/s" : "MB/s",
+                     stat_of(rates[i]),
+                     0,
+                     {}};
+          if (c.codec != "-") {
+            if (const auto* b = find("stream", c.transport, "raw blocking", "-", shape.metric)) {
               rec.baseline = b->value.median;
               rec.baseline_name = b->transport + " " + b->variant;
             }

@@ -172,6 +172,62 @@ TEST_F(Broker, KilledWorkerLosesNoCallSilently) {
   EXPECT_GT(ok_after_kill.load(), 100);
 }
 
+// A stream stays with the worker its request went to: the client's items, ends and credits
+// follow it there, the worker's items and credits come back, far beyond one window each way.
+TEST_F(Broker, StreamsFlowBothWaysThroughTheBroker) {
+  start_workers(2);
+  Client client(frontend_, {.codec = "cereal", .timeout = 20s});
+  std::vector<brine::Stream<calc::Number>> primes;
+  for (int i = 0; i < 4; ++i)
+    primes.push_back(client.stream<calc::Number>(calc::kPrimes, calc::Number{2e5}));
+  for (auto& p : primes) {
+    std::size_t n = 0;
+    double last = 0;
+    while (auto x = p.read()) {
+      ++n;
+      last = x->value;
+    }
+    EXPECT_TRUE(p.status().ok()) << p.status().to_string();
+    EXPECT_EQ(n, 17984u);
+    EXPECT_EQ(last, 199999);
+  }
+  auto totals = client.bidi<calc::Number, calc::Number>(calc::kAccumulate, calc::Number{100});
+  double expect = 100;
+  for (int i = 1; i <= 20000; ++i) {
+    ASSERT_TRUE(totals.write({1.0 * i}));
+    expect += i;
+    if (i % 100 == 0) {  // read in batches: up to 100 answers wait in the window
+      for (int k = 0; k < 100; ++k) ASSERT_TRUE(totals.read());
+    }
+  }
+  totals.close_write();
+  EXPECT_FALSE(totals.read());
+  EXPECT_TRUE(totals.finish().ok());
+  // The last answer was the total of everything.
+  auto check = client.bidi<calc::Number, calc::Number>(calc::kAccumulate, calc::Number{0});
+  ASSERT_TRUE(check.write({expect}));
+  const auto echoed = check.read();
+  ASSERT_TRUE(echoed);
+  EXPECT_EQ(echoed->value, expect);
+  EXPECT_TRUE(check.finish().ok());
+}
+
+// A stream is never sent again to another worker: when its worker dies, it ends UNAVAILABLE.
+TEST_F(Broker, AStreamWhoseWorkerDiesEndsUnavailable) {
+  start_workers(1);
+  Client client(frontend_, {.codec = "protobuf", .timeout = 30s});
+  calc::pb::Number limit;
+  limit.set_value(1e8);
+  auto primes = client.stream<calc::pb::Number>(calc::kPrimes, limit);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(primes.read());
+  workers_[0]->kill(SIGKILL);
+  const auto start = std::chrono::steady_clock::now();
+  while (primes.read()) {
+  }
+  EXPECT_EQ(primes.status().code, StatusCode::unavailable) << primes.status().to_string();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+}
+
 TEST_F(Broker, NoWorkerIsUnavailable) {
   Client client(frontend_, {.codec = "cereal", .timeout = 5s});
   const auto r = client.try_call(calc::kAdd, {1, 2});

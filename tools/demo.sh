@@ -4,7 +4,8 @@
 #      client each open an account (an object the server makes for them), use it, and leave: the
 #      server prints the account closing.
 #   2. Typed calls: one calculator server on every transport, one client process per endpoint
-#      and codec.
+#      and codec (each also reads the server stream "primes").
+#   3. Streams: a 16 MiB file put to a files server in chunks and got back, with progress.
 # Servers bind port 0; their real endpoints are read from their output.
 set -euo pipefail
 build=${1:-build}
@@ -54,3 +55,16 @@ for uri in "${uris[@]}"; do
     "$examples/calculator_client" --connect "$uri" --codec "$codec" --calls 2000
   done
 done
+
+echo
+echo "== streams: examples/files, a chunked file transfer with progress =="
+coproc FILES { exec "$examples/files_server" --listen tcp://127.0.0.1:0; }
+pids+=("$FILES_PID")
+files_uri=$(read_endpoints "${FILES[0]}" 1)
+data=$(mktemp /tmp/brine-demo-file-XXXXXX)
+back=$(mktemp /tmp/brine-demo-back-XXXXXX)
+trap 'rm -f "$data" "$back"; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done' EXIT
+head -c $((16 << 20)) /dev/urandom >"$data"
+"$examples/files_client" --connect "$files_uri" put "$data" demo.bin
+"$examples/files_client" --connect "$files_uri" get demo.bin "$back"
+cmp "$data" "$back" && echo "the file came back byte for byte"

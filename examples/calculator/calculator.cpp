@@ -71,6 +71,16 @@ brine::Task<void> primes(double limit, brine::Writer<N>& out, Make make) {
   }
 }
 
+// Running totals: each number read is answered with the sum so far.
+template <class N, class Make, class Value>
+brine::Task<void> accumulate(double total, brine::Reader<N>& in, brine::Writer<N>& out, Make make,
+                             Value value) {
+  while (auto n = co_await in.async_read()) {
+    total += value(*n);
+    if (!co_await out.async_write(make(total))) co_return;
+  }
+}
+
 }  // namespace
 
 void register_calculator(brine::Server& server) {
@@ -96,6 +106,12 @@ void register_calculator(brine::Server& server) {
   server.handle(kPrimes, [](Number limit, brine::Writer<Number>& out) {
     return primes(limit.value, out, [](double v) { return Number{v}; });
   });
+  server.handle(kAccumulate,
+                [](Number start, brine::Reader<Number>& in, brine::Writer<Number>& out) {
+                  return accumulate(
+                      start.value, in, out, [](double v) { return Number{v}; },
+                      [](const Number& n) { return n.value; });
+                });
 
   server.handle(
       pb::kAdd, [](const pb::AddRequest& r) { return pb_number(r.a() + r.b()); }, pb_idempotent);
@@ -118,6 +134,13 @@ void register_calculator(brine::Server& server) {
       kPrimes,
       [](pb::Number limit, brine::Writer<pb::Number>& out) {
         return primes(limit.value(), out, pb_number);
+      },
+      pb_only);
+  server.handle(
+      kAccumulate,
+      [](pb::Number start, brine::Reader<pb::Number>& in, brine::Writer<pb::Number>& out) {
+        return accumulate(start.value(), in, out, pb_number,
+                          [](const pb::Number& n) { return n.value(); });
       },
       pb_only);
 }

@@ -66,6 +66,9 @@ inline constexpr brine::Method<WaitRequest, Number> kWait{"wait"};
 inline constexpr brine::Method<Number, Number> kPid{"pid"};
 // A stream: Number{limit} in, every prime up to it out, one Number each (brine/stream.hpp).
 inline constexpr std::string_view kPrimes = "primes";
+// A stream both ways: Number{start} in, then every Number the client sends is answered with the
+// running total so far.
+inline constexpr std::string_view kAccumulate = "accumulate";
 
 // --- protobuf family -------------------------------------------------------------------------
 namespace pb {

@@ -459,14 +459,18 @@ CodecSet stream_codecs() noexcept {
 // A stream that could not open: ended with `why`.
 std::shared_ptr<ClientStreamCore> failed_stream(Status why);
 
+// `method_contract`: an interface method's (its arguments listed one by one); null: a typed
+// stream's.
 template <class Req, class In, class Out, class Resp>
 std::shared_ptr<ClientStreamCore> open_stream(ClientCore& core, std::string_view object,
                                               std::string_view method, const Req& request,
-                                              CallOptions opts) {
+                                              CallOptions opts,
+                                              const Contract* method_contract = nullptr) {
   static_assert((void(carried_call<Req, Resp>()), true));
   if constexpr (!std::is_void_v<In>) static_assert((void(carried_call<In, void>()), true));
   if constexpr (!std::is_void_v<Out>) static_assert((void(carried_call<Out, void>()), true));
-  const Contract& contract = stream_contract<Req, In, Out, Resp>;
+  const Contract& contract =
+      method_contract != nullptr ? *method_contract : stream_contract<Req, In, Out, Resp>;
   Status none;
   const std::optional<CodecPick> pick =
       core_pick_codec(core, method, contract, stream_codecs<Req, In, Out, Resp>(), 0, none, true);
@@ -564,6 +568,12 @@ void fulfil(std::promise<T>& promise, Result<Wire>&& r, Convert&& convert) {
 
 template <class I>
 class Remote;
+template <class Out>
+class Stream;
+template <class In, class Resp>
+class Upload;
+template <class In, class Out>
+class Bidi;
 
 namespace detail {
 
@@ -614,14 +624,33 @@ class RemoteBase {
   template <auto M, class... A>
   auto brine_invoke(std::string_view method, A&&... a) const {
     using traits = member_traits<decltype(M)>;
-    using R = typename traits::result;
+    using R = typename traits::response;  // the result, or what a coroutine's Task gives
     using Args = typename traits::args;
     using Wire = wire_result_t<R>;
     using Out = remote_result_t<R>;
-    static_assert(std::is_invocable_v<decltype(M), I&, A&&...>,
-                  "the arguments do not match the interface method's parameters");
     static_assert((void(traits::template carried<M>()), true));  // its own error per type
     const Args args{decltype(Args::values)(std::forward<A>(a)...)};
+    if constexpr (traits::is_stream) {
+      // A stream method: the proxy opens the stream and returns its client's end.
+      using SIn = typename traits::In;
+      using SOut = typename traits::Out;
+      auto core = detail::open_stream<Args, SIn, SOut, R>(*handle_->core, handle_->object, method,
+                                                          args, opts_, &traits::contract);
+      if constexpr (std::is_void_v<SIn>) {
+        return Stream<SOut>(std::move(core));
+      } else if constexpr (std::is_void_v<SOut>) {
+        return Upload<SIn, R>(std::move(core));
+      } else {
+        return Bidi<SIn, SOut>(std::move(core));
+      }
+    } else {
+      return invoke_call<M, R, Args, Wire, Out>(method, args);
+    }
+  }
+
+  template <auto M, class R, class Args, class Wire, class Out>
+  auto invoke_call(std::string_view method, const Args& args) const {
+    using traits = member_traits<decltype(M)>;
     auto convert = [handle = handle_, opts = opts_](Wire&& w) -> Out {
       if constexpr (std::is_void_v<Out>) {
         (void)w;

@@ -13,7 +13,17 @@
 // Type unqualified, and lists the methods that are remote (any others stay local). Methods must
 // not be overloaded (a name is one method on the wire), and take at most 8 parameters: values
 // or const references to types the chosen codecs carry. The result is void, such a type, or
-// Ref<U> for an interface U. The interface's name on the wire is not needed: calls name the object
+// Ref<U> for an interface U.
+//
+// A method may stream (brine/stream.hpp): its last parameters are the stream's ends,
+// brine::Writer<Out>& (items to the caller), brine::Reader<In>& (items from it), or both, in
+// that order: Reader, then Writer. It returns void (or, reading only, a response), or a
+// brine::Task of that to be a coroutine. The caller's proxy method takes the other parameters
+// and returns brine::Stream<Out>, brine::Upload<In, Resp> or brine::Bidi<In, Out>:
+//
+//   virtual void tail(std::string file, brine::Writer<Line>& out) = 0;
+//   brine::Stream<Line> lines = log.tail("app.log"); The interface's name on the wire is not
+//   needed: calls name the object
 // and the method ("calc.add"), see docs/wire-format.md, "Remote objects".
 #pragma once
 
@@ -25,6 +35,8 @@
 
 #include "brine/codec.hpp"
 #include "brine/fingerprint.hpp"
+#include "brine/stream.hpp"
+#include "brine/task.hpp"
 
 namespace brine {
 
@@ -70,31 +82,106 @@ struct param_at<N, Tuple, true> {
   using type = std::tuple_element_t<N, Tuple>;
 };
 
+// A stream end among a method's parameters: 1 for Reader<T>&, 2 for Writer<T>&, else 0.
+template <class T>
+struct stream_end {
+  static constexpr int kind = 0;
+  using item = void;
+};
+template <class T>
+struct stream_end<Reader<T>&> {
+  static constexpr int kind = 1;
+  using item = T;
+};
+template <class T>
+struct stream_end<Writer<T>&> {
+  static constexpr int kind = 2;
+  using item = T;
+};
+
+// The first K of a parameter list, as the ArgPack a request carries.
+template <std::size_t K, class Tuple, class Idx = std::make_index_sequence<K>>
+struct first_args;
+template <std::size_t K, class... A, std::size_t... I>
+struct first_args<K, std::tuple<A...>, std::index_sequence<I...>> {
+  using type = ArgPack<std::remove_cvref_t<std::tuple_element_t<I, std::tuple<A...>>>...>;
+};
+
+// The contract of a stream method whose wire arguments are Pack: its ends are listed as
+// in<In> and out<Out> after them (as Server::handle's stream handlers list theirs).
+template <class Resp, class Pack, class In, class Out>
+struct stream_method_contract;
+template <class Resp, class... T, class In, class Out>
+struct stream_method_contract<Resp, ArgPack<T...>, In, Out> {
+  using type = ContractOf<Resp, T..., StreamIn<In>, StreamOut<Out>>;
+};
+template <class Resp, class... T, class Out>
+struct stream_method_contract<Resp, ArgPack<T...>, void, Out> {
+  using type = ContractOf<Resp, T..., StreamOut<Out>>;
+};
+template <class Resp, class... T, class In>
+struct stream_method_contract<Resp, ArgPack<T...>, In, void> {
+  using type = ContractOf<Resp, T..., StreamIn<In>>;
+};
+template <bool Stream, class R, class Resp, class Pack, class In, class Out, class... A>
+struct contract_select {
+  static constexpr const Contract& value = method_contract<Resp, std::remove_cvref_t<A>...>;
+};
+template <class R, class Resp, class Pack, class In, class Out, class... A>
+struct contract_select<true, R, Resp, Pack, In, Out, A...> {
+  static constexpr const Contract& value = stream_method_contract<Resp, Pack, In, Out>::type::value;
+};
+
 template <class M>
 struct member_traits;
 template <class C, class R, class... A>
 struct member_traits<R (C::*)(A...)> {
   using object = C;
   using result = R;
-  using args = ArgPack<std::remove_cvref_t<A>...>;
-  static constexpr std::size_t arity = sizeof...(A);
+  // Stream ends are the last parameters: Reader<In>&, then Writer<Out>&.
+  static constexpr std::size_t streams = ((stream_end<A>::kind != 0 ? 1 : 0) + ... + 0);
+  static constexpr bool is_stream = streams != 0;
+  static constexpr std::size_t arity = sizeof...(A) - streams;
+  using first_end = stream_end<typename param_at<arity, std::tuple<A...>>::type>;
+  using last_end = stream_end<typename param_at<sizeof...(A) - 1, std::tuple<A...>>::type>;
+  using In = std::conditional_t<first_end::kind == 1, typename first_end::item, void>;
+  using Out = std::conditional_t<last_end::kind == 2, typename last_end::item, void>;
+  // The response: R, or what a coroutine's Task gives.
+  using response = typename task_value<R>::type;
+  // What the request carries: the parameters before the stream ends.
+  using args = typename first_args<arity, std::tuple<A...>>::type;
   template <std::size_t N>
-  using param = typename param_at<N, std::tuple<A...>>::type;
+  using param =
+      std::conditional_t<(N < arity), typename param_at<N, std::tuple<A...>>::type, Unused<N>>;
+  static constexpr bool ends_in_place() {
+    constexpr int kinds[] = {stream_end<A>::kind..., 0};
+    for (std::size_t i = 0; i < arity; ++i) {
+      if (kinds[i] != 0) return false;
+    }
+    return streams < 2 || (kinds[arity] == 1 && kinds[arity + 1] == 2);
+  }
   static constexpr bool params_ok =
-      ((!std::is_lvalue_reference_v<A> || std::is_const_v<std::remove_reference_t<A>>)&&...);
-  static constexpr const Contract& contract = method_contract<R, std::remove_cvref_t<A>...>;
+      ends_in_place() && ((stream_end<A>::kind != 0 || !std::is_lvalue_reference_v<A> ||
+                           std::is_const_v<std::remove_reference_t<A>>)&&...);
+  static constexpr const Contract& contract =
+      contract_select<is_stream, R, response, args, In, Out, A...>::value;
   // Whether some included codec carries every parameter and the result of Self (a pointer to
   // this member); one compile error (carried_type) for each one that none carries.
   template <auto Self>
   static constexpr bool carried() {
     constexpr bool params = []<std::size_t... I>(std::index_sequence<I...>) {
-      return (true & ... & carried_type<Self, I + 1, std::remove_cvref_t<A>>());
+      return (true & ... &
+              carried_type<Self, I + 1,
+                           std::remove_cvref_t<std::tuple_element_t<I, std::tuple<A...>>>>());
     }
-    (std::index_sequence_for<A...>{});
-    if constexpr (std::is_void_v<R> || is_ref<std::remove_cvref_t<R>>::value) {
-      return params;
+    (std::make_index_sequence<arity>{});
+    bool items = true;
+    if constexpr (!std::is_void_v<In>) items = items & carried_type<Self, arity + 1, In>();
+    if constexpr (!std::is_void_v<Out>) items = items & carried_type<Self, sizeof...(A), Out>();
+    if constexpr (std::is_void_v<response> || is_ref<std::remove_cvref_t<response>>::value) {
+      return params & items;
     } else {
-      return params & carried_type<Self, 0, std::remove_cvref_t<R>>();
+      return params & items & carried_type<Self, 0, std::remove_cvref_t<response>>();
     }
   }
 };

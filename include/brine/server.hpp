@@ -331,7 +331,9 @@ class HandlerBase {
   virtual bool blocks() const noexcept { return false; }
   // Deferred and stream shapes: decodes the request and starts the user's code; the call ends
   // through `call`. Throws what decoding or the code's synchronous part throws.
-  virtual void start(void* /*self*/, std::span<const std::byte> /*request*/,
+  // `self` is the object (kept alive for a coroutine that outlives this call), null for a
+  // handler.
+  virtual void start(const std::shared_ptr<void>& /*self*/, std::span<const std::byte> /*request*/,
                      const std::shared_ptr<CallHandle>& /*call*/, CallContext& /*ctx*/) {}
 };
 
@@ -355,35 +357,89 @@ template <class I, auto M>
 class InterfaceMethod final : public HandlerBase {
   using traits = member_traits<decltype(M)>;
   using R = typename traits::result;
+  using Resp = typename traits::response;  // R, or what its Task gives
   using Args = typename traits::args;
-  using Wire = wire_result_t<R>;
+  using Wire = wire_result_t<Resp>;
+  using In = typename traits::In;
+  using Out = typename traits::Out;
+  static constexpr bool kStream = traits::is_stream;
+  static constexpr bool kCoroutine = is_task<R>::value;
   static_assert(traits::params_ok,
-                "remote methods take values or const references (no out-parameters)");
+                "remote methods take values or const references (no out-parameters), and a "
+                "stream's ends last: brine::Reader<In>&, then brine::Writer<Out>&");
+  static_assert(!(kStream || kCoroutine) || !is_ref<Resp>::value,
+                "a stream or a coroutine method cannot return a remote reference");
   static_assert((void(traits::template carried<M>()), true));  // its own error per type
 
  public:
+  Shape shape() const noexcept override {
+    return kStream ? Shape::stream : kCoroutine ? Shape::deferred : Shape::unary;
+  }
+  bool blocks() const noexcept override { return kStream && !kCoroutine; }
+
   void invoke(void* self, CodecId codec, std::span<const std::byte> request,
               const DecodeLimits& limits, Buffer& out, CallContext& ctx) override {
-    Args args = Serialization<Args>::decode(codec, request, limits);
-    I& object = *static_cast<I*>(self);
-    auto call = [&]() -> R {
-      return std::apply([&](auto&... a) -> R { return (object.*M)(std::move(a)...); }, args.values);
-    };
-    if constexpr (std::is_void_v<R>) {
-      call();
-      Serialization<Wire>::encode(codec, Wire{}, out);
-    } else if constexpr (is_ref<R>::value) {
-      using U = typename is_ref<R>::interface;
-      R ref = call();
-      if (!ref.get()) throw RpcError(StatusCode::internal, "the factory returned a null Ref");
-      Serialization<Wire>::encode(
-          codec, Wire{ctx.keep(std::shared_ptr<void>(ref.get()), interface_table<U>())}, out);
+    if constexpr (!kStream && !kCoroutine) {
+      Args args = Serialization<Args>::decode(codec, request, limits);
+      I& object = *static_cast<I*>(self);
+      auto call = [&]() -> R {
+        return std::apply([&](auto&... a) -> R { return (object.*M)(std::move(a)...); },
+                          args.values);
+      };
+      if constexpr (std::is_void_v<R>) {
+        call();
+        Serialization<Wire>::encode(codec, Wire{}, out);
+      } else if constexpr (is_ref<R>::value) {
+        using U = typename is_ref<R>::interface;
+        R ref = call();
+        if (!ref.get()) throw RpcError(StatusCode::internal, "the factory returned a null Ref");
+        Serialization<Wire>::encode(
+            codec, Wire{ctx.keep(std::shared_ptr<void>(ref.get()), interface_table<U>())}, out);
+      } else {
+        Serialization<Wire>::encode(codec, call(), out);
+      }
     } else {
-      Serialization<Wire>::encode(codec, call(), out);
+      (void)self, (void)codec, (void)request, (void)limits, (void)out, (void)ctx;
+    }
+  }
+
+  // Streams and coroutines: the call ends through `call`.
+  void start(const std::shared_ptr<void>& self, std::span<const std::byte> request,
+             const std::shared_ptr<CallHandle>& call, CallContext&) override {
+    if constexpr (kStream || kCoroutine) {
+      Args args = Serialization<Args>::decode(call->codec(), request, call->limits());
+      StreamCore* core = call->stream();
+      if constexpr (kCoroutine) {
+        // The object, the arguments and the stream's ends live in the driver's frame as long
+        // as the coroutine runs (a factory-made object too, whatever its client does).
+        auto make = [self, args = std::move(args), r = End<In, true>(core),
+                     w = End<Out, false>(core)]() mutable {
+          return run(*static_cast<I*>(self.get()), args, r, w);
+        };
+        if constexpr (!kStream && std::is_void_v<Resp>) {
+          // A call of a void method is answered with an empty argument list, as when it is
+          // not a coroutine.
+          drive<Wire>([make = std::move(make)]() mutable { return as_wire(make()); }, call);
+        } else {
+          drive<Resp>(std::move(make), call);
+        }
+      } else {
+        End<In, true> r(core);
+        End<Out, false> w(core);
+        if constexpr (std::is_void_v<Resp>) {
+          run(*static_cast<I*>(self.get()), args, r, w);
+          reply_with<void>(*call);
+        } else {
+          reply_with<Resp>(*call, run(*static_cast<I*>(self.get()), args, r, w));
+        }
+      }
     }
   }
   bool supports(CodecId codec) const noexcept override {
-    return Serialization<Args>::supports(codec) && Serialization<Wire>::supports(codec);
+    bool ok = Serialization<Args>::supports(codec) && Serialization<Wire>::supports(codec);
+    if constexpr (!std::is_void_v<In>) ok = ok && Serialization<In>::supports(codec);
+    if constexpr (!std::is_void_v<Out>) ok = ok && Serialization<Out>::supports(codec);
+    return ok;
   }
   const Contract& contract() const noexcept override { return traits::contract; }
   const InterfaceTable* result_interface() const noexcept override {
@@ -392,6 +448,40 @@ class InterfaceMethod final : public HandlerBase {
     } else {
       return nullptr;
     }
+  }
+
+ private:
+  // A stream's end: a Reader (Reading) or a Writer of T; nothing for a direction not used.
+  template <class T, bool Reading>
+  struct End : std::conditional_t<Reading, Reader<T>, Writer<T>> {
+    using Base = std::conditional_t<Reading, Reader<T>, Writer<T>>;
+    explicit End(StreamCore* core) : Base(*core) {}
+  };
+  template <bool Reading>
+  struct End<void, Reading> {
+    explicit End(StreamCore*) {}
+  };
+  static Task<Wire> as_wire(Task<void> done) {
+    co_await done;
+    co_return Wire{};
+  }
+  // Calls the method with the arguments and the stream's ends it takes.
+  template <class RIn, class WOut>
+  static R run(I& object, Args& args, RIn& r, WOut& w) {
+    return std::apply(
+        [&](auto&... a) -> R {
+          if constexpr (!kStream) {
+            return (object.*M)(std::move(a)...);
+          } else if constexpr (std::is_void_v<In>) {
+            return (object.*M)(std::move(a)..., static_cast<Writer<Out>&>(w));
+          } else if constexpr (std::is_void_v<Out>) {
+            return (object.*M)(std::move(a)..., static_cast<Reader<In>&>(r));
+          } else {
+            return (object.*M)(std::move(a)..., static_cast<Reader<In>&>(r),
+                               static_cast<Writer<Out>&>(w));
+          }
+        },
+        args.values);
   }
 };
 
@@ -450,14 +540,6 @@ template <class T>
 struct is_writer<Writer<T>> : std::true_type {
   using type = T;
 };
-template <class R>
-struct task_value {
-  using type = R;
-};
-template <class T>
-struct task_value<Task<T>> {
-  using type = T;
-};
 
 template <class Req, class Resp, class F>
 class TypedHandler final : public HandlerBase {
@@ -485,8 +567,8 @@ class DeferredHandler final : public HandlerBase {
   Shape shape() const noexcept override { return Shape::deferred; }
   void invoke(void*, CodecId, std::span<const std::byte>, const DecodeLimits&, Buffer&,
               CallContext&) override {}
-  void start(void*, std::span<const std::byte> request, const std::shared_ptr<CallHandle>& call,
-             CallContext&) override {
+  void start(const std::shared_ptr<void>&, std::span<const std::byte> request,
+             const std::shared_ptr<CallHandle>& call, CallContext&) override {
     Req req = Serialization<Req>::decode(call->codec(), request, call->limits());
     if constexpr (Coroutine) {
       drive<Resp>([f = &f_, req = std::move(req)]() mutable { return (*f)(req); }, call);
@@ -514,8 +596,8 @@ class StreamHandler final : public HandlerBase {
   bool blocks() const noexcept override { return !Coroutine; }
   void invoke(void*, CodecId, std::span<const std::byte>, const DecodeLimits&, Buffer&,
               CallContext&) override {}
-  void start(void*, std::span<const std::byte> request, const std::shared_ptr<CallHandle>& call,
-             CallContext&) override {
+  void start(const std::shared_ptr<void>&, std::span<const std::byte> request,
+             const std::shared_ptr<CallHandle>& call, CallContext&) override {
     Req req = Serialization<Req>::decode(call->codec(), request, call->limits());
     StreamCore& core = *call->stream();
     if constexpr (Coroutine) {

@@ -130,6 +130,15 @@ template <class>
 struct is_task : std::false_type {};
 template <class T>
 struct is_task<Task<T>> : std::true_type {};
+// What a result R gives: R itself, or T for a coroutine's Task<T>.
+template <class R>
+struct task_value {
+  using type = R;
+};
+template <class T>
+struct task_value<Task<T>> {
+  using type = T;
+};
 }  // namespace detail
 
 namespace detail {

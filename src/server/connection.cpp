@@ -223,6 +223,9 @@ std::string ServerConnection::overdue(Clock::time_point now, bool& tell_peer) co
   if (channel_->peer().silent_departure) {
     // Its departure shows only as silence: brine clients send a heartbeat every interval.
     tell_peer = false;
+    // A broker's client is heard only through its calls (the broker answers its heartbeats
+    // itself): while one of them runs (a stream, a long call), their deadlines bound it.
+    if (channel_->peer().relayed && inflight_.load(std::memory_order_relaxed) > 0) return {};
     if (now >= last + o.heartbeat_timeout) {
       return "nothing heard for heartbeat_timeout (" + ms(o.heartbeat_timeout) + ")";
     }

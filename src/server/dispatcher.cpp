@@ -177,7 +177,7 @@ void Dispatcher::run_later(ServerCall& call, const Target& target,
   const CallState* outer = std::exchange(current_call, &call.state());
   try {
     PeerContext ctx(conn->session(), counters_);
-    target.handler->start(target.self.get(), request, call.shared_from_this(), ctx);
+    target.handler->start(target.self, request, call.shared_from_this(), ctx);
   } catch (...) {
     (void)call.fail(status_of(std::current_exception()));
   }

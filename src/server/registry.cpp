@@ -94,13 +94,30 @@ CodecSet Registry::served_by(const HandlerBase& handler) const noexcept {
 
 void Registry::check_threads(std::size_t workers) const {
   if (workers > 0) return;
+  const auto refuse = [](const std::string& name) {
+    throw std::invalid_argument(
+        "stream method '" + name +
+        "' is a plain function, which holds a thread for the stream's life: it needs "
+        "workers > 0 (or make it a coroutine returning brine::Task)");
+  };
   for (const auto& [name, slots] : handlers_) {
     for (const auto& h : slots) {
-      if (h && h->blocks()) {
-        throw std::invalid_argument(
-            "stream method '" + name +
-            "' is a plain function, which holds a thread for the stream's life: it needs "
-            "workers > 0 (or make it a coroutine returning brine::Task)");
+      if (h && h->blocks()) refuse(name);
+    }
+  }
+  // Objects' methods, and those of the objects their factories make.
+  std::vector<const InterfaceTable*> seen;
+  std::vector<std::pair<std::string, const InterfaceTable*>> todo;
+  for (const auto& [name, object] : objects_) todo.emplace_back(name, object.table);
+  while (!todo.empty()) {
+    auto [object, table] = todo.back();
+    todo.pop_back();
+    if (std::find(seen.begin(), seen.end(), table) != seen.end()) continue;
+    seen.push_back(table);
+    for (const auto& [method, h] : table->methods) {
+      if (h->blocks()) refuse(object + "." + std::string(method));
+      if (const InterfaceTable* next = h->result_interface()) {
+        todo.emplace_back(object + "." + std::string(method) + "()", next);
       }
     }
   }

@@ -158,8 +158,9 @@ bool FlowStream::deliver_credit(std::uint32_t bytes) {
   Io* io = nullptr;
   {
     std::lock_guard lk(mu_);
-    // A window past 2^31 bytes over what was sent is no window at all: a broken peer.
-    if (allowed_out_ + bytes - sent_ > 0x80000000u) return false;
+    // A window past 2^31 bytes over what was sent is no window at all: a broken peer. (What was
+    // sent may exceed the window by one item, so the difference is not computed unsigned.)
+    if (allowed_out_ + bytes > sent_ + 0x80000000u) return false;
     allowed_out_ += bytes;
     if (parked_writer_ && can_write() && !write_closed()) {
       writer = std::exchange(parked_writer_, {});

@@ -12,6 +12,12 @@
 //
 // Clients' heartbeats (kind 6) are answered with a heartbeat, as a server answers them.
 //
+// Streams: a stream stays with the worker its request went to. The client's items, ends,
+// credits and cancels for it follow the routing entry there, and the worker's items and credits
+// go back to the client; the entry goes when the stream's reply or error passes (or the client
+// cancels). A stream is never sent again to another worker: when its worker is lost, it fails
+// with UNAVAILABLE.
+//
 // Prints "frontend <uri>" and "backend <uri>" (real ports) once it routes, then one line per
 // worker that joins or is lost. Stops on SIGINT/SIGTERM.
 #include <csignal>
@@ -94,6 +100,12 @@ class Broker {
       s->set(zmq::sockopt::heartbeat_timeout, 3000);
       s->set(zmq::sockopt::heartbeat_ttl, 3000);
       s->set(zmq::sockopt::router_mandatory, 0);
+      // No high-water mark: a ROUTER drops what it cannot queue, and a stream's item dropped
+      // here would be lost without a trace. What waits here is bounded by the senders instead:
+      // each stream by its window, each client's calls by its own (and the worker's
+      // max_inflight_per_connection).
+      s->set(zmq::sockopt::sndhwm, 0);
+      s->set(zmq::sockopt::rcvhwm, 0);
     }
     frontend_.bind(endpoint_of(frontend));
     backend_.bind(endpoint_of(backend));
@@ -177,7 +189,8 @@ class Broker {
              zmq::message_t frame, const FrameView& f) {
     worker.second.last_routed = ++routed_;
     Inflight entry{copy_of(client), std::nullopt};
-    const bool idempotent = worker.second.idempotent.count(f.method) != 0;
+    // A stream's items have gone to this worker: it cannot start again elsewhere.
+    const bool idempotent = worker.second.idempotent.count(f.method) != 0 && !f.stream;
     if (idempotent) entry.request = copy_of(frame);
     const bool oneway = f.kind == FrameKind::oneway;
     const std::uint64_t call_id = f.call_id;
@@ -188,6 +201,26 @@ class Broker {
     if (!oneway) {
       const std::string key(static_cast<const char*>(entry.client.data()), entry.client.size());
       worker.second.inflight.insert_or_assign({key, call_id}, std::move(entry));
+      routes_.insert_or_assign({key, call_id}, worker.first);
+    }
+  }
+
+  // An item, end, credit or cancel from a client: to the worker running its call. Frames of a
+  // call that has ended (or never was) are dropped, as a server drops them.
+  void follow(zmq::message_t& client, zmq::message_t& frame, const FrameView& f) {
+    const std::string key(static_cast<const char*>(client.data()), client.size());
+    const auto route = routes_.find({key, f.call_id});
+    if (route == routes_.end()) return;
+    const auto worker = workers_.find(route->second);
+    if (worker == workers_.end()) return;
+    zmq::message_t wid(worker->first.data(), worker->first.size());
+    (void)backend_.send(wid, zmq::send_flags::sndmore);
+    (void)backend_.send(client, zmq::send_flags::sndmore);
+    (void)backend_.send(frame, zmq::send_flags::dontwait);
+    if (f.kind == FrameKind::cancel) {
+      // The client has completed the call: no answer is awaited any more.
+      worker->second.inflight.erase({key, f.call_id});
+      routes_.erase(route);
     }
   }
 
@@ -204,11 +237,14 @@ class Broker {
         heartbeat_to_client(parts[0]);
         continue;
       }
-      // A cancel is not forwarded: the worker finishes the call, and the client, which has
-      // completed it already, ignores the reply.
-      if (s.ok() && f.kind == FrameKind::cancel) continue;
+      if (s.ok() && (f.kind == FrameKind::cancel || f.kind == FrameKind::item ||
+                     f.kind == FrameKind::end || f.kind == FrameKind::credit)) {
+        follow(parts[0], parts[1], f);
+        continue;
+      }
       if (s.ok() && f.kind != FrameKind::request && f.kind != FrameKind::oneway) {
-        s = {brine::StatusCode::invalid_argument, "clients send only requests"};
+        s = {brine::StatusCode::invalid_argument,
+             "clients send only requests, oneways, heartbeats, cancels and stream frames"};
       }
       if (!s.ok()) {
         error_to_client(parts[0], 0, {s.code, "protocol error: " + s.message});
@@ -246,9 +282,11 @@ class Broker {
       if (it != workers_.end()) it->second.last_seen = Clock::now();
       if (!frame_from_message(bytes_of(parts[2]), kMaxFrame, &f).ok()) continue;
       const std::string client(static_cast<const char*>(parts[1].data()), parts[1].size());
-      if (it != workers_.end()) {
-        it->second.inflight.erase({client, f.call_id});
+      // A stream's items and credits pass; its reply or error ends the call.
+      const bool ends = f.kind != FrameKind::item && f.kind != FrameKind::credit;
+      if (it != workers_.end() && ends && it->second.inflight.erase({client, f.call_id}) != 0) {
         ++it->second.served;
+        routes_.erase({client, f.call_id});
       }
       to_client(parts[1], parts[2]);
     }
@@ -289,6 +327,7 @@ class Broker {
       std::size_t retried = 0;
       std::size_t failed = 0;
       for (auto& [key, entry] : lost.inflight) {
+        routes_.erase(key);
         auto* next = least_loaded();
         if (entry.request && next != nullptr) {
           FrameView f{};
@@ -300,7 +339,9 @@ class Broker {
         } else {
           error_to_client(
               entry.client, key.second,
-              {brine::StatusCode::unavailable, "the worker running this call was lost"});
+              {brine::StatusCode::unavailable,
+               "the worker running this call was lost (a stream, or a call not idempotent, is "
+               "not sent again)"});
           ++failed;
         }
       }
@@ -313,6 +354,8 @@ class Broker {
   zmq::socket_t frontend_;
   zmq::socket_t backend_;
   std::unordered_map<std::string, Worker> workers_;
+  // (client identity, call id) -> the worker running it, for the stream frames that follow.
+  std::map<std::pair<std::string, std::uint64_t>, std::string> routes_;
   std::uint64_t routed_ = 0;
 };
 
