@@ -16,10 +16,17 @@ esac
 
 tools/install-deps.sh
 build=${BRINE_BUILD_DIR:-build}
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRINE_WERROR=ON >/dev/null
+# -g1 (line tables, function names: enough for perf, sanitizers and backtraces) compiles the
+# template-heavy tests in two thirds of the time -g takes.
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" -DBRINE_WERROR=ON >/dev/null
 cmake --build "$build" -j "$(nproc)"
 
 if [ "$what" = demo ]; then
   exec tools/demo.sh "$build"
 fi
-ctest --test-dir "$build" -j 2 --output-on-failure --timeout 300
+# The address twins (tcp6, abstract, tls6, zmq_ipc, udp6) run the channel code of tcp4, unix,
+# tls4, zmq_tcp and udp4 with another address: each runs every test body in one codec, a
+# different one per twin; the transports themselves run every body in every codec.
+ctest --test-dir "$build" -j 2 --output-on-failure --timeout 300 \
+  -E '/"?tcp6_(protobuf|json)|/"?abstract_(cereal|json)|/"?tls6_(cereal|protobuf)|/"?zmq_ipc_(protobuf|json)|/"?udp6_(cereal|json)' 
