@@ -6,6 +6,7 @@
 //                               busy-polls a non-blocking socket instead of sleeping in recv
 //   bench_server zmq            raw ZeroMQ: one ROUTER (tcp and ipc) echoing each message
 //   bench_server brine [--workers N] [--io-threads N] [--busy-poll US] [--tls CERT KEY]
+//                      [--interceptors N]
 //                               a brine server on tcp4, tcp6, unix, zmq+tcp, zmq+ipc (and tls)
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -250,6 +251,12 @@ int run_brine(int argc, char** argv) {
       options.workers = std::size_t(std::atoi(argv[++i]));
     } else if (a == "--io-threads" && i + 1 < argc) {
       options.io_threads = std::size_t(std::atoi(argv[++i]));
+    } else if (a == "--interceptors" && i + 1 < argc) {
+      // That many interceptors that do nothing: the cost of the chain itself.
+      struct Nothing final : brine::Interceptor {};
+      for (int n = std::atoi(argv[++i]); n > 0; --n) {
+        options.interceptors.push_back(std::make_shared<Nothing>());
+      }
     } else if (a == "--busy-poll" && i + 1 < argc) {
       options.busy_poll = std::chrono::microseconds(std::atoi(argv[++i]));
     } else if (a == "--tls" && i + 2 < argc) {

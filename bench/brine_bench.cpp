@@ -11,7 +11,8 @@
 //   brine_bench [--repeats N] [--calls N] [--json FILE] [--smoke] [--only SECTION,...]
 //               [--codecs cereal,protobuf,json]
 //               [--transports tcp4,tcp6,unix,tls,zmq+tcp,zmq+ipc,udp,unixgram]
-//   sections: latency, lowlat, pinned, throughput, pipelined, bulk, stream, memory, allocs
+//   sections: latency, lowlat, pinned, throughput, pipelined, bulk, stream, context, memory,
+//             allocs
 // stream: a server stream of 64-byte items (items/s) and of 1 MiB items (MB/s), one stream and
 // 16 at once (16 streams on one brine connection; 16 raw connections, each writing its items),
 // over tcp4 and unix.
@@ -300,18 +301,29 @@ brine::ClientOptions client_options(const std::string& codec, int busy_poll_us) 
 
 class BrineCaller final : public Caller {
  public:
-  BrineCaller(const std::string& uri, const std::string& codec, int busy_poll_us = 0)
-      : client_(uri, client_options(codec, busy_poll_us)), pb_(codec == "protobuf") {
+  BrineCaller(const std::string& uri, const std::string& codec, int busy_poll_us = 0,
+              const std::function<void(brine::ClientOptions&)>& adjust = {},
+              brine::CallOptions opts = {})
+      : client_(uri, adjusted(client_options(codec, busy_poll_us), adjust)),
+        pb_(codec == "protobuf"),
+        opts_(std::move(opts)) {
     client_.connect();
   }
   void call(std::size_t bytes) override {
     if (pb_) {
       if (pb_req_.data().size() != bytes) pb_req_.set_data(std::string(bytes, 'x'));
-      if (client_.call(kEchoPb, pb_req_).data().size() != bytes) throw std::runtime_error("echo");
+      if (client_.call(kEchoPb, pb_req_, opts_).data().size() != bytes) {
+        throw std::runtime_error("echo");
+      }
     } else {
       if (req_.data.size() != bytes) req_.data.assign(bytes, 'x');
-      if (client_.call(kEcho, req_).data.size() != bytes) throw std::runtime_error("echo");
+      if (client_.call(kEcho, req_, opts_).data.size() != bytes) throw std::runtime_error("echo");
     }
+  }
+  static brine::ClientOptions adjusted(brine::ClientOptions o,
+                                       const std::function<void(brine::ClientOptions&)>& f) {
+    if (f) f(o);
+    return o;
   }
   void add() {
     if (pb_) {
@@ -337,6 +349,7 @@ class BrineCaller final : public Caller {
  private:
   brine::Client client_;
   bool pb_;
+  brine::CallOptions opts_;
   Blob req_;
   pb::Blob pb_req_;
 };
@@ -920,6 +933,48 @@ int main(int argc, char** argv) {
         for (auto& c : brine_cells(brine4, "brine workers=4", {t}, 0)) cells.push_back(c);
       }
       run_latency_cells("latency", cells, s);
+    }
+
+    if (s.wants("context")) {
+      print_header(
+          "call context: 64-byte echo (tcp4, unix; workers=4), plain vs an empty "
+          "interceptor chain (one on each side) vs 3 metadata entries (72 bytes)",
+          "us");
+      ServerProc chained = start_server({"brine", "--interceptors", "1"});
+      struct Nothing final : brine::Interceptor {};
+      const auto nothing = std::make_shared<Nothing>();
+      brine::CallOptions with_md;
+      with_md.metadata.add("trace-id", "4bf92f3577b34da6a3ce929d0e0e4736")
+          .add("tenant", "acme-corporation")
+          .add("request-id", "7");
+      std::vector<Cell> cells;
+      for (const std::string t : {"tcp4", "unix"}) {
+        for (const auto& codec : kCodecs) {
+          const std::string plain_uri = brine4.uri.at(t);
+          const std::string chained_uri = chained.uri.at(t);
+          // The baseline of each codec's row (ratios are taken per transport and variant).
+          const std::string base = "brine plain " + codec;
+          cells.push_back(
+              {t, base, codec,
+               [plain_uri, codec] { return std::make_unique<BrineCaller>(plain_uri, codec); }, "",
+               "", brine4.child->pid()});
+          cells.push_back({t, "brine interceptors", codec,
+                           [chained_uri, codec, nothing] {
+                             return std::make_unique<BrineCaller>(
+                                 chained_uri, codec, 0, [nothing](brine::ClientOptions& o) {
+                                   o.interceptors = {nothing};
+                                 });
+                           },
+                           base, t, chained.child->pid()});
+          cells.push_back({t, "brine metadata", codec,
+                           [plain_uri, codec, with_md] {
+                             return std::make_unique<BrineCaller>(plain_uri, codec, 0, nullptr,
+                                                                  with_md);
+                           },
+                           base, t, brine4.child->pid()});
+        }
+      }
+      run_latency_cells("context", cells, s);
     }
 
     if (s.wants("lowlat")) {

@@ -38,6 +38,9 @@ constexpr Key kShared[] = {
     {"heartbeat_timeout_ms", Kind::integer, 1, 3600000},
     {"busy_poll_us", Kind::integer, 0, 1000000},
     {"json_strict", Kind::boolean},
+    {"max_metadata_entries", Kind::integer, 0, 1 << 20},
+    {"max_metadata_bytes", Kind::integer, 0, 1 << 30},
+    {"log_calls", Kind::boolean},
 };
 constexpr Key kServer[] = {
     {"listen", Kind::strings},
@@ -60,6 +63,8 @@ constexpr Key kServer[] = {
     {"tls_certificate", Kind::string},
     {"tls_private_key", Kind::string},
     {"tls_client_ca", Kind::string},
+    {"tokens", Kind::strings},
+    {"open_methods", Kind::strings},
 };
 constexpr Key kClient[] = {
     {"connect", Kind::string},
@@ -73,6 +78,7 @@ constexpr Key kClient[] = {
     {"tls_certificate", Kind::string},
     {"tls_private_key", Kind::string},
     {"tls_server_name", Kind::string},
+    {"token", Kind::string},
 };
 
 std::string kind_name(Kind k) {
@@ -253,7 +259,15 @@ class ConfigReader {
   void build_server(ServerConfig& c) const {
     ServerOptions& o = c.options;
     fill_side("server", o.max_frame_size, o.decode_limits, o.heartbeat_interval,
-              o.heartbeat_timeout);
+              o.heartbeat_timeout, o.metadata_limits, o.log_calls);
+    if (auto tokens = strings("server.tokens")) {
+      for (const auto& t : *tokens) {
+        if (t.empty())
+          throw ConfigError(lookup("server.tokens")->origin + ": key 'tokens': an empty token");
+      }
+      o.tokens = *tokens;
+    }
+    if (auto open = strings("server.open_methods")) o.open_methods = *open;
     if (auto n = integer("server.busy_poll_us", "busy_poll_us")) {
       o.busy_poll = std::chrono::microseconds(*n);
     }
@@ -293,7 +307,8 @@ class ConfigReader {
   void build_client(ClientConfig& c) const {
     ClientOptions& o = c.options;
     fill_side("client", o.max_frame_size, o.decode_limits, o.heartbeat_interval,
-              o.heartbeat_timeout);
+              o.heartbeat_timeout, o.metadata_limits, o.log_calls);
+    if (auto token = string("client.token")) o.token = *token;
     if (auto n = integer("client.busy_poll_us", "busy_poll_us")) {
       o.busy_poll = std::chrono::microseconds(*n);
     }
@@ -464,8 +479,17 @@ class ConfigReader {
   }
 
   void fill_side(const std::string& side, std::size_t& max_frame, DecodeLimits& limits,
-                 std::chrono::milliseconds& hb_interval,
-                 std::chrono::milliseconds& hb_timeout) const {
+                 std::chrono::milliseconds& hb_interval, std::chrono::milliseconds& hb_timeout,
+                 MetadataLimits& md_limits, bool& log_calls) const {
+    if (auto n = integer(side + ".max_metadata_entries", "max_metadata_entries")) {
+      md_limits.max_entries = std::size_t(*n);
+    }
+    if (auto n = integer(side + ".max_metadata_bytes", "max_metadata_bytes")) {
+      md_limits.max_bytes = std::size_t(*n);
+    }
+    if (const Entry* e = lookup(side + ".log_calls", "log_calls")) {
+      log_calls = e->value().as_boolean()->get();
+    }
     if (auto n = integer(side + ".max_frame_size", "max_frame_size")) max_frame = std::size_t(*n);
     if (auto n = integer(side + ".max_depth", "max_depth")) limits.max_depth = std::uint32_t(*n);
     if (auto n = integer(side + ".max_decoded_bytes", "max_decoded_bytes")) {

@@ -212,6 +212,61 @@ TEST_F(Broker, StreamsFlowBothWaysThroughTheBroker) {
   EXPECT_TRUE(check.finish().ok());
 }
 
+// Metadata passes through the broker unchanged both ways, and a handler's onward call through
+// the broker inherits its deadline: the worker's handler sees at most the first caller's time and
+// stops at its deadline.
+TEST_F(Broker, MetadataAndDeadlinesCrossTheBroker) {
+  auto saw_left = std::make_shared<std::atomic<long>>(-1);
+  auto stopped = std::make_shared<std::atomic<int>>(0);
+  brine::Server worker;
+  worker.handle("md", [](const calc::Number&) {
+    std::string flat;
+    for (const auto& [k, v] : brine::this_call::metadata()) flat += k + "=" + v + ";";
+    brine::this_call::add_reply_metadata("worker", "yes");
+    return brine_test::CerealBlob{flat};
+  });
+  worker.handle("patient", [saw_left, stopped](const calc::Number&) {
+    saw_left->store(long(brine::this_call::time_left().count()));
+    const auto end = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < end && !brine::this_call::cancelled()) {
+      std::this_thread::sleep_for(1ms);
+    }
+    ++*stopped;
+    return calc::Number{1};
+  });
+  worker.start();
+  worker.connect(backend_);
+  expect_line("worker joined ");
+  Client client(frontend_, {.codec = "cereal", .timeout = 10s});
+  brine::Metadata reply;
+  brine::CallOptions opts;
+  opts.metadata.add("trace-id", "t1").add("bin", std::string("\x00\x01", 2));
+  opts.reply_metadata = &reply;
+  const auto md = client.call<brine_test::CerealBlob>("md", calc::Number{0}, opts);
+  EXPECT_EQ(md.data, "trace-id=t1;bin=" + std::string("\x00\x01", 2) + ";");
+  EXPECT_EQ(reply.get("worker"), "yes");
+
+  brine::Server near;
+  auto onward = std::make_shared<Client>(frontend_, brine::ClientOptions{.codec = "cereal"});
+  near.handle("hop",
+              [onward](const calc::Number& n) { return onward->call<calc::Number>("patient", n); });
+  near.start();
+  Client first(near.listen("tcp://127.0.0.1:0"), {.codec = "cereal"});
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = first.try_call<calc::Number>("hop", calc::Number{0}, {.timeout = 500ms});
+  EXPECT_EQ(r.code(), brine::StatusCode::deadline_exceeded) << r.status().to_string();
+  ASSERT_TRUE([&] {
+    for (auto until = t0 + 4s; std::chrono::steady_clock::now() < until;) {
+      if (stopped->load() == 1) return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  }());
+  EXPECT_GT(saw_left->load(), 0);
+  EXPECT_LE(saw_left->load(), 500);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+}
+
 // A stream is never sent again to another worker: when its worker dies, it ends UNAVAILABLE.
 TEST_F(Broker, AStreamWhoseWorkerDiesEndsUnavailable) {
   start_workers(1);

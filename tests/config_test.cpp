@@ -127,6 +127,30 @@ tls_server_name = "calc.example"
             std::string::npos);
 }
 
+TEST(Config, CallContextKeysReachTheirOptions) {
+  const auto c = parse_config(R"(
+max_metadata_entries = 8
+log_calls = true
+[server]
+tokens = ["alpha", "beta"]
+open_methods = ["health"]
+max_metadata_bytes = 512
+[client]
+token = "alpha"
+log_calls = false
+)");
+  EXPECT_EQ(c.server.options.tokens, (std::vector<std::string>{"alpha", "beta"}));
+  EXPECT_EQ(c.server.options.open_methods, (std::vector<std::string>{"health"}));
+  EXPECT_EQ(c.server.options.metadata_limits.max_entries, 8u);
+  EXPECT_EQ(c.server.options.metadata_limits.max_bytes, 512u);
+  EXPECT_TRUE(c.server.options.log_calls);
+  EXPECT_EQ(c.client.options.token, "alpha");
+  EXPECT_EQ(c.client.options.metadata_limits.max_entries, 8u);
+  EXPECT_EQ(c.client.options.metadata_limits.max_bytes, 16u * 1024);
+  EXPECT_FALSE(c.client.options.log_calls);
+  EXPECT_THROW((void)parse_config("[server]\ntokens = [\"\"]\n"), brine::ConfigError);
+}
+
 TEST(Config, EmptyFileGivesTheDefaults) {
   const auto c = parse_config("");
   const brine::ServerOptions server_defaults;

@@ -10,6 +10,7 @@
 #include "brine/client.hpp"
 #include "brine/codec.hpp"
 #include "brine/config.hpp"
+#include "brine/context.hpp"
 #include "brine/interface.hpp"
 #include "brine/method.hpp"
 #include "brine/result.hpp"

@@ -34,6 +34,7 @@
 
 #include "brine/buffer.hpp"
 #include "brine/codec.hpp"
+#include "brine/context.hpp"
 #include "brine/detail/frame.hpp"
 #include "brine/interface.hpp"
 #include "brine/method.hpp"
@@ -107,6 +108,17 @@ struct ClientOptions {
   // that a server whose types differ refuses the call with FAILED_PRECONDITION instead of
   // decoding garbage. Later calls of the method on that connection carry nothing extra.
   bool check_contracts = true;
+  // Metadata sent with every call (and stream, and oneway), before the call's own.
+  Metadata metadata{};
+  // Non-empty: every call carries "authorization: Bearer <token>" (a server's brine::TokenCheck,
+  // ServerOptions::tokens, lets it in).
+  std::string token{};
+  // Bounds on the metadata of the answers this client accepts.
+  MetadataLimits metadata_limits{};
+  // Seen by every call, stream and oneway of this client, in order (brine/context.hpp).
+  Interceptors interceptors{};
+  // Adds a LoggingInterceptor writing one line per call to stderr.
+  bool log_calls = false;
 };
 
 struct CallOptions {
@@ -120,6 +132,15 @@ struct CallOptions {
   std::stop_token cancel{};
   // Overrides ClientOptions::wait_for_ready for this call.
   std::optional<bool> wait_for_ready{};
+  // Sent with this call, after ClientOptions::metadata.
+  Metadata metadata{};
+  // Made while handling a call (on a thread running a brine handler): the call's deadline caps
+  // this call's timeout, and, when `cancel` is not set, the caller's cancel cancels this call too
+  // (brine::this_call::cancel_token()), across any number of hops. false: neither.
+  bool inherit = true;
+  // Non-null: receives the metadata of the answer (reply or error; for a stream, its end) when
+  // the call completes. Must outlive the call.
+  Metadata* reply_metadata = nullptr;
 };
 
 // Counters of a client (Client::stats()).
@@ -138,6 +159,8 @@ class PendingCall {
  public:
   virtual ~PendingCall() = default;
   virtual void complete(Status status, std::span<const std::byte> payload) noexcept = 0;
+  // Where the answer's metadata goes (filled just before complete()); null: nowhere.
+  Metadata* reply_metadata = nullptr;
 };
 
 class ClientCore;
@@ -282,6 +305,7 @@ Status encode_request(CodecId c, Buffer& frame, FrameKind kind, std::string_view
   try {
     if (kind == FrameKind::request) {
       begin_request(frame, kind, std::uint8_t(c), object, method);
+      open_metadata(frame);
     } else {
       begin_frame(frame, kind, std::uint8_t(c), object, method);
     }
@@ -547,7 +571,11 @@ struct EndAwaiter {
 template <class T, class Wire, class Convert>
 void fulfil(std::promise<T>& promise, Result<Wire>&& r, Convert&& convert) {
   if (!r.ok()) {
-    promise.set_exception(std::make_exception_ptr(RpcError(r.status())));
+    try {
+      throw_status(r.status());  // a registered exception type, or RpcError
+    } catch (...) {
+      promise.set_exception(std::current_exception());
+    }
     return;
   }
   try {

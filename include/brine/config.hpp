@@ -6,7 +6,9 @@
 //   max_frame_size = 16777216        # also: max_depth, max_decoded_bytes,
 //                                    #       heartbeat_interval_ms, heartbeat_timeout_ms,
 //                                    #       busy_poll_us (low-latency mode; 0 = off),
-//                                    #       json_strict (true: RFC 8259 only, no NaN)
+//                                    #       json_strict (true: RFC 8259 only, no NaN),
+//                                    #       max_metadata_entries (64), max_metadata_bytes
+//                                    #       (16384), log_calls (one line per call, stderr)
 //   [server]
 //   listen = ["tcp://127.0.0.1:7000", "unix:///tmp/calc.sock"]   # a string or a list
 //   broker = "zmq+tcp://127.0.0.1:5556"   # broker backends to work for (string or list)
@@ -27,6 +29,8 @@
 //   tls_certificate = "server.crt"        # for tls:// endpoints (PEM files)
 //   tls_private_key = "server.key"
 //   tls_client_ca = "clients-ca.crt"      # require client certificates (mutual TLS)
+//   tokens = ["s3cret"]                   # calls need "authorization: Bearer <one of them>"
+//   open_methods = ["health"]             # ... except these
 //   [client]
 //   connect = "tcp://127.0.0.1:7000"
 //   codecs = ["protobuf", "cereal", "json"]   # the order of preference (this is the default)
@@ -37,6 +41,7 @@
 //   tls_ca = "ca.crt"                     # for tls:// (default: the system's CAs)
 //   tls_certificate = "client.crt"        # and tls_private_key: this client's certificate
 //   tls_server_name = "calc.example"      # default: the URI's host
+//   token = "s3cret"                      # sent as "authorization: Bearer s3cret"
 //
 // The top-level keys apply to both sides; the same key inside [server] or [client] applies to
 // that side only and wins. `codec` is a client's preference only: a server serves every codec its

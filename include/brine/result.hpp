@@ -32,7 +32,7 @@ class Result {
 
   // The value, or throws RpcError with the status.
   T value_or_throw() && {
-    if (!ok()) throw RpcError(std::get<1>(std::move(v_)));
+    if (!ok()) throw_status(std::get<1>(std::move(v_)));
     return std::get<0>(std::move(v_));
   }
 
@@ -52,7 +52,7 @@ class Result<void> {
   Status status() const { return status_; }
   StatusCode code() const noexcept { return status_.code; }
   void value_or_throw() && {
-    if (!ok()) throw RpcError(std::move(status_));
+    if (!ok()) throw_status(std::move(status_));
   }
 
  private:

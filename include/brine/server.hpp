@@ -29,6 +29,7 @@
 #include <optional>
 #include <span>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -38,6 +39,7 @@
 
 #include "brine/buffer.hpp"
 #include "brine/codec.hpp"
+#include "brine/context.hpp"
 #include "brine/detail/frame.hpp"
 #include "brine/interface.hpp"
 #include "brine/method.hpp"
@@ -127,6 +129,16 @@ struct ServerOptions {
   // handlers on workers are still handed over with a wake-up, so pair it with workers = 0 for the
   // lowest latency. Every transport (ZeroMQ endpoints run on the I/O threads too).
   std::chrono::microseconds busy_poll{0};
+  // Bounds on a request's metadata: a request over them is answered RESOURCE_EXHAUSTED unrun.
+  MetadataLimits metadata_limits{};
+  // See every call and stream this server runs, in order (brine/context.hpp).
+  Interceptors interceptors{};
+  // Adds a LoggingInterceptor writing one line per call to stderr (before `interceptors`).
+  bool log_calls = false;
+  // Non-empty: a TokenCheck lets in only calls carrying one of these bearer tokens (before
+  // `interceptors`, after the logging); calls of `open_methods` need none.
+  std::vector<std::string> tokens{};
+  std::vector<std::string> open_methods{};
 };
 
 // Counters of a running server (Server::stats()).
@@ -162,6 +174,17 @@ std::chrono::milliseconds time_left() noexcept;
 bool cancelled() noexcept;
 // The codec the caller's request came in (and the reply goes out in); nullopt outside a call.
 std::optional<CodecId> codec() noexcept;
+// The request's metadata (empty outside a call).
+const Metadata& metadata() noexcept;
+// Adds an entry to the metadata of the call's answer (its reply or error; a stream's end).
+// Throws std::invalid_argument for a malformed key, std::logic_error outside a call.
+void add_reply_metadata(std::string key, std::string value);
+// A token stopped when the caller cancels the call or goes away (not at the deadline: see
+// deadline()). A brine::Client call made while handling a call inherits it, and the deadline.
+std::stop_token cancel_token();
+// Who called: address, transport and, over TLS with a client certificate, its subject and names
+// (an empty Peer outside a call).
+const Peer& peer() noexcept;
 }  // namespace this_call
 
 namespace detail {
@@ -201,8 +224,9 @@ class CallHandle {
   virtual StreamCore* stream() noexcept = 0;
 };
 
-// The status a handler's exception becomes: RpcError's own; any other std::exception INTERNAL
-// with what() and its type name; anything else UNKNOWN.
+// The status a handler's exception becomes: RpcError's own; an exception type registered with
+// brine::register_exception its code, what() and registered name; any other std::exception
+// INTERNAL with what() and its type name; anything else UNKNOWN.
 Status status_of(std::exception_ptr error) noexcept;
 
 // Finishes `call` with `value` (nothing for void: an empty reply).

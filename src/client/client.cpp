@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "brine/client.hpp"
+#include "brine/server.hpp"  // brine::this_call: onward calls inherit
 #include "client/client_stream.hpp"
 #include "client/codec_choice.hpp"
 #include "client/connector.hpp"
@@ -40,6 +41,116 @@ const ClientOptions& checked(const ClientOptions& o) {
   return o;
 }
 
+// The metadata every call of a client starts with: ClientOptions::metadata and the token.
+Metadata default_metadata(const ClientOptions& o) {
+  Metadata md = o.metadata;
+  if (!o.token.empty()) md.set("authorization", "Bearer " + o.token);
+  return md;
+}
+
+Interceptors chain_of(const ClientOptions& o) {
+  Interceptors chain = o.interceptors;
+  if (o.log_calls) chain.push_back(std::make_shared<LoggingInterceptor>("client"));
+  for (const auto& i : chain) {
+    if (!i) throw std::invalid_argument("ClientOptions::interceptors holds a null interceptor");
+  }
+  return chain;
+}
+
+// A call seen by the client's interceptors: before() when it is made, after() in reverse order
+// when it completes, then the caller's own completion.
+class InterceptedCall final : public PendingCall {
+ public:
+  InterceptedCall(const Interceptors& chain, std::string_view full_method, Metadata request,
+                  PendingCall* inner, std::unique_ptr<PendingCall> owned, Deadline deadline)
+      : chain_(chain),
+        method_(full_method),
+        md_(std::move(request)),
+        inner_(inner),
+        owned_(std::move(owned)) {
+    if (owned_) inner_ = owned_.get();
+    if (inner_ != nullptr) user_reply_ = inner_->reply_metadata;
+    reply_metadata = &reply_md_;
+    const auto dot = method_.rfind('.');
+    info_.object =
+        dot == std::string::npos ? std::string_view{} : std::string_view(method_).substr(0, dot);
+    info_.method = dot == std::string::npos ? std::string_view(method_)
+                                            : std::string_view(method_).substr(dot + 1);
+    info_.metadata = &md_;
+    info_.reply_metadata = &reply_md_;
+    info_.deadline = deadline;
+  }
+  void set_kind(bool stream, bool oneway) {
+    info_.stream = stream;
+    info_.oneway = oneway;
+  }
+  // Runs before() of each interceptor; the first refusal is returned (Retry::not_sent).
+  Status begin() {
+    start_ = Clock::now();
+    for (const auto& i : chain_) {
+      Status s;
+      try {
+        s = i->before(info_);
+      } catch (const std::exception& e) {
+        s = {StatusCode::internal, std::string("a client interceptor threw: ") + e.what()};
+      }
+      if (!s.ok()) {
+        if (s.retry == Retry::unknown) s.retry = Retry::not_sent;
+        return s;
+      }
+      ++asked_;
+    }
+    return {};
+  }
+  Metadata& request_metadata() { return md_; }
+  // The completion to forward to, when it is made after begin() (a stream's).
+  void set_inner(std::unique_ptr<PendingCall> owned) {
+    owned_ = std::move(owned);
+    inner_ = owned_.get();
+    user_reply_ = inner_->reply_metadata;
+  }
+  void set_peer(const Peer& peer) {
+    peer_ = peer;
+    info_.peer = &peer_;
+  }
+  // The caller's completion, for a call whose interceptors already ran (a refused one).
+  PendingCall& inner() { return *inner_; }
+  void complete(Status status, std::span<const std::byte> payload) noexcept override {
+    finish(status);
+    if (user_reply_ != nullptr) {
+      try {
+        *user_reply_ = reply_md_;
+      } catch (...) {
+      }
+    }
+    inner_->complete(std::move(status), payload);
+  }
+  void finish(const Status& status) noexcept {
+    const auto took = Clock::now() - start_;
+    for (std::size_t i = asked_; i-- > 0;) {
+      try {
+        chain_[i]->after(info_, status, took);
+      } catch (...) {
+        // An interceptor's failure after the call does not change the call's outcome.
+      }
+    }
+    asked_ = 0;
+  }
+
+ private:
+  const Interceptors& chain_;
+  std::string method_;
+  Metadata md_;
+  Metadata reply_md_;
+  Metadata* user_reply_ = nullptr;
+  Peer peer_;
+  CallInfo info_;
+  PendingCall* inner_;
+  std::unique_ptr<PendingCall> owned_;
+  std::size_t asked_ = 0;
+  Clock::time_point start_{};
+};
+
 }  // namespace
 
 class ClientCore {
@@ -47,7 +158,9 @@ class ClientCore {
   ClientCore(std::string_view uri, ClientOptions options)
       : options_(checked(options)),
         codecs_(options_.codec, options_.codecs),
-        connector_(uri, options_, loop_) {}
+        connector_(uri, options_, loop_),
+        defaults_(default_metadata(options_)),
+        chain_(chain_of(options_)) {}
   ~ClientCore() { close(); }
 
   event::EventLoop& loop() { return loop_; }
@@ -113,12 +226,14 @@ class ClientCore {
   std::shared_ptr<ClientConnection> prepare(Buffer& frame, PendingCall& call,
                                             std::unique_ptr<PendingCall>& owned, Deadline deadline,
                                             const CallOptions& opts, const Contract& contract,
-                                            std::uint64_t& id);
+                                            std::uint64_t& id, const Metadata& md,
+                                            InterceptedCall* icall);
   // prepare() and the first send; null when the call has completed (it failed).
   std::shared_ptr<ClientConnection> start_call(Buffer& frame, PendingCall& call,
                                                std::unique_ptr<PendingCall>& owned,
                                                Deadline deadline, const CallOptions& opts,
-                                               const Contract& contract, std::uint64_t& id);
+                                               const Contract& contract, std::uint64_t& id,
+                                               const Metadata& md, InterceptedCall* icall);
   // The largest frame length `conn` takes: max_frame_size, or less where its transport's is
   // smaller (a datagram).
   std::size_t frame_limit(const ClientConnection& conn) const {
@@ -142,10 +257,59 @@ class ClientCore {
   transport::SendStatus send(ClientConnection& conn, Buffer&& frame, Deadline deadline,
                              const Contract& contract);
 
+  // A call made while serving one: the served call's deadline and cancellation carry over.
+  void inherit(CallOptions& opts) const {
+    if (!opts.inherit || !this_call::codec()) return;
+    const auto outer = this_call::deadline();
+    if (outer != Clock::time_point::max()) {
+      const auto own = opts.timeout.count() > 0 ? opts.timeout : options_.timeout;
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(outer - Clock::now());
+      if (left < own) opts.timeout = std::max(left, std::chrono::milliseconds(1));
+    }
+    if (!opts.cancel.stop_possible()) opts.cancel = this_call::cancel_token();
+  }
+  // The request metadata of a call without interceptors: the defaults and the call's own.
+  const Metadata& plain_metadata(const CallOptions& opts, Metadata& storage) const {
+    if (opts.metadata.empty()) return defaults_;
+    if (defaults_.empty()) return opts.metadata;
+    storage = defaults_;
+    storage.merge(opts.metadata);
+    return storage;
+  }
+  // An InterceptedCall for a call of `frame`'s method, or null when the client has none.
+  std::unique_ptr<InterceptedCall> intercept(const Buffer& frame, const CallOptions& opts,
+                                             PendingCall* inner, std::unique_ptr<PendingCall> owned,
+                                             Deadline deadline) const {
+    Metadata md = defaults_;
+    md.merge(opts.metadata);
+    return std::make_unique<InterceptedCall>(chain_, frame_method(frame), std::move(md), inner,
+                                             std::move(owned), deadline);
+  }
+  // Puts `md` into the request frame (finished or not); RESOURCE_EXHAUSTED if it would no longer
+  // fit max_frame_size.
+  // A request always carries the field, even with no entries: it tells the server that this
+  // client takes metadata (retry hints, reply metadata) in the answer. A oneway, which has no
+  // answer, carries it only with entries.
+  Status add_metadata(Buffer& frame, const Metadata& md, bool even_empty = true) const {
+    if (md.empty() && (!even_empty || has_metadata(frame.bytes()))) return {};
+    const std::size_t length = frame.size() - kPrefixSize + 4 + md.wire_size();
+    if (length > options_.max_frame_size) {
+      return {StatusCode::resource_exhausted,
+              "request frame of " + std::to_string(length) +
+                  " bytes (metadata included) exceeds the limit of " +
+                  std::to_string(options_.max_frame_size),
+              Retry::never};
+    }
+    attach_metadata(frame, md, even_empty);
+    return {};
+  }
+
   ClientOptions options_;
   CodecChooser codecs_;
   event::EventLoop loop_;
   Connector connector_;
+  Metadata defaults_;
+  Interceptors chain_;
   std::atomic<std::uint64_t> next_id_{1};
 };
 
@@ -178,34 +342,45 @@ transport::SendStatus ClientCore::send(ClientConnection& conn, Buffer&& frame, D
 std::shared_ptr<ClientConnection> ClientCore::prepare(Buffer& frame, PendingCall& call,
                                                       std::unique_ptr<PendingCall>& owned,
                                                       Deadline deadline, const CallOptions& opts,
-                                                      const Contract& contract, std::uint64_t& id) {
+                                                      const Contract& contract, std::uint64_t& id,
+                                                      const Metadata& md, InterceptedCall* icall) {
   if (opts.cancel.stop_requested()) {
-    call.complete({StatusCode::cancelled, "cancelled by the caller"}, {});
+    call.complete({StatusCode::cancelled, "cancelled by the caller", Retry::not_sent}, {});
     return nullptr;
   }
   if (!finish_frame(frame, options_.max_frame_size)) {
     call.complete({StatusCode::resource_exhausted,
                    "request frame of " + std::to_string(frame.size() - kPrefixSize) +
-                       " bytes exceeds the limit of " + std::to_string(options_.max_frame_size)},
+                       " bytes exceeds the limit of " + std::to_string(options_.max_frame_size),
+                   Retry::never},
                   {});
+    return nullptr;
+  }
+  if (Status s = add_metadata(frame, md); !s.ok()) {  // (once: a filled field stays as it is)
+    call.complete(s, {});
     return nullptr;
   }
   Status error;
   auto conn = connector_.connection(deadline, error, wait_for_ready(opts));
   if (!conn) {
+    if (error.retry == Retry::unknown) error.retry = Retry::not_sent;
     call.complete(error, {});
     return nullptr;
   }
   if (Status s = fits(*conn, frame, "request"); !s.ok()) {
+    s.retry = Retry::never;
     call.complete(s, {});
     return nullptr;
   }
+  if (icall != nullptr) icall->set_peer(conn->peer());
   (void)add_contract(*conn, frame, contract);
   id = next_id();
   wire::stamp_request(frame, id,
                       std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
   if (!conn->add(id, &call, owned)) {
-    call.complete(conn->death(), {});
+    Status death = conn->death();
+    death.retry = Retry::not_sent;
+    call.complete(death, {});
     return nullptr;
   }
   conn->watch_cancel(id, opts.cancel);
@@ -216,17 +391,20 @@ std::shared_ptr<ClientConnection> ClientCore::start_call(Buffer& frame, PendingC
                                                          std::unique_ptr<PendingCall>& owned,
                                                          Deadline deadline, const CallOptions& opts,
                                                          const Contract& contract,
-                                                         std::uint64_t& id) {
+                                                         std::uint64_t& id, const Metadata& md,
+                                                         InterceptedCall* icall) {
   // A connection can end between being picked and being written to. Nothing of the request
   // left then, so it is safe to make it once more on a new connection.
   for (int attempt = 0;; ++attempt) {
-    auto conn = prepare(frame, call, owned, deadline, opts, contract, id);
+    auto conn = prepare(frame, call, owned, deadline, opts, contract, id, md, icall);
     if (!conn) return nullptr;
     switch (send(*conn, std::move(frame), deadline, contract)) {
       case transport::SendStatus::sent:
         return conn;
       case transport::SendStatus::timed_out:
-        conn->complete(id, {StatusCode::deadline_exceeded, "timed out sending the request"});
+        // Part of it may have left.
+        conn->complete(
+            id, {StatusCode::deadline_exceeded, "timed out sending the request", Retry::maybe_ran});
         return nullptr;
       case transport::SendStatus::closed:
         break;
@@ -236,7 +414,8 @@ std::shared_ptr<ClientConnection> ClientCore::start_call(Buffer& frame, PendingC
     conn->fail({StatusCode::unavailable, "the connection closed"});
     owned = std::move(taken.owned);
     if (attempt == 1) {
-      call.complete({StatusCode::unavailable, "the connection closed while sending"}, {});
+      call.complete(
+          {StatusCode::unavailable, "the connection closed while sending", Retry::not_sent}, {});
       return nullptr;
     }
   }
@@ -244,11 +423,28 @@ std::shared_ptr<ClientConnection> ClientCore::start_call(Buffer& frame, PendingC
 
 void ClientCore::call_sync(Buffer&& frame, std::string_view method, PendingCall& inner,
                            CallOptions opts, const Contract& contract) {
+  inherit(opts);
   const Deadline deadline = deadline_for(opts);
-  Waiter waiter(inner);
+  if (opts.reply_metadata != nullptr) inner.reply_metadata = opts.reply_metadata;
+  std::unique_ptr<InterceptedCall> icall;
+  PendingCall* target = &inner;
+  Metadata storage;
+  const Metadata* md = nullptr;
+  if (chain_.empty()) {
+    md = &plain_metadata(opts, storage);
+  } else {
+    icall = intercept(frame, opts, &inner, nullptr, deadline);
+    if (Status refused = icall->begin(); !refused.ok()) {
+      icall->complete(std::move(refused), {});
+      return;
+    }
+    target = icall.get();
+    md = &icall->request_metadata();
+  }
+  Waiter waiter(*target);
   std::unique_ptr<PendingCall> none;
   std::uint64_t id = 0;
-  auto conn = start_call(frame, waiter, none, deadline, opts, contract, id);
+  auto conn = start_call(frame, waiter, none, deadline, opts, contract, id, *md, icall.get());
   if (!conn) {
     // Completed, or being completed by the end of the connection it was on (which took it out
     // of the table first): the result is only there once done is set.
@@ -257,42 +453,90 @@ void ClientCore::call_sync(Buffer&& frame, std::string_view method, PendingCall&
   }
   if (conn->wait_for(waiter, deadline, options_.busy_poll)) return;
   const auto ms = (opts.timeout.count() > 0 ? opts.timeout : options_.timeout).count();
-  conn->complete(id, {StatusCode::deadline_exceeded, "no reply to '" + std::string(method) +
-                                                         "' within " + std::to_string(ms) + " ms"});
+  conn->complete(id,
+                 {StatusCode::deadline_exceeded,
+                  "no reply to '" + std::string(method) + "' within " + std::to_string(ms) + " ms",
+                  Retry::maybe_ran});
   waiter.done.sleep();  // its completion is under way (ours or another's)
 }
 
 void ClientCore::call_async(Buffer&& frame, std::unique_ptr<PendingCall> call, CallOptions opts,
                             const Contract& contract) {
+  inherit(opts);
   const Deadline deadline = deadline_for(opts);
+  if (opts.reply_metadata != nullptr) call->reply_metadata = opts.reply_metadata;
+  Metadata storage;
+  const Metadata* md = nullptr;
+  InterceptedCall* icall = nullptr;
+  if (chain_.empty()) {
+    md = &plain_metadata(opts, storage);
+  } else {
+    auto wrapped = intercept(frame, opts, nullptr, std::move(call), deadline);
+    if (Status refused = wrapped->begin(); !refused.ok()) {
+      wrapped->complete(std::move(refused), {});
+      return;
+    }
+    icall = wrapped.get();
+    md = &wrapped->request_metadata();
+    call = std::move(wrapped);
+  }
   std::uint64_t id = 0;
   PendingCall& pending = *call;
-  auto conn = start_call(frame, pending, call, deadline, opts, contract, id);
+  auto conn = start_call(frame, pending, call, deadline, opts, contract, id, *md, icall);
   if (!conn) return;  // completed; `call` (if still here) goes now
   conn->arm_deadline(id, deadline);
   conn->expect_reply();
 }
 
 Status ClientCore::send_oneway(Buffer&& frame, CallOptions opts, const Contract& contract) {
+  inherit(opts);
   const Deadline deadline = deadline_for(opts);
-  if (!finish_frame(frame, options_.max_frame_size)) {
-    return {StatusCode::resource_exhausted, "oneway frame exceeds the size limit"};
+  Metadata storage;
+  const Metadata* md = &plain_metadata(opts, storage);
+  // Its interceptors see it sent (or refused): a oneway has no other outcome.
+  struct Nothing final : PendingCall {
+    void complete(Status, std::span<const std::byte>) noexcept override {}
+  } nothing;
+  std::unique_ptr<InterceptedCall> icall;
+  if (!chain_.empty()) {
+    icall = intercept(frame, opts, &nothing, nullptr, deadline);
+    icall->set_kind(false, true);
+    if (Status refused = icall->begin(); !refused.ok()) {
+      icall->finish(refused);
+      return refused;
+    }
+    md = &icall->request_metadata();
   }
-  Status error;
-  auto conn = connector_.connection(deadline, error, wait_for_ready(opts));
-  if (!conn) return error;
-  if (Status s = fits(*conn, frame, "oneway"); !s.ok()) return s;
-  (void)add_contract(*conn, frame, contract);
-  set_call_id(frame, next_id());
-  switch (send(*conn, std::move(frame), deadline, contract)) {
-    case transport::SendStatus::sent:
-      return {};
-    case transport::SendStatus::timed_out:
-      return {StatusCode::deadline_exceeded, "timed out sending a oneway call"};
-    case transport::SendStatus::closed:
-      break;
-  }
-  return {StatusCode::unavailable, "the connection closed while sending"};
+  const Status outcome = [&]() -> Status {
+    if (!finish_frame(frame, options_.max_frame_size)) {
+      return {StatusCode::resource_exhausted, "oneway frame exceeds the size limit", Retry::never};
+    }
+    if (Status s = add_metadata(frame, *md, false); !s.ok()) return s;
+    Status error;
+    auto conn = connector_.connection(deadline, error, wait_for_ready(opts));
+    if (!conn) {
+      if (error.retry == Retry::unknown) error.retry = Retry::not_sent;
+      return error;
+    }
+    if (icall) icall->set_peer(conn->peer());
+    if (Status s = fits(*conn, frame, "oneway"); !s.ok()) {
+      s.retry = Retry::never;
+      return s;
+    }
+    (void)add_contract(*conn, frame, contract);
+    set_call_id(frame, next_id());
+    switch (send(*conn, std::move(frame), deadline, contract)) {
+      case transport::SendStatus::sent:
+        return {};
+      case transport::SendStatus::timed_out:
+        return {StatusCode::deadline_exceeded, "timed out sending a oneway call", Retry::maybe_ran};
+      case transport::SendStatus::closed:
+        break;
+    }
+    return {StatusCode::unavailable, "the connection closed while sending", Retry::maybe_ran};
+  }();
+  if (icall) icall->finish(outcome);
+  return outcome;
 }
 
 namespace {
@@ -330,25 +574,45 @@ std::shared_ptr<ClientStreamCore> failed_stream(Status why) {
 std::shared_ptr<ClientStreamCore> ClientCore::open_stream(Buffer&& frame, std::string_view object,
                                                           std::string_view method, CallOptions opts,
                                                           const Contract& contract) {
+  inherit(opts);
   const Deadline deadline = deadline_for(opts);
   if (opts.cancel.stop_requested()) {
-    return failed_stream({StatusCode::cancelled, "cancelled by the caller"});
+    return failed_stream({StatusCode::cancelled, "cancelled by the caller", Retry::not_sent});
+  }
+  Metadata storage;
+  const Metadata* md = &plain_metadata(opts, storage);
+  std::unique_ptr<InterceptedCall> icall;
+  // Fails the stream before it opened; its interceptors see that.
+  auto refuse = [&](Status why) {
+    if (icall) icall->finish(why);
+    return failed_stream(std::move(why));
+  };
+  if (!chain_.empty()) {
+    icall = intercept(frame, opts, nullptr, nullptr, deadline);
+    icall->set_kind(true, false);
+    if (Status refused = icall->begin(); !refused.ok()) return refuse(std::move(refused));
+    md = &icall->request_metadata();
   }
   if (!finish_frame(frame, options_.max_frame_size)) {
-    return failed_stream({StatusCode::resource_exhausted,
-                          "request frame of " + std::to_string(frame.size() - kPrefixSize) +
-                              " bytes exceeds the limit of " +
-                              std::to_string(options_.max_frame_size)});
+    return refuse({StatusCode::resource_exhausted,
+                   "request frame of " + std::to_string(frame.size() - kPrefixSize) +
+                       " bytes exceeds the limit of " + std::to_string(options_.max_frame_size),
+                   Retry::never});
   }
+  if (Status s = add_metadata(frame, *md); !s.ok()) return refuse(std::move(s));
   Status error;
   auto conn = connector_.connection(deadline, error, wait_for_ready(opts));
-  if (!conn) return failed_stream(error);
-  if (!conn->carries_streams()) {
-    return failed_stream({StatusCode::unimplemented,
-                          "streams need a stream transport (tcp, unix, tls, zmq, mem), not " +
-                              conn->peer().transport +
-                              "://, which may lose or reorder their items"});
+  if (!conn) {
+    if (error.retry == Retry::unknown) error.retry = Retry::not_sent;
+    return refuse(std::move(error));
   }
+  if (!conn->carries_streams()) {
+    return refuse({StatusCode::unimplemented,
+                   "streams need a stream transport (tcp, unix, tls, zmq, mem), not " +
+                       conn->peer().transport + "://, which may lose or reorder their items",
+                   Retry::never});
+  }
+  if (icall) icall->set_peer(conn->peer());
   (void)add_contract(*conn, frame, contract);
   const std::uint64_t id = next_id();
   wire::stamp_request(frame, id,
@@ -358,18 +622,30 @@ std::shared_ptr<ClientStreamCore> ClientCore::open_stream(Buffer&& frame, std::s
   stream->attach(conn);
   std::unique_ptr<PendingCall> owned =
       std::make_unique<StreamCompletion>(stream, *this, object, method, contract);
+  owned->reply_metadata = opts.reply_metadata;
+  if (icall) {
+    icall->set_inner(std::move(owned));
+    owned = std::move(icall);
+  }
   PendingCall& pending = *owned;
-  if (!conn->add(id, &pending, owned)) return failed_stream(conn->death());
+  if (!conn->add(id, &pending, owned)) {
+    Status death = conn->death();
+    death.retry = Retry::not_sent;
+    pending.complete(death, {});  // the interceptors' after(), the stream's end
+    return stream;
+  }
   conn->add_stream(id, stream);
   conn->watch_cancel(id, opts.cancel);
   switch (send(*conn, std::move(frame), deadline, contract)) {
     case transport::SendStatus::sent:
       break;
     case transport::SendStatus::timed_out:
-      conn->complete(id, {StatusCode::deadline_exceeded, "timed out sending the request"});
+      conn->complete(
+          id, {StatusCode::deadline_exceeded, "timed out sending the request", Retry::maybe_ran});
       return stream;
     case transport::SendStatus::closed:
-      conn->complete(id, {StatusCode::unavailable, "the connection closed while sending"});
+      conn->complete(
+          id, {StatusCode::unavailable, "the connection closed while sending", Retry::maybe_ran});
       return stream;
   }
   stream->grant_initial();  // after the request: the server drops frames of calls it has not seen

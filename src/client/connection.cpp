@@ -23,7 +23,8 @@ ClientConnection::ClientConnection(std::shared_ptr<transport::Channel> channel,
     : channel_(std::move(channel)),
       loop_(loop),
       heartbeat_interval_(options.heartbeat_interval),
-      heartbeat_timeout_(options.heartbeat_timeout) {
+      heartbeat_timeout_(options.heartbeat_timeout),
+      metadata_limits_(options.metadata_limits) {
   const auto now = rep(Clock::now());
   last_received_.store(now, std::memory_order_relaxed);
   last_sent_.store(now, std::memory_order_relaxed);
@@ -193,7 +194,15 @@ void ClientConnection::fail(const Status& status) {
     heartbeat_ = 0;
   }
   channel_->close(status, Clock::now());
-  for (TakenCall& taken : calls_.close()) complete(std::move(taken), status, {});
+  // These calls' requests have left (a call that fails to send is taken out first): they may
+  // have run.
+  Status lost = status;
+  if (lost.retry == Retry::unknown) {
+    // A connection-level RESOURCE_EXHAUSTED is the server refusing a frame over its limit: sending
+    // it again fails again. Anything else: the calls may have run.
+    lost.retry = lost.code == StatusCode::resource_exhausted ? Retry::never : Retry::maybe_ran;
+  }
+  for (TakenCall& taken : calls_.close()) complete(std::move(taken), lost, {});
 }
 
 Status ClientConnection::death() const {
@@ -218,15 +227,30 @@ void ClientConnection::on_frame(const FrameView& f) {
   }
   if (f.kind == FrameKind::item || f.kind == FrameKind::credit) {
     on_stream_frame(f);
-  } else if (f.kind == FrameKind::reply) {
-    complete(calls_.take(f.call_id), {}, f.payload);
-  } else if (f.kind == FrameKind::error) {
-    Status s = parse_error_payload(f.payload);
+  } else if (f.kind == FrameKind::reply || f.kind == FrameKind::error) {
+    Status s = f.kind == FrameKind::reply ? Status{} : parse_error(f);
     if (f.call_id == 0) {  // about the connection, not a call
-      fail(s);
+      if (f.kind == FrameKind::reply) {
+        fail({StatusCode::internal, "bad frame from the server: a reply with call id 0"});
+      } else {
+        fail(s);
+      }
       return;
     }
-    complete(calls_.take(f.call_id), s, {});
+    TakenCall taken = calls_.take(f.call_id);
+    if (!taken) return;
+    if (!f.metadata.empty()) {
+      if (Status over = check_metadata_limits(f.metadata, metadata_limits_); !over.ok()) {
+        over.message = "the reply's " + over.message;
+        complete(std::move(taken), over, {});
+        return;
+      }
+      if (Metadata* md = taken.call->reply_metadata) {
+        md->clear();
+        read_metadata(f.metadata, *md);
+      }
+    }
+    complete(std::move(taken), s, s.ok() ? f.payload : std::span<const std::byte>{});
   }
   // A heartbeat: the answer to ours; that it arrived is enough.
 }

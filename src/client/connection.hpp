@@ -31,7 +31,9 @@ using transport::Deadline;
 
 // A blocking caller's slot: wraps the typed one, and says when it is filled.
 struct Waiter final : PendingCall {
-  explicit Waiter(PendingCall& wrapped) : inner(wrapped) {}
+  explicit Waiter(PendingCall& wrapped) : inner(wrapped) {
+    reply_metadata = wrapped.reply_metadata;
+  }
   void complete(Status status, std::span<const std::byte> payload) noexcept override {
     inner.complete(std::move(status), payload);
     done.set();
@@ -118,6 +120,7 @@ class ClientConnection final : public transport::ChannelSink,
   event::EventLoop& loop_;
   const std::chrono::milliseconds heartbeat_interval_;
   const std::chrono::milliseconds heartbeat_timeout_;
+  const MetadataLimits metadata_limits_;
   CallTable calls_;
   std::atomic<bool> dead_{false};
   mutable std::mutex death_mu_;

@@ -94,7 +94,9 @@ void ServerConnection::on_frame(const FrameView& f) {
 }
 
 void ServerConnection::on_bad_frame(const Status& why, bool recoverable) {
-  const Status told{why.code, "protocol error: " + why.message};
+  // A frame over the size limit is refused for what it is: sending it again fails again.
+  const Status told{why.code, "protocol error: " + why.message,
+                    why.code == StatusCode::resource_exhausted ? Retry::never : Retry::unknown};
   send(wire::error_frame(0, told, options_.max_frame_size));
   if (!recoverable) channel_->close(told, Clock::now() + std::chrono::seconds(1));
 }

@@ -35,10 +35,87 @@ class PeerContext final : public CallContext {
   Counters& counters_;
 };
 
+Interceptors chain_of(const ServerOptions& o) {
+  Interceptors chain;
+  if (o.log_calls) chain.push_back(std::make_shared<LoggingInterceptor>("server"));
+  if (!o.tokens.empty()) chain.push_back(std::make_shared<TokenCheck>(o.tokens, o.open_methods));
+  for (const auto& i : o.interceptors) {
+    if (!i) throw std::invalid_argument("ServerOptions::interceptors holds a null interceptor");
+    chain.push_back(i);
+  }
+  return chain;
+}
+
+CallInfo info_of(CallExtras& x, const Peer* peer, Clock::time_point deadline) {
+  CallInfo info;
+  const std::string_view full = x.method;
+  const auto dot = full.rfind('.');
+  info.object = dot == std::string_view::npos ? std::string_view{} : full.substr(0, dot);
+  info.method = dot == std::string_view::npos ? full : full.substr(dot + 1);
+  info.stream = x.stream;
+  info.oneway = x.oneway;
+  info.metadata = &x.metadata;
+  info.reply_metadata = &x.reply_metadata;
+  info.peer = peer;
+  info.deadline = deadline;
+  return info;
+}
+
 }  // namespace
 
 Dispatcher::Dispatcher(const ServerOptions& options, const Registry& registry, Counters& counters)
-    : options_(options), registry_(registry), counters_(counters) {}
+    : options_(options), chain_(chain_of(options)), registry_(registry), counters_(counters) {}
+
+Status Dispatcher::intercept_before(const Peer& peer, CallExtras& x, Clock::time_point deadline) {
+  x.started = Clock::now();
+  CallInfo info = info_of(x, &peer, deadline);
+  for (const auto& i : chain_) {
+    Status s;
+    try {
+      s = i->before(info);
+    } catch (const std::exception& e) {
+      s = {StatusCode::internal, std::string("a server interceptor threw: ") + e.what()};
+    } catch (...) {
+      s = {StatusCode::unknown,
+           "a server interceptor threw something that is not a std::exception"};
+    }
+    if (!s.ok()) {
+      if (s.retry == Retry::unknown) s.retry = Retry::not_run;
+      return s;
+    }
+    ++x.asked;
+  }
+  return {};
+}
+
+void Dispatcher::intercept_after(const CallState& state, const Status& outcome) noexcept {
+  CallExtras& x = state.extras;
+  if (x.asked == 0) return;
+  const auto took = Clock::now() - x.started;
+  CallInfo info = info_of(x, state.peer, state.deadline);
+  for (std::size_t i = x.asked; i-- > 0;) {
+    try {
+      chain_[i]->after(info, outcome, took);
+    } catch (...) {
+      // after() cannot change the outcome; its failure is its own.
+    }
+  }
+  x.asked = 0;
+}
+
+void Dispatcher::seal_answer(const CallState& state, Buffer& frame, bool is_reply,
+                             const Status& why) const {
+  const Metadata& md = state.extras.reply_metadata;
+  const bool takes = state.extras.wants_metadata;
+  if (!is_reply) {
+    make_error_frame(frame, state.call_id, why, options_.max_frame_size, takes ? &md : nullptr);
+    return;
+  }
+  if (md.empty() || !takes) return;
+  if (frame.size() - kPrefixSize + metadata_field_size(md) <= options_.max_frame_size) {
+    attach_metadata(frame, md);
+  }
+}
 
 Dispatcher::~Dispatcher() {
   stop();
@@ -114,19 +191,46 @@ void Dispatcher::dispatch(ServerConnection& conn, const FrameView& f) {
                       conn.peer().silent_departure);
     return;
   }
-  Target target;
-  if (Status refused = admit(conn, f, target); !refused.ok()) {
-    if (f.kind != FrameKind::oneway) reply_error(conn, f.call_id, std::move(refused));
-    return;
-  }
   const auto deadline = f.timeout_ms == 0 ? Clock::time_point::max()
                                           : Clock::now() + std::chrono::milliseconds(f.timeout_ms);
+  CallExtras extras;
+  // Refuses the call unrun: its interceptors (those asked) see the refusal, the caller gets it.
+  extras.wants_metadata = f.has_metadata;
+  auto refuse = [&](Status why) {
+    CallState state;
+    state.call_id = f.call_id;
+    state.deadline = deadline;
+    state.peer = &conn.peer();
+    state.extras = std::move(extras);
+    intercept_after(state, why);
+    if (f.kind == FrameKind::oneway) return;
+    Buffer frame;
+    seal_answer(state, frame, false, why);
+    conn.send(std::move(frame));
+  };
+  if (!f.metadata.empty()) {
+    if (Status s = check_metadata_limits(f.metadata, options_.metadata_limits); !s.ok()) {
+      s.message = "the request's " + s.message;
+      return refuse(std::move(s));
+    }
+    read_metadata(f.metadata, extras.metadata);
+  }
+  if (!chain_.empty()) {
+    extras.method.assign(f.method);
+    extras.stream = f.stream;
+    extras.oneway = f.kind == FrameKind::oneway;
+    if (Status s = intercept_before(conn.peer(), extras, deadline); !s.ok()) {
+      return refuse(std::move(s));
+    }
+  }
+  Target target;
+  if (Status refused = admit(conn, f, target); !refused.ok()) return refuse(std::move(refused));
   if (target.handler->shape() != Shape::unary) {
-    start_later(conn, f, std::move(target), deadline);
+    start_later(conn, f, std::move(target), deadline, std::move(extras));
   } else if (pool_) {
-    queue(conn, f, std::move(target), deadline);
+    queue(conn, f, std::move(target), deadline, std::move(extras));
   } else {
-    run_inline(conn, f, target, deadline);
+    run_inline(conn, f, target, deadline, std::move(extras));
   }
 }
 
@@ -148,10 +252,10 @@ void Dispatcher::route(ServerConnection& conn, const FrameView& f) {
 }
 
 void Dispatcher::start_later(ServerConnection& conn, const FrameView& f, Target&& target,
-                             Clock::time_point deadline) {
+                             Clock::time_point deadline, CallExtras&& extras) {
   const bool stream = target.handler->shape() == Shape::stream;
-  auto call =
-      std::make_shared<ServerCall>(*this, conn.shared_from_this(), f, deadline, stream, options_);
+  auto call = std::make_shared<ServerCall>(*this, conn.shared_from_this(), f, deadline, stream,
+                                           options_, std::move(extras));
   if (!call->open()) {
     if (pool_) queued_.fetch_sub(1, std::memory_order_relaxed);
     return;
@@ -199,7 +303,7 @@ void Dispatcher::resume(std::coroutine_handle<> h, std::shared_ptr<ServerCall> c
 
 Status Dispatcher::admit(ServerConnection& conn, const FrameView& f, Target& target) {
   if (draining_.load(std::memory_order_relaxed)) {
-    return {StatusCode::unavailable, "the server is shutting down"};
+    return {StatusCode::unavailable, "the server is shutting down", Retry::not_run};
   }
   if (Status s = registry_.resolve(f.method, CodecId(f.codec), conn.session(), target); !s.ok()) {
     return s;
@@ -226,7 +330,8 @@ Status Dispatcher::admit(ServerConnection& conn, const FrameView& f, Target& tar
   if (!conn.admit()) {
     return {StatusCode::resource_exhausted,
             "more than " + std::to_string(options_.max_inflight_per_connection) +
-                " calls in flight on this connection"};
+                " calls in flight on this connection",
+            Retry::later};
   }
   live_calls_.fetch_add(1, std::memory_order_relaxed);
   if (pool_ && queued_.fetch_add(1, std::memory_order_relaxed) >= options_.max_queued_calls) {
@@ -235,7 +340,8 @@ Status Dispatcher::admit(ServerConnection& conn, const FrameView& f, Target& tar
     call_done();
     return {StatusCode::resource_exhausted,
             "server busy: " + std::to_string(options_.max_queued_calls) +
-                " calls are waiting for a worker"};
+                " calls are waiting for a worker",
+            Retry::later};
   }
   return {};
 }
@@ -271,11 +377,13 @@ Status Dispatcher::check_contract(ServerConnection& conn, const FrameView& f,
 }
 
 void Dispatcher::run_inline(ServerConnection& conn, const FrameView& f, const Target& target,
-                            Clock::time_point deadline) {
+                            Clock::time_point deadline, CallExtras&& extras) {
   CallState state;
   state.deadline = deadline;
   state.call_id = f.call_id;
   state.codec = CodecId(f.codec);
+  state.peer = &conn.peer();
+  state.extras = std::move(extras);
   const bool registered = conn.calls().add(state);
   std::optional<Buffer> answer = execute(conn, f.kind, CodecId(f.codec), target, f.payload, state);
   if (registered) conn.calls().remove(state);
@@ -285,7 +393,7 @@ void Dispatcher::run_inline(ServerConnection& conn, const FrameView& f, const Ta
 }
 
 void Dispatcher::queue(ServerConnection& conn, const FrameView& f, Target&& target,
-                       Clock::time_point deadline) {
+                       Clock::time_point deadline, CallExtras&& extras) {
   // The payload is copied out of the read buffer (which the next read reuses) into a recycled
   // Queued whose buffer has room already.
   std::unique_ptr<Queued> call = take_queued();
@@ -295,6 +403,8 @@ void Dispatcher::queue(ServerConnection& conn, const FrameView& f, Target&& targ
   call->state.deadline = deadline;
   call->state.call_id = f.call_id;
   call->state.codec = CodecId(f.codec);
+  call->state.peer = &conn.peer();
+  call->state.extras = std::move(extras);
   call->kind = f.kind;
   call->codec = CodecId(f.codec);
   call->registered = conn.calls().add(call->state);
@@ -305,18 +415,20 @@ void Dispatcher::queue(ServerConnection& conn, const FrameView& f, Target&& targ
     call->taken = std::make_shared<std::atomic<bool>>(false);
     call->deadline_timer = conn.timers().at(
         deadline, [taken = call->taken, weak = conn.weak_from_this(), state = &call->state,
-                   id = f.call_id, limit = options_.max_frame_size] {
+                   id = f.call_id, limit = options_.max_frame_size, takes = f.has_metadata] {
           auto c = weak.lock();
           // A worker started it, or the connection is gone. (`state` is only touched when the
           // claim succeeds: the worker cannot have recycled it then.)
           if (!c || !c->calls().claim_for_deadline(*taken, *state)) return;
-          {
-            c->send(wire::error_frame(id,
-                                      {StatusCode::deadline_exceeded,
-                                       "the caller's deadline passed while the call waited for a "
-                                       "worker; not run"},
-                                      limit));
-          }
+          static const Metadata kNone;
+          Buffer frame;
+          make_error_frame(frame, id,
+                           {StatusCode::deadline_exceeded,
+                            "the caller's deadline passed while the call waited for a worker; "
+                            "not run",
+                            Retry::not_run},
+                           limit, takes ? &kNone : nullptr);
+          c->send(std::move(frame));
         });
   }
   asio::post(*pool_, [this, call = std::move(call)]() mutable { run_queued(std::move(call)); });
@@ -360,6 +472,9 @@ void Dispatcher::recycle(std::unique_ptr<Queued> q) noexcept {
   q->deadline_timer = 0;
   q->state.deadline = Clock::time_point::max();
   q->state.cancelled.store(false, std::memory_order_relaxed);
+  q->state.peer = nullptr;
+  q->state.extras = {};
+  q->state.reset_stop();
   if (q->payload.capacity() > kRecycledPayload) return;  // large: give the memory back
   q->payload.clear();
   std::lock_guard lk(spare_mu_);
@@ -372,15 +487,19 @@ std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind
   const std::uint64_t call_id = state.call_id;
   if (state.cancelled.load(std::memory_order_relaxed)) {
     counters_.skipped.fetch_add(1, std::memory_order_relaxed);
+    intercept_after(state, {StatusCode::cancelled, "cancelled by the caller; not run"});
     return std::nullopt;  // the caller has given up and completed the call itself: no reply
   }
   if (state.deadline != Clock::time_point::max() && Clock::now() >= state.deadline) {
     counters_.skipped.fetch_add(1, std::memory_order_relaxed);
+    const Status late{StatusCode::deadline_exceeded,
+                      "the caller's deadline passed before the call could start; not run",
+                      Retry::not_run};
+    intercept_after(state, late);
     if (kind == FrameKind::oneway) return std::nullopt;
-    return wire::error_frame(call_id,
-                             {StatusCode::deadline_exceeded,
-                              "the caller's deadline passed before the call could start; not run"},
-                             options_.max_frame_size);
+    Buffer out;
+    seal_answer(state, out, false, late);
+    return out;
   }
   Buffer out;
   begin_frame(out, FrameKind::reply, std::uint8_t(codec), {});
@@ -399,15 +518,18 @@ std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind
     failure = status_of(std::current_exception());
   }
   current_call = nullptr;
-  if (kind == FrameKind::oneway || state.cancelled.load(std::memory_order_relaxed)) {
-    return std::nullopt;
-  }
-  if (failure.ok() && !finish_frame(out, options_.max_frame_size)) {
+  const bool cancelled = state.cancelled.load(std::memory_order_relaxed);
+  if (failure.ok() && !cancelled && kind != FrameKind::oneway &&
+      !finish_frame(out, options_.max_frame_size)) {
     failure = {StatusCode::resource_exhausted,
                "reply of " + std::to_string(out.size() - kPrefixSize) +
-                   " bytes exceeds the limit of " + std::to_string(options_.max_frame_size)};
+                   " bytes exceeds the limit of " + std::to_string(options_.max_frame_size),
+               Retry::never};
   }
-  if (!failure.ok()) make_error_frame(out, call_id, failure, options_.max_frame_size);
+  intercept_after(state,
+                  cancelled ? Status{StatusCode::cancelled, "cancelled by the caller"} : failure);
+  if (kind == FrameKind::oneway || cancelled) return std::nullopt;
+  seal_answer(state, out, failure.ok(), failure);
   return out;
 }
 
@@ -419,6 +541,10 @@ Status status_of(std::exception_ptr error) noexcept {
     if (s.ok()) s.code = StatusCode::unknown;
     return s;
   } catch (const std::exception& e) {
+    StatusCode code = StatusCode::internal;
+    if (const std::string* name = registered_exception_name(typeid(e).name(), &code)) {
+      return {code, e.what(), *name};  // a typed exception: the client throws it again
+    }
     return {StatusCode::internal, e.what(), type_name(typeid(e))};
   } catch (...) {
     return {StatusCode::unknown, "the handler threw something that is not a std::exception"};
@@ -443,6 +569,30 @@ std::optional<CodecId> codec() noexcept {
   const auto* call = detail::current_call;
   if (call == nullptr) return std::nullopt;
   return call->codec;
+}
+const Metadata& metadata() noexcept {
+  static const Metadata kNone;
+  const auto* call = detail::current_call;
+  return call != nullptr ? call->extras.metadata : kNone;
+}
+void add_reply_metadata(std::string key, std::string value) {
+  const auto* call = detail::current_call;
+  if (call == nullptr) throw std::logic_error("add_reply_metadata() outside a call");
+  if (call->guard != nullptr) {
+    std::lock_guard lk(*call->guard);
+    call->extras.reply_metadata.add(std::move(key), std::move(value));
+  } else {
+    call->extras.reply_metadata.add(std::move(key), std::move(value));
+  }
+}
+std::stop_token cancel_token() {
+  const auto* call = detail::current_call;
+  return call != nullptr ? call->stop_token() : std::stop_token{};
+}
+const Peer& peer() noexcept {
+  static const Peer kNone;
+  const auto* call = detail::current_call;
+  return call != nullptr && call->peer != nullptr ? *call->peer : kNone;
 }
 bool cancelled() noexcept {
   const auto* call = detail::current_call;

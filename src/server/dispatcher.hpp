@@ -60,6 +60,11 @@ class Dispatcher {
 
   // A call admitted by dispatch() has finished (run, skipped or failed).
   void call_done();
+  // The interceptors' after() for a call whose before() they ran (nothing otherwise), once.
+  void intercept_after(const CallState& state, const Status& outcome) noexcept;
+  // The answer's frame for a call that ends with `frame` (a reply; null: an error) or `why`:
+  // the reply with the call's reply metadata attached where it fits, or the error frame.
+  void seal_answer(const CallState& state, Buffer& frame, bool is_reply, const Status& why) const;
   // Resumes a handler's coroutine that waited on `call`'s stream: on a worker (inline when
   // workers == 0), with brine::this_call set to the call.
   void resume(std::coroutine_handle<> h, std::shared_ptr<ServerCall> call);
@@ -81,14 +86,17 @@ class Dispatcher {
     std::uint64_t deadline_timer = 0;
   };
 
+  // The interceptors' before(); the refusal, if one refused.
+  Status intercept_before(const Peer& peer, CallExtras& extras,
+                          std::chrono::steady_clock::time_point deadline);
   // Finds what the frame calls and counts it in the limits: OK, or why it is refused.
   Status admit(ServerConnection& conn, const FrameView& f, Target& target);
   // The frame's contract against the target's, or the refusal recorded for its method.
   Status check_contract(ServerConnection& conn, const FrameView& f, const Target& target);
   void run_inline(ServerConnection& conn, const FrameView& f, const Target& target,
-                  std::chrono::steady_clock::time_point deadline);
+                  std::chrono::steady_clock::time_point deadline, CallExtras&& extras);
   void queue(ServerConnection& conn, const FrameView& f, Target&& target,
-             std::chrono::steady_clock::time_point deadline);
+             std::chrono::steady_clock::time_point deadline, CallExtras&& extras);
   void run_queued(std::unique_ptr<Queued> call);
   // Runs the call; returns its reply or error frame, or nothing (a oneway, a cancelled call).
   // The caller takes the call off the connection's list before sending it: once the answer is
@@ -99,7 +107,7 @@ class Dispatcher {
   void reply_error(ServerConnection& conn, std::uint64_t call_id, Status status);
   // A call of a deferred or stream method: a ServerCall, started on a worker (or inline).
   void start_later(ServerConnection& conn, const FrameView& f, Target&& target,
-                   std::chrono::steady_clock::time_point deadline);
+                   std::chrono::steady_clock::time_point deadline, CallExtras&& extras);
   void run_later(ServerCall& call, const Target& target, std::span<const std::byte> request);
   // An item, end, credit or cancel for a call the connection keeps.
   void route(ServerConnection& conn, const FrameView& f);
@@ -107,6 +115,7 @@ class Dispatcher {
   void recycle(std::unique_ptr<Queued> q) noexcept;
 
   const ServerOptions& options_;
+  const Interceptors chain_;  // logging, token check, then ServerOptions::interceptors
   const Registry& registry_;
   Counters& counters_;
   mutable std::optional<asio::thread_pool> pool_;  // (get_executor() is not const)

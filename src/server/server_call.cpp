@@ -30,11 +30,18 @@ class ServerCall::Flow final : public FlowStream {
 
 ServerCall::ServerCall(Dispatcher& dispatcher, const std::shared_ptr<ServerConnection>& conn,
                        const FrameView& f, std::chrono::steady_clock::time_point deadline,
-                       bool stream, const ServerOptions& options)
-    : dispatcher_(dispatcher), conn_(conn), options_(options), codec_(CodecId(f.codec)) {
+                       bool stream, const ServerOptions& options, CallExtras&& extras)
+    : dispatcher_(dispatcher),
+      conn_(conn),
+      options_(options),
+      codec_(CodecId(f.codec)),
+      peer_(conn->peer()) {
   state_.deadline = deadline;
   state_.call_id = f.call_id;
   state_.codec = codec_;
+  state_.peer = &peer_;
+  state_.extras = std::move(extras);
+  state_.guard = &guard_;
   if (stream) flow_ = std::make_unique<Flow>(*this, f, options);
 }
 
@@ -80,19 +87,20 @@ bool ServerCall::reply(Buffer&& frame) {
   if (!finish_frame(frame, options_.max_frame_size)) {
     return fail({StatusCode::resource_exhausted,
                  "reply of " + std::to_string(frame.size() - kPrefixSize) +
-                     " bytes exceeds the limit of " + std::to_string(options_.max_frame_size)});
+                     " bytes exceeds the limit of " + std::to_string(options_.max_frame_size),
+                 Retry::never});
   }
   return finish(&frame, {});
 }
 
 bool ServerCall::fail(const Status& why) {
   if (finished()) return false;
-  Buffer frame = wire::error_frame(state_.call_id, why, options_.max_frame_size);
+  Buffer frame;  // made by finish(), with the reply metadata
   return finish(&frame, why);
 }
 
 void ServerCall::abandon(const Status& why) {
-  state_.cancelled.store(true, std::memory_order_relaxed);
+  state_.cancel();
   (void)finish(nullptr, why);
 }
 
@@ -103,6 +111,11 @@ bool ServerCall::cancelled() const noexcept {
 
 bool ServerCall::finish(Buffer* frame, const Status& why) {
   if (finished_.exchange(true, std::memory_order_acq_rel)) return false;
+  {
+    std::lock_guard lk(guard_);  // the handler may still be adding reply metadata
+    dispatcher_.intercept_after(state_, why);
+    if (frame != nullptr) dispatcher_.seal_answer(state_, *frame, why.ok(), why);
+  }
   auto conn = conn_.lock();
   if (const auto timer = timer_.exchange(0); timer != 0 && conn) conn->timers().cancel(timer);
   if (flow_) (void)flow_->end(why);

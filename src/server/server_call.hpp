@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 
 #include "brine/server.hpp"
 #include "server/session.hpp"
@@ -25,7 +26,7 @@ class ServerCall final : public CallHandle, public std::enable_shared_from_this<
  public:
   ServerCall(Dispatcher& dispatcher, const std::shared_ptr<ServerConnection>& conn,
              const FrameView& f, std::chrono::steady_clock::time_point deadline, bool stream,
-             const ServerOptions& options);
+             const ServerOptions& options, CallExtras&& extras);
   ~ServerCall() override;
 
   // Registers the call with its connection (cancel, items) and arms its deadline. Once, before
@@ -69,6 +70,8 @@ class ServerCall final : public CallHandle, public std::enable_shared_from_this<
   CallState state_;
   bool registered_ = false;  // in the connection's CallRegistry
   std::unique_ptr<FlowStream> flow_;
+  const Peer peer_;             // a copy: the call may outlive its connection (a Responder kept)
+  std::recursive_mutex guard_;  // state_.guard: the reply metadata and the interceptors' after()
   std::atomic<std::uint64_t> timer_{0};
   std::atomic<bool> finished_{false};
 };

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -126,13 +127,58 @@ class ContractRefusals {
   std::atomic<bool> any_{false};
 };
 
+// What a call carries besides its payload, made when it arrives and moved into its CallState:
+// the request's metadata, the answer's, and the interceptors' record of the call.
+struct CallExtras {
+  Metadata metadata;
+  Metadata reply_metadata;
+  std::string method;     // the frame's method field (kept when the server has interceptors)
+  std::size_t asked = 0;  // interceptors whose before() let the call in
+  std::chrono::steady_clock::time_point started{};
+  bool stream = false;
+  bool oneway = false;
+  bool wants_metadata = false;  // the request had a metadata field: its answer may have one
+  bool intercepted() const noexcept { return asked != 0; }
+};
+
 // One call admitted to run: what its handler can ask (brine::this_call) and what a cancel frame
 // or the peer's departure changes. Linked into its peer's CallRegistry while it waits or runs.
 struct CallState {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-  std::atomic<bool> cancelled{false};
+  mutable std::atomic<bool> cancelled{false};
   std::uint64_t call_id = 0;
   CodecId codec{};
+  // The caller (the connection's peer, which outlives its calls).
+  const Peer* peer = nullptr;
+  // Marks the call cancelled, and stops the token onward calls were given (stop_token()).
+  void cancel() const noexcept {
+    cancelled.store(true);
+    if (auto* source = stop.load()) source->request_stop();
+  }
+  // A token stopped when the call is cancelled (made on first use: onward calls inherit it).
+  std::stop_token stop_token() const {
+    std::stop_source* source = stop.load();
+    if (source == nullptr) {
+      auto fresh = std::make_unique<std::stop_source>();
+      if (stop.compare_exchange_strong(source, fresh.get())) source = fresh.release();
+    }
+    // A cancel that came before the source: stop it here (seq_cst: of cancel()'s store and
+    // this one, one sees the other).
+    if (cancelled.load()) source->request_stop();
+    return source->get_token();
+  }
+  // Drops the token's source (a recycled state).
+  void reset_stop() noexcept { delete stop.exchange(nullptr); }
+  CallState() = default;
+  CallState(const CallState&) = delete;
+  CallState& operator=(const CallState&) = delete;
+  ~CallState() { reset_stop(); }
+  mutable std::atomic<std::stop_source*> stop{nullptr};
+  // Metadata and interceptors' bookkeeping (empty for a call with neither).
+  mutable CallExtras extras;
+  // A call that finishes on another thread than its handler's (ServerCall: its deadline, a
+  // cancel) guards extras.reply_metadata with this while the handler may still add to it.
+  std::recursive_mutex* guard = nullptr;
   CallState* prev = nullptr;
   CallState* next = nullptr;
 };
@@ -146,7 +192,7 @@ class CallRegistry {
   bool add(CallState& s) {
     std::lock_guard lk(mu_);
     if (closed_) {
-      s.cancelled.store(true, std::memory_order_relaxed);
+      s.cancel();
       return false;
     }
     s.prev = nullptr;
@@ -191,16 +237,14 @@ class CallRegistry {
   void cancel(std::uint64_t call_id) {
     std::lock_guard lk(mu_);
     for (CallState* s = head_; s != nullptr; s = s->next) {
-      if (s->call_id == call_id) s->cancelled.store(true, std::memory_order_relaxed);
+      if (s->call_id == call_id) s->cancel();
     }
   }
   // The peer is gone: nobody will read these replies, and later calls are cancelled on arrival.
   void cancel_all() {
     std::lock_guard lk(mu_);
     closed_ = true;
-    for (CallState* s = head_; s != nullptr; s = s->next) {
-      s->cancelled.store(true, std::memory_order_relaxed);
-    }
+    for (CallState* s = head_; s != nullptr; s = s->next) s->cancel();
   }
 
  private:

@@ -43,19 +43,9 @@ using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
 
 // Who is at the other end of a channel.
-struct PeerInfo {
-  PeerInfo() = default;
-  PeerInfo(std::string transport_name, std::string peer_address)
-      : transport(std::move(transport_name)), address(std::move(peer_address)) {}
+struct PeerInfo : Peer {
+  using Peer::Peer;
 
-  std::string transport;  // the scheme: "tcp", "unix", "tls", "zmq+tcp", "mem", ...
-  // The peer's address as the scheme writes it: "127.0.0.1:40312", "[::1]:7000", a unix path
-  // (empty for an unnamed client socket), a ZeroMQ routing id in hex, a mem:// name.
-  std::string address;
-  // TLS: the subject of the peer's verified certificate and the DNS names and IP addresses it
-  // carries; empty without TLS or when the peer presented no certificate.
-  std::string certificate_subject;
-  std::vector<std::string> certificate_names;
   // The frames were relayed (by a broker): calls of one client may reach other workers, so
   // nothing that must follow one client (remote references) can be kept for this peer.
   bool relayed = false;

@@ -6,6 +6,19 @@
 
 namespace brine::detail {
 
+namespace {
+template <class F>
+void each_entry(std::span<const std::byte> e, F&& f) {
+  for (std::size_t i = 0; i < e.size();) {
+    const std::size_t klen = std::uint8_t(e[i]);
+    const std::size_t vlen = load_be16(e.data() + i + 1 + klen);
+    f(std::string_view(reinterpret_cast<const char*>(e.data() + i + 1), klen),
+      std::string_view(reinterpret_cast<const char*>(e.data() + i + 3 + klen), vlen));
+    i += 3 + klen + vlen;
+  }
+}
+}  // namespace
+
 void begin_frame(Buffer& out, FrameKind kind, std::uint8_t codec, std::string_view object,
                  std::string_view method) {
   out.clear();
@@ -86,6 +99,80 @@ void attach_contract(Buffer& frame, const Contract& contract) {
   frame.data()[9] |= std::byte{kFlagContract};
 }
 
+bool has_metadata(std::span<const std::byte> frame) noexcept {
+  return (std::uint8_t(frame[9]) & kFlagMetadata) != 0;
+}
+
+void attach_metadata(Buffer& frame, const Metadata& md) {
+  attach_metadata(frame, md, false);
+}
+
+void open_metadata(Buffer& frame) {
+  store_be32(frame.extend(4), 0);
+  frame.data()[9] |= std::byte{kFlagMetadata};
+}
+
+void attach_metadata(Buffer& frame, const Metadata& md, bool even_empty) {
+  if (md.empty() && !even_empty) return;
+  std::size_t at = kFixedSize + load_be16(frame.data() + 10);
+  if (has_timeout(frame)) at += kTimeoutFieldSize;
+  if (has_contract(frame)) at += 2 + load_be16(frame.data() + at);
+  // A field opened empty (open_metadata) is filled; one with entries is left alone.
+  const bool opened = has_metadata(frame.bytes());
+  if (opened && (load_be32(frame.data() + at) != 0 || md.empty())) return;
+  const std::size_t field = (opened ? 0 : 4) + md.wire_size();
+  if (opened) at += 4;
+  const std::size_t tail = frame.size() - at;
+  const bool finished = load_be32(frame.data()) != 0;
+  (void)frame.extend(field);
+  std::byte* p = frame.data() + at;
+  if (tail != 0) std::memmove(p + field, p, tail);
+  if (opened) {
+    store_be32(p - 4, std::uint32_t(md.wire_size()));
+  } else {
+    store_be32(p, std::uint32_t(field - 4));
+    p += 4;
+  }
+  for (const auto& [k, v] : md) {
+    *p++ = std::byte(k.size());
+    std::memcpy(p, k.data(), k.size());
+    p += k.size();
+    store_be16(p, std::uint16_t(v.size()));
+    if (!v.empty()) std::memcpy(p + 2, v.data(), v.size());
+    p += 2 + v.size();
+  }
+  frame.data()[9] |= std::byte{kFlagMetadata};
+  if (finished) store_be32(frame.data(), std::uint32_t(frame.size() - kPrefixSize));
+}
+
+void read_metadata(std::span<const std::byte> entries, Metadata& out) {
+  each_entry(entries, [&](std::string_view k, std::string_view v) {
+    out.add(std::string(k), std::string(v));
+  });
+}
+
+std::size_t metadata_entries(std::span<const std::byte> entries) noexcept {
+  std::size_t n = 0;
+  each_entry(entries, [&](std::string_view, std::string_view) { ++n; });
+  return n;
+}
+
+Status check_metadata_limits(std::span<const std::byte> entries, const MetadataLimits& limits) {
+  if (entries.size() > limits.max_bytes) {
+    return {StatusCode::resource_exhausted,
+            "metadata of " + std::to_string(entries.size()) + " bytes exceeds the limit of " +
+                std::to_string(limits.max_bytes) + " (max_metadata_bytes)",
+            Retry::never};
+  }
+  if (const std::size_t n = metadata_entries(entries); n > limits.max_entries) {
+    return {StatusCode::resource_exhausted,
+            "metadata of " + std::to_string(n) + " entries exceeds the limit of " +
+                std::to_string(limits.max_entries) + " (max_metadata_entries)",
+            Retry::never};
+  }
+  return {};
+}
+
 void set_call_id(Buffer& frame, std::uint64_t call_id) noexcept {
   store_be64(frame.data() + 12, call_id);
 }
@@ -155,15 +242,42 @@ std::string_view as_utf8(std::string_view text, std::string& storage) {
 }
 }  // namespace
 
+namespace {
+constexpr std::string_view kRetryKey = "brine-retry";
+std::string_view retry_word(Retry r) noexcept {
+  switch (r) {
+    case Retry::not_run:
+      return "not-run";
+    case Retry::later:
+      return "later";
+    case Retry::never:
+      return "never";
+    default:
+      return {};  // not_sent and maybe_ran are the client's own findings; unknown is the default
+  }
+}
+}  // namespace
+
 void make_error_frame(Buffer& out, std::uint64_t call_id, const Status& status,
-                      std::size_t max_frame_size) {
+                      std::size_t max_frame_size, const Metadata* extra) {
+  // No metadata at all for a peer that sent none (it may not know the field).
   std::string message_copy;
   std::string type_copy;
   const std::string_view message = as_utf8(status.message, message_copy);
   const std::string_view type = as_utf8(status.type, type_copy);
+  // The metadata: the server's retry hint, then what the handler added if it fits.
+  Metadata md;
+  const auto word = retry_word(status.retry);
+  if (extra != nullptr && !word.empty()) md.add(std::string(kRetryKey), std::string(word));
   constexpr std::size_t kMaxMessage = 64 * 1024;
   constexpr std::size_t kFixed = kHeaderSize + 4 + 4 + 2;  // header, code, msg_len, type_len
-  const std::size_t budget = max_frame_size > kFixed ? max_frame_size - kFixed : 0;
+  if (extra != nullptr && !extra->empty() &&
+      kFixed + 4 + md.wire_size() + extra->wire_size() + 256 <= max_frame_size) {
+    md.merge(*extra);
+  }
+  const std::size_t md_size = metadata_field_size(md);
+  const std::size_t budget =
+      max_frame_size > kFixed + md_size ? max_frame_size - kFixed - md_size : 0;
   const std::size_t type_len = utf8_cut(type, std::min<std::size_t>({0xFFFF, budget}));
   const std::size_t msg_len = utf8_cut(message, std::min(kMaxMessage, budget - type_len));
   begin_frame(out, FrameKind::error, 0, {});
@@ -174,7 +288,20 @@ void make_error_frame(Buffer& out, std::uint64_t call_id, const Status& status,
   std::memcpy(p + 8, message.data(), msg_len);
   store_be16(p + 8 + msg_len, std::uint16_t(type_len));
   std::memcpy(p + 10 + msg_len, type.data(), type_len);
+  attach_metadata(out, md);
   (void)finish_frame(out, 0xFFFFFFFFu);  // within max_frame_size by construction
+}
+
+Status parse_error(const FrameView& f) {
+  Status s = parse_error_payload(f.payload);
+  if (f.metadata.empty() || s.code == StatusCode::invalid_argument) return s;
+  each_entry(f.metadata, [&](std::string_view k, std::string_view v) {
+    if (k != kRetryKey) return;
+    if (v == "not-run") s.retry = Retry::not_run;
+    if (v == "later") s.retry = Retry::later;
+    if (v == "never") s.retry = Retry::never;
+  });
+  return s;
 }
 
 FrameKind frame_kind(std::span<const std::byte> frame) noexcept {
@@ -243,8 +370,13 @@ Status check_header(const std::byte* p, std::uint32_t length) noexcept {
   const auto kind = std::uint8_t(p[7]);
   if (kind < 1 || kind > 10) return err("unknown frame kind");
   const auto flags = std::uint8_t(p[9]);
-  if ((flags & ~(kFlagTimeout | kFlagContract | kFlagStream)) != 0) {
+  if ((flags & ~(kFlagTimeout | kFlagContract | kFlagStream | kFlagMetadata)) != 0) {
     return err("reserved flag bits set");
+  }
+  if ((flags & kFlagMetadata) != 0 && kind != std::uint8_t(FrameKind::request) &&
+      kind != std::uint8_t(FrameKind::oneway) && kind != std::uint8_t(FrameKind::reply) &&
+      kind != std::uint8_t(FrameKind::error)) {
+    return err("a metadata field in a frame that is not a request, oneway, reply or error");
   }
   if ((flags & kFlagStream) != 0 && kind != std::uint8_t(FrameKind::request)) {
     return err("a stream flag in a frame that is not a request");
@@ -292,6 +424,36 @@ Status view_frame(const std::byte* p, std::size_t total, FrameView* out) {
     out->fingerprint = load_be64(p + offset + 2);
     out->contract = {reinterpret_cast<const char*>(p + offset + 10), len - 8};
     offset += 2 + len;
+  }
+  out->metadata = {};
+  out->has_metadata = (std::uint8_t(p[9]) & kFlagMetadata) != 0;
+  if (out->has_metadata) {
+    if (total - offset < 4) {
+      return {StatusCode::invalid_argument, "metadata field past the end of the frame"};
+    }
+    const std::size_t len = load_be32(p + offset);
+    if (len > total - offset - 4) {
+      return {StatusCode::invalid_argument,
+              "metadata field of " + std::to_string(len) + " bytes exceeds the frame"};
+    }
+    const std::byte* e = p + offset + 4;
+    for (std::size_t i = 0; i < len;) {
+      const std::size_t klen = std::uint8_t(e[i]);
+      if (klen == 0 || len - i < 1 + klen + 2) {
+        return {StatusCode::invalid_argument, "malformed metadata entry"};
+      }
+      const std::string_view key(reinterpret_cast<const char*>(e + i + 1), klen);
+      if (!Metadata::valid_key(key)) {
+        return {StatusCode::invalid_argument, "malformed metadata key"};
+      }
+      const std::size_t vlen = load_be16(e + i + 1 + klen);
+      if (len - i - 1 - klen - 2 < vlen) {
+        return {StatusCode::invalid_argument, "metadata value past the end of its field"};
+      }
+      i += 1 + klen + 2 + vlen;
+    }
+    out->metadata = {e, len};
+    offset += 4 + len;
   }
   out->payload = {p + offset, total - offset};
   return {};

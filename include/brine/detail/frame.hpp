@@ -21,6 +21,8 @@
 //                            still waits for the reply, measured when the frame was sent
 //   ...    2+c  contract     only when flags bit 1 is set: u16 c (9 <= c <= 8 + 16384), u64
 //                            fingerprint, c - 8 bytes of contract text (brine/fingerprint.hpp)
+//   ...    4+n  metadata     only when flags bit 3 is set: u32 n, then n bytes of entries (u8 key
+//                            length >= 1, key, u16 value length, value)
 //   ...    ...  payload      codec bytes (request/reply/oneway) or the error payload
 //
 // The magic is checked as soon as the first six bytes are here, then the length against the limit
@@ -34,6 +36,7 @@
 #include <string_view>
 
 #include "brine/buffer.hpp"
+#include "brine/context.hpp"
 #include "brine/fingerprint.hpp"
 #include "brine/status.hpp"
 
@@ -60,6 +63,9 @@ inline constexpr std::uint8_t kFlagContract = 0x02;
 inline constexpr std::size_t kMaxContractText = 16384;
 // flags bit 2: the request opens a stream call (docs/wire-format.md, "Streams").
 inline constexpr std::uint8_t kFlagStream = 0x04;
+// flags bit 3: a metadata field (u32 length, then entries: u8 key length, key, u16 value length,
+// value) follows the contract field; in requests, oneways, replies and errors.
+inline constexpr std::uint8_t kFlagMetadata = 0x08;
 // Every stream direction starts with this window: the bytes of item frames (their length
 // fields, header included) a sender may have sent beyond what the receiver has credited.
 inline constexpr std::uint32_t kInitialStreamWindow = 65536;
@@ -92,6 +98,10 @@ struct FrameView {
   std::string_view contract;
   // A request that opens a stream (flags bit 2).
   bool stream = false;
+  // The metadata entries (flags bit 3), checked well-formed; empty without.
+  std::span<const std::byte> metadata{};
+  // The frame has the field (perhaps with no entries): its sender takes metadata in answers.
+  bool has_metadata = false;
 };
 
 // Starts a frame in `out` (cleared first): prefix and header with length 0 and call id 0, then
@@ -118,6 +128,28 @@ std::string_view frame_method(const Buffer& frame) noexcept;
 // longer than kMaxContractText (such a method goes unchecked).
 void attach_contract(Buffer& frame, const Contract& contract);
 bool has_contract(const Buffer& frame) noexcept;
+// Inserts `md` (if not empty) into a request, oneway, reply or error frame being built or
+// built, before its payload, and sets flags bit 3; re-finishes a finished frame (without a size
+// check: see metadata_fits). Does nothing if the frame carries metadata already.
+void attach_metadata(Buffer& frame, const Metadata& md);
+// The same, with a field of no entries when `md` is empty and `even_empty`; a field opened
+// empty by open_metadata is filled with md's entries.
+void attach_metadata(Buffer& frame, const Metadata& md, bool even_empty);
+// Appends an empty metadata field to a request being begun (after begin_request, before the
+// payload): a brine client's requests always carry the field, which tells the server that this
+// client takes metadata in its answer; attach_metadata fills it later.
+void open_metadata(Buffer& frame);
+bool has_metadata(std::span<const std::byte> frame) noexcept;
+// The bytes attach_metadata adds for `md`.
+inline std::size_t metadata_field_size(const Metadata& md) noexcept {
+  return md.empty() ? 0 : 4 + md.wire_size();
+}
+// The entries of a checked metadata field (FrameView::metadata), appended to `out`.
+void read_metadata(std::span<const std::byte> entries, Metadata& out);
+// How many entries a checked metadata field holds.
+std::size_t metadata_entries(std::span<const std::byte> entries) noexcept;
+// OK if the checked field `entries` is within `limits`, else RESOURCE_EXHAUSTED (Retry::never).
+Status check_metadata_limits(std::span<const std::byte> entries, const MetadataLimits& limits);
 // The kind and call id of a frame being built or already built (kFixedSize bytes at least).
 FrameKind frame_kind(std::span<const std::byte> frame) noexcept;
 std::uint8_t frame_codec(std::span<const std::byte> frame) noexcept;
@@ -128,10 +160,16 @@ std::uint64_t frame_call_id(std::span<const std::byte> frame) noexcept;
 // Builds a complete error frame: payload = u32 code, u32 message length, message, u16 type
 // length, type (all big-endian). The message is cut at 64 KiB, and message and type are cut
 // further so that the frame fits `max_frame_size` (the receiver's limit is at least 1024).
+// `extra` null: the frame carries no metadata (its receiver sent none, and may not know the
+// field). Otherwise it carries status.retry when the server can tell it (not_run, later,
+// never: metadata "brine-retry") and *extra (a handler's reply metadata) when it fits.
 void make_error_frame(Buffer& out, std::uint64_t call_id, const Status& status,
-                      std::size_t max_frame_size = kDefaultMaxFrameSize);
+                      std::size_t max_frame_size = kDefaultMaxFrameSize,
+                      const Metadata* extra = nullptr);
 // Parses an error payload. A malformed payload becomes INVALID_ARGUMENT with a description.
 Status parse_error_payload(std::span<const std::byte> payload);
+// An error frame's status: its payload, and the retry hint of its metadata.
+Status parse_error(const FrameView& f);
 
 // Incremental frame decoder for byte streams. Copes with any fragmentation (one byte per read)
 // and with many frames per read. Lengths are hostile: they are checked from the prefix alone
