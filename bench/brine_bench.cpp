@@ -878,7 +878,7 @@ int main(int argc, char** argv) {
                    "usage: brine_bench [--repeats N] [--calls N] [--json FILE] "
                    "[--smoke] [--codecs cereal,...] [--transports tcp4,...] [--only "
                    "latency,lowlat,pinned,throughput,pipelined,bulk,stream,"
-                   "memory,allocs]\n");
+                   "context,memory,allocs]\n");
       return 2;
     }
   }
