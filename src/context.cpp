@@ -64,6 +64,41 @@ Metadata& Metadata::merge(const Metadata& other) {
   return *this;
 }
 
+namespace detail {
+Status run_before(const Interceptors& chain, CallInfo& call, std::size_t& asked, Retry hint,
+                  std::string_view side) {
+  for (const auto& i : chain) {
+    Status s;
+    try {
+      s = i->before(call);
+    } catch (const std::exception& e) {
+      s = {StatusCode::internal, "a " + std::string(side) + " interceptor threw: " + e.what()};
+    } catch (...) {
+      s = {StatusCode::unknown,
+           "a " + std::string(side) + " interceptor threw something that is not a std::exception"};
+    }
+    if (!s.ok()) {
+      if (s.retry == Retry::unknown) s.retry = hint;
+      return s;
+    }
+    ++asked;
+  }
+  return {};
+}
+
+void run_after(const Interceptors& chain, CallInfo& call, std::size_t& asked, const Status& outcome,
+               std::chrono::nanoseconds took) noexcept {
+  for (std::size_t i = asked; i-- > 0;) {
+    try {
+      chain[i]->after(call, outcome, took);
+    } catch (...) {
+      // after() cannot change the outcome; its failure is its own.
+    }
+  }
+  asked = 0;
+}
+}  // namespace detail
+
 LoggingInterceptor::LoggingInterceptor(std::string side, Sink sink)
     : side_(std::move(side)), sink_(std::move(sink)) {}
 

@@ -130,6 +130,17 @@ class Interceptor {
 
 using Interceptors = std::vector<std::shared_ptr<Interceptor>>;
 
+namespace detail {
+// The chain's before() in order, for a client's call or a server's; `asked` counts those that let
+// the call in. The first refusal is returned, with `hint` as its retry hint when it gives none;
+// an interceptor that throws refuses with INTERNAL (UNKNOWN for a non-std exception).
+Status run_before(const Interceptors& chain, CallInfo& call, std::size_t& asked, Retry hint,
+                  std::string_view side);
+// The after() of the `asked` first, in reverse; what they throw is dropped. Resets `asked`.
+void run_after(const Interceptors& chain, CallInfo& call, std::size_t& asked, const Status& outcome,
+               std::chrono::nanoseconds took) noexcept;
+}  // namespace detail
+
 // Writes one line per call to `sink` (default: stderr): side, peer, method, outcome, duration,
 // the number of metadata entries. ServerOptions::log_calls and ClientOptions::log_calls (config
 // keys server.log_calls, client.log_calls) add one.

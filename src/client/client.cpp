@@ -87,20 +87,7 @@ class InterceptedCall final : public PendingCall {
   // Runs before() of each interceptor; the first refusal is returned (Retry::not_sent).
   Status begin() {
     start_ = Clock::now();
-    for (const auto& i : chain_) {
-      Status s;
-      try {
-        s = i->before(info_);
-      } catch (const std::exception& e) {
-        s = {StatusCode::internal, std::string("a client interceptor threw: ") + e.what()};
-      }
-      if (!s.ok()) {
-        if (s.retry == Retry::unknown) s.retry = Retry::not_sent;
-        return s;
-      }
-      ++asked_;
-    }
-    return {};
+    return run_before(chain_, info_, asked_, Retry::not_sent, "client");
   }
   Metadata& request_metadata() { return md_; }
   // The completion to forward to, when it is made after begin() (a stream's).
@@ -126,15 +113,7 @@ class InterceptedCall final : public PendingCall {
     inner_->complete(std::move(status), payload);
   }
   void finish(const Status& status) noexcept {
-    const auto took = Clock::now() - start_;
-    for (std::size_t i = asked_; i-- > 0;) {
-      try {
-        chain_[i]->after(info_, status, took);
-      } catch (...) {
-        // An interceptor's failure after the call does not change the call's outcome.
-      }
-    }
-    asked_ = 0;
+    run_after(chain_, info_, asked_, status, Clock::now() - start_);
   }
 
  private:

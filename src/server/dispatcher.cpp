@@ -69,38 +69,14 @@ Dispatcher::Dispatcher(const ServerOptions& options, const Registry& registry, C
 Status Dispatcher::intercept_before(const Peer& peer, CallExtras& x, Clock::time_point deadline) {
   x.started = Clock::now();
   CallInfo info = info_of(x, &peer, deadline);
-  for (const auto& i : chain_) {
-    Status s;
-    try {
-      s = i->before(info);
-    } catch (const std::exception& e) {
-      s = {StatusCode::internal, std::string("a server interceptor threw: ") + e.what()};
-    } catch (...) {
-      s = {StatusCode::unknown,
-           "a server interceptor threw something that is not a std::exception"};
-    }
-    if (!s.ok()) {
-      if (s.retry == Retry::unknown) s.retry = Retry::not_run;
-      return s;
-    }
-    ++x.asked;
-  }
-  return {};
+  return run_before(chain_, info, x.asked, Retry::not_run, "server");
 }
 
 void Dispatcher::intercept_after(const CallState& state, const Status& outcome) noexcept {
   CallExtras& x = state.extras;
   if (x.asked == 0) return;
-  const auto took = Clock::now() - x.started;
   CallInfo info = info_of(x, state.peer, state.deadline);
-  for (std::size_t i = x.asked; i-- > 0;) {
-    try {
-      chain_[i]->after(info, outcome, took);
-    } catch (...) {
-      // after() cannot change the outcome; its failure is its own.
-    }
-  }
-  x.asked = 0;
+  run_after(chain_, info, x.asked, outcome, Clock::now() - x.started);
 }
 
 void Dispatcher::seal_answer(const CallState& state, Buffer& frame, bool is_reply,
