@@ -1,5 +1,6 @@
 // Throwaway certificates for the TLS tests, made with the openssl command on first use, in a
-// directory of this process's own (removed at exit).
+// directory this user's test processes of the same hour share (/tmp/brine-tls-<uid>-<hour>;
+// older ones are removed after three hours).
 #pragma once
 
 #include <string>
