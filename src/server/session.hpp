@@ -138,7 +138,6 @@ struct CallExtras {
   bool stream = false;
   bool oneway = false;
   bool wants_metadata = false;  // the request had a metadata field: its answer may have one
-  bool intercepted() const noexcept { return asked != 0; }
 };
 
 // One call admitted to run: what its handler can ask (brine::this_call) and what a cancel frame
