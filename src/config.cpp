@@ -65,6 +65,7 @@ constexpr Key kServer[] = {
     {"tls_client_ca", Kind::string},
     {"tokens", Kind::strings},
     {"open_methods", Kind::strings},
+    {"callback_timeout_ms", Kind::integer, 1, 86400000},
 };
 constexpr Key kClient[] = {
     {"connect", Kind::string},
@@ -79,6 +80,7 @@ constexpr Key kClient[] = {
     {"tls_private_key", Kind::string},
     {"tls_server_name", Kind::string},
     {"token", Kind::string},
+    {"callback_workers", Kind::integer, 1, 256},
 };
 
 std::string kind_name(Kind k) {
@@ -294,6 +296,7 @@ class ConfigReader {
     millis("server.idle_timeout_ms", o.idle_timeout);
     millis("server.drain_timeout_ms", o.drain_timeout);
     millis("server.call_memory_ms", o.call_memory);
+    millis("server.callback_timeout_ms", o.callback_timeout);
     count("server.stream_window", o.stream_window);
     text("server.tls_certificate", o.tls.certificate_file);
     text("server.tls_private_key", o.tls.private_key_file);
@@ -319,6 +322,7 @@ class ConfigReader {
     millis("client.timeout_ms", o.timeout);
     millis("client.retransmit_interval_ms", o.retransmit_interval);
     count("client.stream_window", o.stream_window);
+    count("client.callback_workers", o.callback_workers);
     text("client.tls_ca", o.tls.ca_file);
     text("client.tls_certificate", o.tls.certificate_file);
     text("client.tls_private_key", o.tls.private_key_file);

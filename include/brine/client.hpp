@@ -119,6 +119,9 @@ struct ClientOptions {
   Interceptors interceptors{};
   // Adds a LoggingInterceptor writing one line per call to stderr.
   bool log_calls = false;
+  // Threads that run the calls a server makes to objects this client passed it as arguments
+  // (Remote<T> parameters): made when the first such object is passed. At least 1.
+  std::size_t callback_workers = 2;
 };
 
 struct CallOptions {
@@ -287,6 +290,21 @@ CodecSet usable_codecs() noexcept {
 }
 // Sends "<object>.~release" if the connection that made the reference is still up.
 void core_release(ClientCore& core, const std::string& object) noexcept;
+// The serial number of the core's live connection (they count from 1), 0 if none is up.
+std::uint64_t core_serial(const ClientCore& core) noexcept;
+// Whether the core can still reach objects that connection `serial` made: it is still up (a
+// later connection does not have them).
+bool core_reaches(const ClientCore& core, std::uint64_t serial) noexcept;
+
+struct InterfaceTable;
+// Keeps `object` (an implementation of the interface `table` describes) on the core's
+// connection (connecting if need be) for the peer to call back, and returns its name ("@c1").
+// Throws RpcError: no connection, or a transport that cannot carry calls both ways.
+std::string core_export(ClientCore& core, std::shared_ptr<void> object, const InterfaceTable& table);
+// The table of interface I (defined in brine/server.hpp, which brine/brine.hpp includes: a
+// file that passes its own objects as Remote<I> arguments includes it).
+template <class I>
+const InterfaceTable& interface_table();
 
 template <class Resp, class Req>
 Status encode_request(CodecId c, Buffer& frame, FrameKind kind, std::string_view object,
@@ -606,19 +624,62 @@ class Bidi;
 namespace detail {
 
 // What every copy of one Remote shares: the client core and the object's name. For an object a
-// factory made, dropping the last copy tells the server to free it.
+// factory made (or one passed to a server that calls it back), dropping the last copy tells
+// the peer to free it; such a reference lives only as long as the connection that made it
+// (`serial`). A Remote made from a local object holds the object instead (`local`, null core).
 struct RemoteHandle {
   RemoteHandle(std::shared_ptr<ClientCore> c, std::string name, bool owns)
-      : core(std::move(c)), object(std::move(name)), owned(owns) {}
+      : core(std::move(c)),
+        object(std::move(name)),
+        owned(owns),
+        serial(owned ? core_serial(*core) : 0) {}
+  // A local object; `name`: its name where it is one of this side's served objects (so that
+  // passing it back to the peer names it).
+  RemoteHandle(std::shared_ptr<void> self, const InterfaceTable* table, std::string name = {})
+      : object(std::move(name)), owned(false), serial(0), local(std::move(self)),
+        local_table(table) {}
   RemoteHandle(const RemoteHandle&) = delete;
   RemoteHandle& operator=(const RemoteHandle&) = delete;
   ~RemoteHandle() {
     if (owned) core_release(*core, object);
   }
+  // OK, or why a call cannot reach the object: its connection was lost.
+  Status reachable() const {
+    if (!owned || core_reaches(*core, serial)) return {};
+    return {StatusCode::unavailable,
+            "the connection that made the remote reference '" + object +
+                "' was lost, and the object with it: make a new one",
+            Retry::not_sent};
+  }
   std::shared_ptr<ClientCore> core;
   std::string object;
   bool owned;
+  std::uint64_t serial;
+  std::shared_ptr<void> local;  // the I of a Remote made from a local object
+  const InterfaceTable* local_table = nullptr;
 };
+
+// The name a request carries for an object passed as an argument over `core`: a local
+// object is exported for the peer to call back; a Remote of the peer's names its object.
+inline std::string argument_name(ClientCore& core, const RemoteHandle& h) {
+  if (h.local) return h.object.empty() ? core_export(core, h.local, *h.local_table) : h.object;
+  if (h.core.get() != &core) {
+    throw RpcError(StatusCode::invalid_argument,
+                   "the Remote '" + h.object +
+                       "' passed as an argument names an object of another connection: brine "
+                       "passes only your own objects and the called peer's");
+  }
+  if (Status s = h.reachable(); !s.ok()) throw RpcError(s);
+  return h.object;
+}
+template <class T>
+decltype(auto) to_wire_arg(ClientCore& core, T&& value) {
+  if constexpr (is_remote<std::remove_cvref_t<T>>::value) {
+    return ObjectName{argument_name(core, *value.brine_handle())};
+  } else {
+    return std::forward<T>(value);
+  }
+}
 
 template <class R>
 struct remote_result {
@@ -645,8 +706,17 @@ class RemoteBase {
   RemoteBase(std::shared_ptr<const RemoteHandle> handle, CallOptions opts = {})
       : handle_(std::move(handle)), opts_(opts) {}
 
-  // The object's name on the server ("calc", or "@17" for one a factory made).
+  // The object's name on the server ("calc", or "@17" for one a factory made); empty for a
+  // Remote made from a local object.
   const std::string& object_name() const noexcept { return handle_->object; }
+  // Whether calls can reach the object: false once the connection that made a reference (a
+  // factory's object, or an object a client passed to this server) was lost, with the object.
+  // A Remote of an exposed object ("calc") or a local one is always reachable: calls connect.
+  bool connected() const noexcept {
+    return handle_->local != nullptr || !handle_->owned || core_reaches(*handle_->core, handle_->serial);
+  }
+  // The shared handle (brine's own use: passing the object as an argument).
+  const std::shared_ptr<const RemoteHandle>& brine_handle() const noexcept { return handle_; }
 
  protected:
   template <auto M, class... A>
@@ -657,13 +727,34 @@ class RemoteBase {
     using Wire = wire_result_t<R>;
     using Out = remote_result_t<R>;
     static_assert((void(traits::template carried<M>()), true));  // its own error per type
-    const Args args{decltype(Args::values)(std::forward<A>(a)...)};
+    if constexpr (traits::is_stream) {
+      // (A stream that cannot start throws: there is no stream to end with the reason.)
+      if (handle_->local) {
+        throw RpcError(StatusCode::failed_precondition,
+                       "a Remote made from a local object opens no streams: call the object");
+      }
+      if (Status s = handle_->reachable(); !s.ok()) throw RpcError(std::move(s));
+    } else {
+      if (handle_->local) return invoke_local<M, Out>(std::forward<A>(a)...);
+      if (Status s = handle_->reachable(); !s.ok()) return failed<Out>(std::move(s));
+    }
+    std::optional<Args> args;
+    try {
+      args.emplace(
+          Args{decltype(Args::values)(to_wire_arg(*handle_->core, std::forward<A>(a))...)});
+    } catch (const RpcError& e) {
+      if constexpr (traits::is_stream) {
+        throw;
+      } else {
+        return failed<Out>(e.status());
+      }
+    }
     if constexpr (traits::is_stream) {
       // A stream method: the proxy opens the stream and returns its client's end.
       using SIn = typename traits::In;
       using SOut = typename traits::Out;
       auto core = detail::open_stream<Args, SIn, SOut, R>(*handle_->core, handle_->object, method,
-                                                          args, opts_, &traits::contract);
+                                                          *args, opts_, &traits::contract);
       if constexpr (std::is_void_v<SIn>) {
         return Stream<SOut>(std::move(core));
       } else if constexpr (std::is_void_v<SOut>) {
@@ -672,7 +763,82 @@ class RemoteBase {
         return Bidi<SIn, SOut>(std::move(core));
       }
     } else {
-      return invoke_call<M, R, Args, Wire, Out>(method, args);
+      return invoke_call<M, R, Args, Wire, Out>(method, *args);
+    }
+  }
+
+  // What a proxy method of this style returns for a method whose caller gets Out.
+  template <class Out>
+  using Returned = std::conditional_t<
+      Style == CallStyle::throwing, Out,
+      std::conditional_t<Style == CallStyle::future, std::future<Out>, Result<Out>>>;
+
+  // A call that fails before it is sent, in the proxy's style.
+  template <class Out>
+  Returned<Out> failed(Status why) const {
+    if constexpr (Style == CallStyle::future) {
+      std::promise<Out> promise;
+      fulfil(promise, Result<ArgPack<>>(std::move(why)), [](ArgPack<>&&) -> Out { std::abort(); });
+      return promise.get_future();
+    } else if constexpr (Style == CallStyle::throwing) {
+      throw_status(std::move(why));
+    } else {
+      return Result<Out>(std::move(why));
+    }
+  }
+
+  // A call of a Remote made from a local object: the object's method itself, on this thread.
+  template <auto M, class Out, class... A>
+  Returned<Out> invoke_local(A&&... a) const {
+    using traits = member_traits<decltype(M)>;
+    using R = typename traits::result;
+    using Object = typename traits::object;
+    if constexpr (is_task<R>::value) {
+      return failed<Out>({StatusCode::failed_precondition,
+                          "a Remote made from a local object does not run its coroutine "
+                          "methods: call the object itself"});
+    } else {
+      Object& object = *static_cast<Object*>(handle_->local.get());
+      auto run = [&]() -> Out {
+        if constexpr (is_ref<R>::value) {
+          using U = typename is_ref<R>::interface;
+          R ref = (object.*M)(std::forward<A>(a)...);
+          return Out(std::make_shared<const RemoteHandle>(std::shared_ptr<void>(ref.get()),
+                                                          &interface_table<U>()),
+                     opts_);
+        } else {
+          return (object.*M)(std::forward<A>(a)...);
+        }
+      };
+      if constexpr (Style == CallStyle::throwing) {
+        return run();
+      } else if constexpr (Style == CallStyle::future) {
+        std::promise<Out> promise;
+        try {
+          if constexpr (std::is_void_v<Out>) {
+            run();
+            promise.set_value();
+          } else {
+            promise.set_value(run());
+          }
+        } catch (...) {
+          promise.set_exception(std::current_exception());
+        }
+        return promise.get_future();
+      } else {
+        try {
+          if constexpr (std::is_void_v<Out>) {
+            run();
+            return Result<void>(Status{});
+          } else {
+            return Result<Out>(run());
+          }
+        } catch (const RpcError& e) {
+          return Result<Out>(e.status());
+        } catch (const std::exception& e) {
+          return Result<Out>(Status{StatusCode::unknown, e.what()});
+        }
+      }
     }
   }
 
@@ -743,6 +909,17 @@ class Remote final : public detail::proxy_t<I, detail::CallStyle::throwing> {
 
   explicit Remote(std::shared_ptr<const detail::RemoteHandle> handle, CallOptions opts = {})
       : Base(std::move(handle), opts) {}
+  // One of your own objects, to pass as an argument: the peer that receives it calls it back
+  // over the same connection (and keeps it alive until it drops its Remote, or the connection
+  // ends). Calls made through this Remote run the object's methods here, directly.
+  Remote(Ref<I> object)  // NOLINT: implicit by design, as a local object converts
+      : Base(std::make_shared<const detail::RemoteHandle>(std::shared_ptr<void>(object.get()),
+                                                          &detail::interface_table<I>())) {
+    if (!this->handle_->local) throw std::invalid_argument("Remote: a null object");
+  }
+  template <class D>
+  requires std::derived_from<D, I> Remote(std::shared_ptr<D> object)  // NOLINT: implicit
+      : Remote(Ref<I>(std::shared_ptr<I>(std::move(object)))) {}
 
   // The same object, its methods returning Result<T> (Result<void> for void) instead of
   // throwing.

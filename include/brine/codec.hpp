@@ -191,6 +191,7 @@ auto visit_codec(CodecId id, F&& f)
 // (docs/wire-format.md, "Argument lists").
 template <class... Ts>
 struct ArgPack {
+  using tuple = std::tuple<Ts...>;
   std::tuple<Ts...> values;
 };
 

@@ -31,6 +31,7 @@
 //   tls_client_ca = "clients-ca.crt"      # require client certificates (mutual TLS)
 //   tokens = ["s3cret"]                   # calls need "authorization: Bearer <one of them>"
 //   open_methods = ["health"]             # ... except these
+//   callback_timeout_ms = 5000            # calls to objects clients pass as arguments
 //   [client]
 //   connect = "tcp://127.0.0.1:7000"
 //   codecs = ["protobuf", "cereal", "json"]   # the order of preference (this is the default)
@@ -42,6 +43,7 @@
 //   tls_certificate = "client.crt"        # and tls_private_key: this client's certificate
 //   tls_server_name = "calc.example"      # default: the URI's host
 //   token = "s3cret"                      # sent as "authorization: Bearer s3cret"
+//   callback_workers = 2                  # threads running calls to objects passed as arguments
 //
 // The top-level keys apply to both sides; the same key inside [server] or [client] applies to
 // that side only and wins. `codec` is a client's preference only: a server serves every codec its

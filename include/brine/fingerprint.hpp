@@ -15,6 +15,7 @@
 //   e'Name'<T>                     an enum, by its name and underlying type
 //   o'Name'                        any other class, by its qualified name
 //   ref'Name'                      Ref<Name>, a remote reference
+//   obj'Name'                      Remote<Name>, an object passed as an argument
 //   void
 // and a method's contract is "(A,B)->R". The fingerprint is FNV-1a (64 bits) of the contract
 // with the display names of aggregates left out (s{T,...}), so it does not depend on how a
@@ -43,6 +44,8 @@ namespace brine {
 
 template <class T>
 class Ref;
+template <class T>
+class Remote;
 
 // A method's contract: the fingerprint and the canonical text it was computed from.
 struct Contract {
@@ -87,6 +90,10 @@ template <class T>
 struct ref_target;
 template <class T>
 struct ref_target<Ref<T>> {
+  using type = T;
+};
+template <class T>
+struct ref_target<Remote<T>> {
   using type = T;
 };
 
@@ -284,6 +291,9 @@ constexpr void put_shape(TextSink& s, bool names) {
     s += "str";
   } else if constexpr (is_specialisation<U, Ref>) {
     s += "ref";
+    put_name(s, raw_type_name<typename ref_target<U>::type>(), false);
+  } else if constexpr (is_specialisation<U, Remote>) {
+    s += "obj";
     put_name(s, raw_type_name<typename ref_target<U>::type>(), false);
   } else if constexpr (is_specialisation<U, std::optional>) {
     s += "opt<";

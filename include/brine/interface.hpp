@@ -27,6 +27,7 @@
 // and the method ("calc.add"), see docs/wire-format.md, "Remote objects".
 #pragma once
 
+#include <concepts>
 #include <memory>
 #include <string_view>
 #include <tuple>
@@ -48,6 +49,9 @@ template <class T>
 class Ref {
  public:
   Ref(std::shared_ptr<T> object) : object_(std::move(object)) {}  // NOLINT: implicit by design
+  template <class D>
+  requires(std::derived_from<D, T> && !std::is_same_v<D, T>) Ref(std::shared_ptr<D> object)  // NOLINT
+      : object_(std::move(object)) {}
   const std::shared_ptr<T>& get() const noexcept { return object_; }
 
  private:
@@ -60,7 +64,26 @@ Ref<T> make_ref(A&&... args) {
   return Ref<T>(std::make_shared<Impl>(std::forward<A>(args)...));
 }
 
+// A proxy for an object that lives elsewhere (brine/client.hpp). As a parameter of an interface
+// method it is an object passed by reference: the caller passes one of its own objects
+// (Remote<T> converts from Ref<T> and from std::shared_ptr<Derived>) or a Remote<T> it holds of
+// the callee's, and the callee calls it back over the same connection (see Remote).
+template <class T>
+class Remote;
+
 namespace detail {
+
+template <class T>
+struct is_remote : std::false_type {};
+template <class T>
+struct is_remote<Remote<T>> : std::true_type {
+  using interface = T;
+};
+
+// What a request carries for a parameter of type T: T itself, or the object's name for a
+// Remote<U> (docs/wire-format.md, "Objects passed as arguments").
+template <class T>
+using wire_arg_t = std::conditional_t<is_remote<T>::value, ObjectName, T>;
 
 template <class T>
 struct is_ref : std::false_type {};
@@ -104,7 +127,15 @@ template <std::size_t K, class Tuple, class Idx = std::make_index_sequence<K>>
 struct first_args;
 template <std::size_t K, class... A, std::size_t... I>
 struct first_args<K, std::tuple<A...>, std::index_sequence<I...>> {
-  using type = ArgPack<std::remove_cvref_t<std::tuple_element_t<I, std::tuple<A...>>>...>;
+  using type =
+      ArgPack<wire_arg_t<std::remove_cvref_t<std::tuple_element_t<I, std::tuple<A...>>>>...>;
+};
+
+template <std::size_t K, class Tuple, class Idx = std::make_index_sequence<K>>
+struct first_values;
+template <std::size_t K, class... A, std::size_t... I>
+struct first_values<K, std::tuple<A...>, std::index_sequence<I...>> {
+  using type = std::tuple<std::remove_cvref_t<std::tuple_element_t<I, std::tuple<A...>>>...>;
 };
 
 // The contract of a stream method whose wire arguments are Pack: its ends are listed as
@@ -150,6 +181,9 @@ struct member_traits<R (C::*)(A...)> {
   using response = typename task_value<R>::type;
   // What the request carries: the parameters before the stream ends.
   using args = typename first_args<arity, std::tuple<A...>>::type;
+  // The values the method is called with (args, with each object's name made a Remote).
+  using values = typename first_values<arity, std::tuple<A...>>::type;
+  static constexpr bool passes_objects = !std::is_same_v<typename args::tuple, values>;
   template <std::size_t N>
   using param =
       std::conditional_t<(N < arity), typename param_at<N, std::tuple<A...>>::type, Unused<N>>;
@@ -172,7 +206,7 @@ struct member_traits<R (C::*)(A...)> {
     constexpr bool params = []<std::size_t... I>(std::index_sequence<I...>) {
       return (true & ... &
               carried_type<Self, I + 1,
-                           std::remove_cvref_t<std::tuple_element_t<I, std::tuple<A...>>>>());
+                           wire_arg_t<std::remove_cvref_t<std::tuple_element_t<I, std::tuple<A...>>>>>());
     }
     (std::make_index_sequence<arity>{});
     bool items = true;

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "brine/buffer.hpp"
+#include "brine/client.hpp"
 #include "brine/codec.hpp"
 #include "brine/context.hpp"
 #include "brine/detail/frame.hpp"
@@ -139,6 +140,10 @@ struct ServerOptions {
   // `interceptors`, after the logging); calls of `open_methods` need none.
   std::vector<std::string> tokens{};
   std::vector<std::string> open_methods{};
+  // How long a call to an object a client passed as an argument (a Remote<T> parameter) waits
+  // for its answer, unless its CallOptions say otherwise; inside a handler, at most until the
+  // served call's deadline.
+  std::chrono::milliseconds callback_timeout{5000};
 };
 
 // Counters of a running server (Server::stats()).
@@ -198,6 +203,12 @@ class CallContext {
   // and returns its new name. Throws RpcError(UNIMPLEMENTED) where objects cannot be kept (a
   // broker's worker).
   virtual std::string keep(std::shared_ptr<void> object, const InterfaceTable& table) = 0;
+  // The object an argument names, as an implementation of the interface `table` describes: one
+  // of this side's (exposed, or kept for this connection), called in place; else the caller's,
+  // called back over this connection. Throws RpcError where the caller cannot be called back (a
+  // broker between, datagrams, no worker threads) or the object is of another interface.
+  virtual std::shared_ptr<const RemoteHandle> remote(std::string_view name,
+                                                     const InterfaceTable& table) = 0;
 
  protected:
   ~CallContext() = default;
@@ -383,6 +394,7 @@ class InterfaceMethod final : public HandlerBase {
   using R = typename traits::result;
   using Resp = typename traits::response;  // R, or what its Task gives
   using Args = typename traits::args;
+  using Values = typename traits::values;
   using Wire = wire_result_t<Resp>;
   using In = typename traits::In;
   using Out = typename traits::Out;
@@ -405,10 +417,10 @@ class InterfaceMethod final : public HandlerBase {
               const DecodeLimits& limits, Buffer& out, CallContext& ctx) override {
     if constexpr (!kStream && !kCoroutine) {
       Args args = Serialization<Args>::decode(codec, request, limits);
+      auto&& values = values_of(args, ctx);
       I& object = *static_cast<I*>(self);
       auto call = [&]() -> R {
-        return std::apply([&](auto&... a) -> R { return (object.*M)(std::move(a)...); },
-                          args.values);
+        return std::apply([&](auto&... a) -> R { return (object.*M)(std::move(a)...); }, values);
       };
       if constexpr (std::is_void_v<R>) {
         call();
@@ -429,9 +441,10 @@ class InterfaceMethod final : public HandlerBase {
 
   // Streams and coroutines: the call ends through `call`.
   void start(const std::shared_ptr<void>& self, std::span<const std::byte> request,
-             const std::shared_ptr<CallHandle>& call, CallContext&) override {
+             const std::shared_ptr<CallHandle>& call, CallContext& ctx) override {
     if constexpr (kStream || kCoroutine) {
-      Args args = Serialization<Args>::decode(call->codec(), request, call->limits());
+      Args decoded = Serialization<Args>::decode(call->codec(), request, call->limits());
+      Values args = Values(std::move(values_of(decoded, ctx)));
       StreamCore* core = call->stream();
       if constexpr (kCoroutine) {
         // The object, the arguments and the stream's ends live in the driver's frame as long
@@ -489,9 +502,32 @@ class InterfaceMethod final : public HandlerBase {
     co_await done;
     co_return Wire{};
   }
+  // The values the method is called with: the decoded arguments themselves, or (a method
+  // that takes objects) with each object's name made a Remote.
+  static decltype(auto) values_of(Args& args, CallContext& ctx) {
+    if constexpr (!traits::passes_objects) {
+      (void)ctx;
+      return (args.values);
+    } else {
+      return [&]<std::size_t... K>(std::index_sequence<K...>) {
+        return Values(value_of<std::tuple_element_t<K, Values>>(ctx, std::get<K>(args.values))...);
+      }
+      (std::make_index_sequence<std::tuple_size_v<Values>>{});
+    }
+  }
+  template <class P, class W>
+  static decltype(auto) value_of(CallContext& ctx, W& wire) {
+    if constexpr (is_remote<P>::value) {
+      using U = typename is_remote<P>::interface;
+      return P(ctx.remote(wire.name, interface_table<U>()));
+    } else {
+      return std::move(wire);
+    }
+  }
+
   // Calls the method with the arguments and the stream's ends it takes.
   template <class RIn, class WOut>
-  static R run(I& object, Args& args, RIn& r, WOut& w) {
+  static R run(I& object, Values& args, RIn& r, WOut& w) {
     return std::apply(
         [&](auto&... a) -> R {
           if constexpr (!kStream) {
@@ -505,7 +541,7 @@ class InterfaceMethod final : public HandlerBase {
                                static_cast<Writer<Out>&>(w));
           }
         },
-        args.values);
+        args);
   }
 };
 

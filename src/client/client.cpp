@@ -13,6 +13,8 @@
 
 #include "brine/client.hpp"
 #include "brine/server.hpp"  // brine::this_call: onward calls inherit
+#include "callback/callback_host.hpp"
+#include "callback/reverse_channel.hpp"
 #include "client/client_stream.hpp"
 #include "client/codec_choice.hpp"
 #include "client/connector.hpp"
@@ -132,15 +134,49 @@ class InterceptedCall final : public PendingCall {
 
 }  // namespace
 
-class ClientCore {
+class ClientCore : public std::enable_shared_from_this<ClientCore> {
  public:
   ClientCore(std::string_view uri, ClientOptions options)
       : options_(checked(options)),
         codecs_(options_.codec, options_.codecs),
+        own_loop_(std::in_place),
+        loop_(*own_loop_),
         connector_(uri, options_, loop_),
         defaults_(default_metadata(options_)),
         chain_(chain_of(options_)) {}
+  // A server's calls back to its client, over that client's connection (`dialer`), with the
+  // server's loop for their timers. It serves no objects of its own.
+  ClientCore(std::string_view uri, std::unique_ptr<transport::Dialer> dialer,
+             ClientOptions options, event::EventLoop& loop)
+      : options_(checked(options)),
+        codecs_(options_.codec, options_.codecs),
+        loop_(loop),
+        connector_(uri, std::move(dialer), options_, loop_),
+        defaults_(default_metadata(options_)),
+        chain_(chain_of(options_)),
+        reverse_(true) {}
   ~ClientCore() { close(); }
+
+  // Keeps `object` on the live connection (connecting if need be) for the server to call.
+  std::string export_object(std::shared_ptr<void> object, const InterfaceTable& table) {
+    if (reverse_) {
+      throw RpcError(StatusCode::invalid_argument,
+                     "a server passes its own objects to a client as results (Ref<T>), not as "
+                     "arguments of its calls back");
+    }
+    auto conn = connect();
+    CallbackHost* host;
+    {
+      std::lock_guard lk(host_mu_);
+      if (!host_) host_ = std::make_unique<CallbackHost>(options_, weak_from_this());
+      host = host_.get();
+    }
+    return conn->export_object(std::move(object), table, *host);
+  }
+  std::uint64_t serial() const {
+    auto conn = connector_.live();
+    return conn ? conn->serial() : 0;
+  }
 
   event::EventLoop& loop() { return loop_; }
   const std::string& uri() const { return connector_.uri(); }
@@ -285,11 +321,16 @@ class ClientCore {
 
   ClientOptions options_;
   CodecChooser codecs_;
-  event::EventLoop loop_;
+  std::optional<event::EventLoop> own_loop_;  // a Client's (a ClientThread runs it)
+  event::EventLoop& loop_;
+  // Serves the objects this client passes (made on first use; outlives the connections).
+  std::mutex host_mu_;
+  std::unique_ptr<CallbackHost> host_;
   Connector connector_;
   Metadata defaults_;
   Interceptors chain_;
   std::atomic<std::uint64_t> next_id_{1};
+  const bool reverse_ = false;
 };
 
 bool ClientCore::add_contract(ClientConnection& conn, Buffer& frame,
@@ -703,6 +744,25 @@ bool core_learn_codecs(ClientCore& core, std::string_view object, std::string_vi
 }
 void core_release(ClientCore& core, const std::string& object) noexcept {
   core.release(object);
+}
+std::uint64_t core_serial(const ClientCore& core) noexcept {
+  return core.serial();
+}
+bool core_reaches(const ClientCore& core, std::uint64_t serial) noexcept {
+  return serial != 0 && core.serial() == serial;
+}
+std::string core_export(ClientCore& core, std::shared_ptr<void> object,
+                        const InterfaceTable& table) {
+  return core.export_object(std::move(object), table);
+}
+std::shared_ptr<ClientCore> make_peer_core(std::shared_ptr<ReverseChannel> channel,
+                                           ClientOptions options, event::EventLoop& loop) {
+  const transport::PeerInfo& peer = channel->peer();
+  std::string uri = peer.transport + "://" + peer.address + " (calls back)";
+  auto core = std::make_shared<ClientCore>(
+      uri, std::make_unique<ReverseDialer>(std::move(channel)), std::move(options), loop);
+  (void)core->connect();  // its one connection, at once: the references made on it know it
+  return core;
 }
 
 }  // namespace detail

@@ -1,5 +1,8 @@
 #include "client/connection.hpp"
 
+#include "callback/callback_host.hpp"
+#include "callback/reverse_channel.hpp"
+
 #include "client/client_stream.hpp"
 #include "wire/control.hpp"
 
@@ -194,6 +197,7 @@ void ClientConnection::fail(const Status& status) {
     heartbeat_ = 0;
   }
   channel_->close(status, Clock::now());
+  end_serving(status);
   // These calls' requests have left (a call that fails to send is taken out first): they may
   // have run.
   Status lost = status;
@@ -217,6 +221,18 @@ void ClientConnection::wait_closed(std::chrono::milliseconds timeout) {
 
 void ClientConnection::on_frame(const FrameView& f) {
   last_received_.store(rep(Clock::now()), std::memory_order_relaxed);
+  if (f.kind == FrameKind::request || f.kind == FrameKind::oneway || f.kind == FrameKind::cancel) {
+    // A call of an object this client passed: its server policy takes it.
+    std::shared_ptr<ReverseChannel> back;
+    {
+      std::lock_guard lk(back_mu_);
+      back = back_channel_;
+    }
+    if (back) {
+      back->deliver(f);
+      return;
+    }
+  }
   if (!wire::server_sends(f.kind)) {
     fail({StatusCode::internal, "the server sent a frame of a kind only clients send"});
     return;
@@ -269,11 +285,51 @@ void ClientConnection::on_bad_frame(const Status& why, bool) {
 
 void ClientConnection::on_close(const Status& why) {
   fail(why);
+  end_serving(why);
   {
     std::lock_guard lk(closed_mu_);
     closed_ = true;
   }
   closed_cv_.notify_all();
+}
+
+// --- objects passed to the server ------------------------------------------------------------
+
+std::string ClientConnection::export_object(std::shared_ptr<void> object,
+                                            const InterfaceTable& table, CallbackHost& host) {
+  if (!channel_->carries_streams()) {
+    throw RpcError(StatusCode::unimplemented,
+                   "objects passed as arguments are called back over the connection, which " +
+                       channel_->peer().transport +
+                       ":// (datagrams) cannot carry both ways: use a stream transport");
+  }
+  std::shared_ptr<ServerConnection> server;
+  {
+    std::lock_guard lk(back_mu_);
+    if (dead()) throw RpcError(death());
+    if (!back_server_) {
+      back_server_ = host.serve(channel_, loop_, back_channel_);
+      serving_.store(true, std::memory_order_relaxed);
+    }
+    server = back_server_;
+  }
+  expect_reply();  // the loop reads the channel while objects may be called
+  const std::string name = host.next_name();
+  Session* session = server->session();
+  if (session == nullptr || !session->keep(name, ExposedObject{std::move(object), &table})) {
+    throw RpcError(Status{StatusCode::unavailable, "the connection closed", Retry::not_sent});
+  }
+  return name;
+}
+
+void ClientConnection::end_serving(const Status& why) {
+  std::shared_ptr<ReverseChannel> back;
+  {
+    std::lock_guard lk(back_mu_);
+    back = back_channel_;
+  }
+  if (back) back->close(why, Clock::now());
+  serving_.store(false, std::memory_order_relaxed);
 }
 
 // --- heartbeats ------------------------------------------------------------------------------

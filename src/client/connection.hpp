@@ -43,6 +43,10 @@ struct Waiter final : PendingCall {
 };
 
 class ClientStream;
+class ReverseChannel;
+class ServerConnection;
+struct CallbackHost;
+struct InterfaceTable;
 
 class ClientConnection final : public transport::ChannelSink,
                                public std::enable_shared_from_this<ClientConnection> {
@@ -103,11 +107,22 @@ class ClientConnection final : public transport::ChannelSink,
   // Waits (bounded) until the channel has delivered its end.
   void wait_closed(std::chrono::milliseconds timeout);
 
+  // This connection's number among its client's (from 1; Connector sets it before start()).
+  std::uint64_t serial() const { return serial_; }
+  void set_serial(std::uint64_t serial) { serial_ = serial; }
+  // Keeps `object` for the server to call back over this connection, served by `host`, and
+  // returns its name. Throws RpcError: the connection is dead, or its transport cannot carry
+  // calls both ways (datagrams).
+  std::string export_object(std::shared_ptr<void> object, const InterfaceTable& table,
+                            CallbackHost& host);
+
   // transport::ChannelSink
   void on_frame(const FrameView& f) override;
   void on_bad_frame(const Status& why, bool recoverable) override;
   void on_close(const Status& why) override;
-  bool awaiting_frames() const override { return calls_.size() > 0; }
+  bool awaiting_frames() const override {
+    return calls_.size() > 0 || serving_.load(std::memory_order_relaxed);
+  }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -137,6 +152,13 @@ class ClientConnection final : public transport::ChannelSink,
   std::mutex closed_mu_;
   std::condition_variable closed_cv_;
   bool closed_ = false;  // the channel delivered on_close (closed_mu_)
+  std::uint64_t serial_ = 0;
+  // The objects this client passed over the connection, served to the server (export_object).
+  mutable std::mutex back_mu_;
+  std::shared_ptr<ReverseChannel> back_channel_;   // (back_mu_)
+  std::shared_ptr<ServerConnection> back_server_;  // (back_mu_)
+  std::atomic<bool> serving_{false};
+  void end_serving(const Status& why);
 };
 
 }  // namespace brine::detail

@@ -14,6 +14,14 @@ Connector::Connector(std::string_view uri, const ClientOptions& options, event::
       dialer_(transport::scheme_of(uri).dialer(uri, {options, loop})),
       backoff_(options.reconnect_backoff_initial, options.reconnect_backoff_max) {}
 
+Connector::Connector(std::string_view uri, std::unique_ptr<transport::Dialer> dialer,
+                     const ClientOptions& options, event::EventLoop& loop)
+    : uri_(uri),
+      options_(options),
+      loop_(loop),
+      dialer_(std::move(dialer)),
+      backoff_(options.reconnect_backoff_initial, options.reconnect_backoff_max) {}
+
 std::shared_ptr<ClientConnection> Connector::live() const {
   std::lock_guard lk(conn_mu_);
   if (conn_ && !conn_->dead()) return conn_;
@@ -42,7 +50,7 @@ std::shared_ptr<ClientConnection> Connector::connection(Deadline deadline, Statu
     if (conn) {
       backoff_.reset();
       next_attempt_ = {};
-      connections_.fetch_add(1, std::memory_order_relaxed);
+      conn->set_serial(connections_.fetch_add(1, std::memory_order_relaxed) + 1);
       conn_ = conn;
       conn->start();
       return conn;

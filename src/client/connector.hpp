@@ -48,6 +48,9 @@ class Connector {
   // Prepares dialing `uri` (its scheme's Dialer). Throws std::invalid_argument for a bad URI or
   // TLS files that do not load.
   Connector(std::string_view uri, const ClientOptions& options, event::EventLoop& loop);
+  // Dials with `dialer` (a server's calls back to its client, over that client's connection).
+  Connector(std::string_view uri, std::unique_ptr<transport::Dialer> dialer,
+            const ClientOptions& options, event::EventLoop& loop);
 
   // The live connection, or a new one. `wait`: wait out the backoff (until the deadline)
   // instead of failing at once. Null with `error` set on failure.

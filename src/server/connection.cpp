@@ -1,5 +1,6 @@
 #include "server/connection.hpp"
 
+#include "callback/reverse_channel.hpp"
 #include "server/server_call.hpp"
 #include "wire/control.hpp"
 
@@ -74,6 +75,18 @@ void ServerConnection::start() {
 void ServerConnection::on_frame(const FrameView& f) {
   last_received_.store(rep(Clock::now()), std::memory_order_relaxed);
   seen_frame_.store(true, std::memory_order_relaxed);
+  if (f.kind == FrameKind::reply || f.kind == FrameKind::error) {
+    // The answer to a call back to the peer: its client policy takes it.
+    std::shared_ptr<ReverseChannel> back;
+    {
+      std::lock_guard lk(back_mu_);
+      back = back_channel_;
+    }
+    if (back) {
+      back->deliver(f);
+      return;
+    }
+  }
   if (!wire::client_sends(f.kind)) {
     // A well-formed frame of a kind clients never send. A ZeroMQ peer cannot be disconnected
     // alone, so there it costs only the frame; elsewhere the connection.
@@ -108,6 +121,13 @@ void ServerConnection::on_close(const Status&) {
     timers_.cancel(watchdog_);
     watchdog_ = 0;
   }
+  std::shared_ptr<ReverseChannel> back;
+  {
+    std::lock_guard lk(back_mu_);
+    back_closed_ = true;
+    back = back_channel_;
+  }
+  if (back) back->close({StatusCode::unavailable, "the client's connection was lost"}, Clock::now());
   session_.close();     // the connection's remote references end with it
   calls_.cancel_all();  // and so do its calls: queued ones are not run
   decltype(later_) later;
@@ -173,6 +193,39 @@ bool ServerConnection::admit() {
     if (n >= limit) return false;
   } while (!inflight_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
   return true;
+}
+
+std::shared_ptr<ClientCore> ServerConnection::peer_core(CodecId codec) {
+  if (auto forward = forward_core_.lock()) return forward;
+  if (channel_->peer().relayed) {
+    throw RpcError(StatusCode::unimplemented,
+                   "objects passed as arguments are called back over the caller's connection: "
+                   "this call came through a broker");
+  }
+  if (!channel_->carries_streams()) {
+    throw RpcError(StatusCode::unimplemented,
+                   "objects passed as arguments are called back over the caller's connection, "
+                   "which " +
+                       channel_->peer().transport + ":// (datagrams) cannot carry both ways");
+  }
+  std::lock_guard lk(back_mu_);
+  if (back_core_) return back_core_;
+  if (back_closed_) {
+    throw RpcError(StatusCode::unavailable, "the client's connection was lost");
+  }
+  ClientOptions o;
+  o.codec = std::string(codec_name(codec));
+  o.timeout = options_.callback_timeout;
+  o.max_frame_size = options_.max_frame_size;
+  o.decode_limits = options_.decode_limits;
+  o.metadata_limits = options_.metadata_limits;
+  o.log_calls = options_.log_calls;
+  // The connection is the client's: its own heartbeats keep it, and its end ends these calls.
+  o.heartbeat_interval = std::chrono::hours(24 * 365);
+  o.heartbeat_timeout = 2 * o.heartbeat_interval;
+  back_channel_ = std::make_shared<ReverseChannel>(channel_, timers_);
+  back_core_ = make_peer_core(back_channel_, std::move(o), timers_);
+  return back_core_;
 }
 
 void ServerConnection::fail(const Status& why) {

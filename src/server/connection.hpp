@@ -25,6 +25,8 @@ namespace brine::detail {
 
 class ServerConnection;
 class ServerCall;
+class ReverseChannel;
+class ClientCore;
 
 // The server's live connections: for its stats, max_connections, and stop().
 class ConnectionSet {
@@ -83,6 +85,13 @@ class ServerConnection final : public transport::ChannelSink,
   // Forgets `call` (if it is the one kept under `id`).
   void forget_call(std::uint64_t id, const ServerCall* call);
 
+  // The calls this side makes to objects the peer passed as arguments: a client core whose
+  // connection is this one (a ReverseChannel), made on first use with `codec` preferred; on a
+  // client's callback host, the client's own core. Throws RpcError where the peer cannot be
+  // called back (a broker's peer, datagrams).
+  std::shared_ptr<ClientCore> peer_core(CodecId codec);
+  void set_peer_core(std::weak_ptr<ClientCore> core) { forward_core_ = std::move(core); }
+
   // Sends an error frame with call id 0 after the replies already queued, then closes (at the
   // latest a second later). Any thread.
   void fail(const Status& why);
@@ -105,6 +114,11 @@ class ServerConnection final : public transport::ChannelSink,
   event::EventLoop& timers_;
   Session session_;
   CallRegistry calls_;
+  std::weak_ptr<ClientCore> forward_core_;  // set on a client's callback host
+  std::mutex back_mu_;
+  std::shared_ptr<ReverseChannel> back_channel_;  // (back_mu_) the calls back, once made
+  std::shared_ptr<ClientCore> back_core_;         // (back_mu_)
+  bool back_closed_ = false;                      // (back_mu_) the connection ended
   ContractRefusals refusals_;
   std::atomic<std::size_t> inflight_{0};
   mutable std::mutex later_mu_;

@@ -14,25 +14,55 @@ using Clock = std::chrono::steady_clock;
 // The call the current thread is running, for brine::this_call.
 thread_local const CallState* current_call = nullptr;
 
-// Keeps the objects a factory returns in the calling peer's session.
+// Keeps the objects a factory returns in the calling peer's session, and finds the objects
+// that arguments name.
 class PeerContext final : public CallContext {
  public:
-  PeerContext(Session* session, Counters& counters) : session_(session), counters_(counters) {}
+  PeerContext(ServerConnection& conn, const Registry& registry, Counters& counters,
+              const ServerOptions& options, CodecId codec)
+      : conn_(conn), registry_(registry), counters_(counters), options_(options), codec_(codec) {}
   std::string keep(std::shared_ptr<void> object, const InterfaceTable& table) override {
-    if (session_ == nullptr) {
+    Session* session = conn_.session();
+    if (session == nullptr) {
       throw RpcError(StatusCode::unimplemented,
                      "remote references need a direct connection to the server (this call came "
                      "through a broker)");
     }
     std::string name =
         "@" + std::to_string(counters_.next_object.fetch_add(1, std::memory_order_relaxed));
-    session_->keep(name, ExposedObject{std::move(object), &table});
+    session->keep(name, ExposedObject{std::move(object), &table});
     return name;
+  }
+  std::shared_ptr<const RemoteHandle> remote(std::string_view name,
+                                             const InterfaceTable& table) override {
+    if (auto own = registry_.object(name, conn_.session())) {
+      // One of ours, passed back: called in place.
+      if (own->table != &table && own->table->name != table.name) {
+        throw RpcError(StatusCode::invalid_argument,
+                       "the object '" + std::string(name) + "' passed as an argument is a " +
+                           std::string(own->table->name) + ", not a " + std::string(table.name));
+      }
+      return std::make_shared<const RemoteHandle>(std::move(own->self), own->table,
+                                                  std::string(name));
+    }
+    if (name.empty() || name.size() > 64) {
+      throw RpcError(StatusCode::invalid_argument, "an object passed as an argument has no name");
+    }
+    if (options_.workers == 0) {
+      throw RpcError(StatusCode::failed_precondition,
+                     "objects passed as arguments are called back, which needs worker threads: "
+                     "with workers = 0 a handler runs on the thread that would read the answer");
+    }
+    // The caller's: called back over its connection.
+    return std::make_shared<const RemoteHandle>(conn_.peer_core(codec_), std::string(name), true);
   }
 
  private:
-  Session* session_;
+  ServerConnection& conn_;
+  const Registry& registry_;
   Counters& counters_;
+  const ServerOptions& options_;
+  CodecId codec_;
 };
 
 Interceptors chain_of(const ServerOptions& o) {
@@ -256,7 +286,7 @@ void Dispatcher::run_later(ServerCall& call, const Target& target,
   if (!conn) return;
   const CallState* outer = std::exchange(current_call, &call.state());
   try {
-    PeerContext ctx(conn->session(), counters_);
+    PeerContext ctx(*conn, registry_, counters_, options_, call.codec());
     target.handler->start(target.self, request, call.shared_from_this(), ctx);
   } catch (...) {
     (void)call.fail(status_of(std::current_exception()));
@@ -484,7 +514,7 @@ std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind
   Status failure;
   current_call = &state;
   try {
-    PeerContext ctx(conn.session(), counters_);
+    PeerContext ctx(conn, registry_, counters_, options_, codec);
     target.handler->invoke(target.self.get(), codec, payload, options_.decode_limits, out, ctx);
     if (!written_as_promised(codec, out.bytes().subspan(reply_start), options_.decode_limits)) {
       failure = {StatusCode::internal,

@@ -29,6 +29,15 @@ class Registry {
   void add_handler(std::string_view method, std::shared_ptr<HandlerBase> handler,
                    HandlerOptions options);
   void add_object(std::string_view name, std::shared_ptr<void> object, const InterfaceTable& table);
+  // The object `name` names on this side: one kept in `session` ("@17"), or an exposed one.
+  std::optional<ExposedObject> object(std::string_view name, const Session* session) const {
+    if (!name.empty() && name.front() == '@') {
+      return session != nullptr ? session->find(name) : std::nullopt;
+    }
+    const auto it = objects_.find(name);
+    if (it == objects_.end()) return std::nullopt;
+    return it->second;
+  }
 
   // The codecs served (names; empty: every codec). Throws std::invalid_argument for an unknown
   // name.

@@ -317,6 +317,14 @@ struct CodecTraits<CodecId::cereal, T> {
   }
 };
 
+namespace detail {
+// An object passed as an argument (Remote<T>) is its name, a string, in an argument list.
+template <class Archive>
+void serialize(Archive& archive, ObjectName& object) {
+  archive(object.name);
+}
+}  // namespace detail
+
 // Argument lists: one archive, the values one after another (so a list of one value is
 // byte-identical to that value alone).
 template <class... Ts>

@@ -98,6 +98,18 @@ struct CodecTraits<CodecId::protobuf, detail::ArgPack<>> {
   }
 };
 
+// An object passed as the only argument (Remote<T>): its name, as a remote reference is.
+template <>
+struct CodecTraits<CodecId::protobuf, detail::ArgPack<detail::ObjectName>> {
+  static void encode(const detail::ArgPack<detail::ObjectName>& pack, Buffer& out) {
+    protobuf_codec::encode_name(std::get<0>(pack.values), out);
+  }
+  static detail::ArgPack<detail::ObjectName> decode(std::span<const std::byte> in,
+                                                    const DecodeLimits& limits) {
+    return {std::tuple<detail::ObjectName>(protobuf_codec::decode_name(in, limits))};
+  }
+};
+
 template <>
 struct CodecTraits<CodecId::protobuf, detail::ObjectName> {
   static void encode(const detail::ObjectName& ref, Buffer& out) {
