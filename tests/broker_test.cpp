@@ -25,14 +25,16 @@ struct Lobby {
   virtual ~Lobby() = default;
   virtual int count() = 0;
   virtual brine::Ref<Session> join() = 0;
+  virtual int greet(brine::Remote<Session> visitor) = 0;  // calls the visitor back
 };
-BRINE_INTERFACE(Lobby, count, join);
+BRINE_INTERFACE(Lobby, count, join, greet);
 struct SessionImpl final : Session {
   int ping() override { return 1; }
 };
 struct LobbyImpl final : Lobby {
   int count() override { return 7; }
   brine::Ref<Session> join() override { return brine::make_ref<Session, SessionImpl>(); }
+  int greet(brine::Remote<Session> visitor) override { return visitor.ping(); }
 };
 }  // namespace broker_objects
 
@@ -317,7 +319,8 @@ TEST_F(Broker, WorkerJoiningLaterGetsCalls) {
 
 TEST_F(Broker, ObjectsWorkThroughABrokerButReferencesAreRefused) {
   // An in-process worker exposing an object: plain object calls are routed like any other; a
-  // factory's reference would name an object inside one of several workers, so it is refused.
+  // factory's reference would name an object inside one of several workers, so it is refused,
+  // and so are objects passed as arguments (calls back).
   brine::Server worker({.workers = 1});
   worker.expose<broker_objects::Lobby>("lobby", std::make_shared<broker_objects::LobbyImpl>());
   worker.connect(backend_);
@@ -329,6 +332,12 @@ TEST_F(Broker, ObjectsWorkThroughABrokerButReferencesAreRefused) {
   const auto r = lobby.try_call().join();
   EXPECT_EQ(r.code(), StatusCode::unimplemented);
   EXPECT_NE(r.status().message.find("broker"), std::string::npos) << r.status().message;
+  // Nor can a worker call back an object a client passes: the broker routes calls one way.
+  auto visitor = std::make_shared<broker_objects::SessionImpl>();
+  const auto g = lobby.try_call().greet(visitor);
+  EXPECT_EQ(g.code(), StatusCode::unimplemented);
+  EXPECT_NE(g.status().message.find("broker"), std::string::npos) << g.status().message;
+  EXPECT_EQ(lobby.count(), 7);  // and the connection serves on
 }
 
 }  // namespace

@@ -222,8 +222,10 @@ struct Bank {
   virtual ~Bank() = default;
   virtual brine::Ref<Account> open() = 0;
   virtual std::int64_t size(std::string blob) = 0;
+  // The balance of one of the bank's own accounts, passed back by a client: plus one.
+  virtual std::int64_t read(brine::Remote<Account> account) = 0;
 };
-BRINE_INTERFACE(Bank, open, size);
+BRINE_INTERFACE(Bank, open, size, read);
 
 }  // namespace callbacks
 
@@ -282,6 +284,26 @@ class Callbacks : public testing::TestWithParam<Param> {
     brine::Server server;
     std::string uri;
   };
+  // A server with a Ticker, a client, and one of the client's listeners subscribed, which the
+  // server has called once from a thread of its own. The client keeps no pointer to it.
+  template <class F>
+  struct Subscribed {
+    Subscribed(const Param& p, const brine::ClientOptions& o, bool calls_server = false)
+        : s(p),
+          c(s.uri, o),
+          ticker(c.template remote<typename F::Ticker>("ticker")),
+          tally(std::make_shared<Tally>()) {
+      auto me = std::make_shared<ListenerImpl<F>>(tally);
+      if (calls_server) me->ticker = ticker;
+      ticker.subscribe(me);
+      EXPECT_TRUE(eventually([&] { return s.seen->background == 1; }))
+          << testing::PrintToString(s.seen->take());
+    }
+    Served<F> s;
+    Client c;
+    brine::Remote<typename F::Ticker> ticker;
+    std::shared_ptr<Tally> tally;
+  };
 };
 
 TEST_P(Callbacks, TheServerCallsBackWhileTheClientWaitsInACall) {
@@ -330,103 +352,72 @@ TEST_P(Callbacks, TheServerCallsBackWhileTheClientWaitsInACall) {
 TEST_P(Callbacks, TheServerCallsBackLaterWhileTheClientIsIdle) {
   run([&]<class F>() {
     if (datagram()) GTEST_SKIP() << "no calls back over datagrams (see the first test)";
-    Served<F> s(GetParam());
-    Client c(s.uri, client_options());
-    auto ticker = c.template remote<typename F::Ticker>("ticker");
-    auto tally = std::make_shared<Tally>();
-    ticker.subscribe(std::make_shared<ListenerImpl<F>>(tally));
-    // Nobody waits in a call: the client's loop reads the server's call and answers it.
-    EXPECT_TRUE(eventually([&] { return s.seen->background == 1; })) << testing::PrintToString(
-        s.seen->take());
-    EXPECT_EQ(tally->last.load(), 100);
+    // Nobody waits in a call when subscribe's thread calls: the client's loop reads the server's
+    // call and answers it.
+    Subscribed<F> sub(GetParam(), client_options());
+    EXPECT_EQ(sub.tally->last.load(), 100);
   });
 }
 
 TEST_P(Callbacks, ACallbackMayCallTheServerWhileTheServerWaitsForIt) {
   run([&]<class F>() {
     if (datagram()) GTEST_SKIP() << "no calls back over datagrams (see the first test)";
-    Served<F> s(GetParam());
-    Client c(s.uri, client_options());
-    auto ticker = c.template remote<typename F::Ticker>("ticker");
-    auto tally = std::make_shared<Tally>();
-    auto me = std::make_shared<ListenerImpl<F>>(tally);
-    me->ticker = ticker;
-    ticker.subscribe(me);
-    EXPECT_TRUE(eventually([&] { return s.seen->background == 1; }));
+    Subscribed<F> sub(GetParam(), client_options(), true);
     // publish(50) waits for on_tick(50), which calls seven() on the same connection.
-    EXPECT_EQ(F::val(ticker.publish(F::num(50))), 1);
-    EXPECT_EQ(tally->last.load(), 50);
-    EXPECT_TRUE(s.seen->take().empty());
+    EXPECT_EQ(F::val(sub.ticker.publish(F::num(50))), 1);
+    EXPECT_EQ(sub.tally->last.load(), 50);
+    EXPECT_TRUE(sub.s.seen->take().empty());
   });
 }
 
 TEST_P(Callbacks, ErrorsAndTimeoutsOfCallsBackReachTheServer) {
   run([&]<class F>() {
     if (datagram()) GTEST_SKIP() << "no calls back over datagrams (see the first test)";
-    Served<F> s(GetParam());
-    Client c(s.uri, client_options());
-    auto ticker = c.template remote<typename F::Ticker>("ticker");
-    auto tally = std::make_shared<Tally>();
-    ticker.subscribe(std::make_shared<ListenerImpl<F>>(tally));
-    EXPECT_TRUE(eventually([&] { return s.seen->background == 1; }));
+    Subscribed<F> sub(GetParam(), client_options());
     // The listener's exception comes back to the server as an error, message and type kept.
-    EXPECT_EQ(F::val(ticker.publish(F::num(13))), 0);
-    auto failures = s.seen->take();
+    EXPECT_EQ(F::val(sub.ticker.publish(F::num(13))), 0);
+    auto failures = sub.s.seen->take();
     ASSERT_EQ(failures.size(), 1u);
     EXPECT_NE(failures[0].find("13 is unlucky"), std::string::npos) << failures[0];
     // A call back that outlasts callback_timeout (400 ms) fails DEADLINE_EXCEEDED.
-    EXPECT_EQ(F::val(ticker.publish(F::num(99))), 0);
-    failures = s.seen->take();
+    EXPECT_EQ(F::val(sub.ticker.publish(F::num(99))), 0);
+    failures = sub.s.seen->take();
     ASSERT_EQ(failures.size(), 1u);
     EXPECT_EQ(failures[0].rfind("DEADLINE_EXCEEDED", 0), 0u) << failures[0];
     // And the connection carries on both ways.
-    EXPECT_EQ(F::val(ticker.publish(F::num(5))), 1);
-    EXPECT_EQ(tally->last.load(), 5);
+    EXPECT_EQ(F::val(sub.ticker.publish(F::num(5))), 1);
+    EXPECT_EQ(sub.tally->last.load(), 5);
   });
 }
 
 TEST_P(Callbacks, AnObjectTheClientDropsLivesWhileTheServerHoldsIt) {
   run([&]<class F>() {
     if (datagram()) GTEST_SKIP() << "no calls back over datagrams (see the first test)";
-    Served<F> s(GetParam());
-    Client c(s.uri, client_options());
-    auto ticker = c.template remote<typename F::Ticker>("ticker");
-    auto tally = std::make_shared<Tally>();
-    {
-      auto me = std::make_shared<ListenerImpl<F>>(tally);
-      ticker.subscribe(me);
-    }  // the client's last pointer to it is gone
-    EXPECT_TRUE(eventually([&] { return s.seen->background == 1; }));
-    EXPECT_EQ(tally->live.load(), 1);
-    EXPECT_EQ(F::val(ticker.publish(F::num(8))), 1);
-    EXPECT_EQ(tally->last.load(), 8);
+    Subscribed<F> sub(GetParam(), client_options());  // keeps no pointer to its listener
+    EXPECT_EQ(sub.tally->live.load(), 1);
+    EXPECT_EQ(F::val(sub.ticker.publish(F::num(8))), 1);
+    EXPECT_EQ(sub.tally->last.load(), 8);
     // The server drops its Remote: the client frees the object.
-    ticker.drop();
-    EXPECT_TRUE(eventually([&] { return tally->live == 0; })) << tally->live;
-    EXPECT_EQ(F::val(ticker.publish(F::num(9))), 0);
+    sub.ticker.drop();
+    EXPECT_TRUE(eventually([&] { return sub.tally->live == 0; })) << sub.tally->live;
+    EXPECT_EQ(F::val(sub.ticker.publish(F::num(9))), 0);
   });
 }
 
 TEST_P(Callbacks, ObjectsEndWithTheirConnection) {
   run([&]<class F>() {
     if (datagram()) GTEST_SKIP() << "no calls back over datagrams (see the first test)";
-    Served<F> s(GetParam());
-    auto tally = std::make_shared<Tally>();
-    {
-      Client c(s.uri, client_options());
-      auto ticker = c.template remote<typename F::Ticker>("ticker");
-      ticker.subscribe(std::make_shared<ListenerImpl<F>>(tally));
-      EXPECT_TRUE(eventually([&] { return s.seen->background == 1; }));
-    }  // the client is gone, and its object with it
-    EXPECT_EQ(tally->live.load(), 0);
+    Subscribed<F> sub(GetParam(), client_options());
+    sub.c.close();  // the connection ends, and the client's object with it
+    EXPECT_TRUE(eventually([&] { return sub.tally->live == 0; })) << sub.tally->live;
     // The server still holds a Remote: it knows the connection is lost, and says so.
-    Client other(s.uri, client_options());
+    Client other(sub.s.uri, client_options());
     auto ticker = other.template remote<typename F::Ticker>("ticker");
     EXPECT_TRUE(eventually([&] {
       (void)ticker.publish(F::num(1));
-      return s.seen->connected == 0;
+      return sub.s.seen->connected == 0;
     }));
-    const auto failures = s.seen->take();
+    const auto failures = sub.s.seen->take();
     ASSERT_FALSE(failures.empty());
     EXPECT_EQ(failures.back().rfind("UNAVAILABLE", 0), 0u) << failures.back();
   });
@@ -536,6 +527,11 @@ TEST_P(LostReferences, AReferenceKnowsItsConnectionWasLost) {
   struct BankImpl final : Bank {
     brine::Ref<Account> open() override { return brine::make_ref<Account, AccountImpl>(); }
     std::int64_t size(std::string blob) override { return std::int64_t(blob.size()); }
+    std::int64_t read(brine::Remote<Account> account) override {
+      // The server's own object: called in place, not over the connection.
+      EXPECT_TRUE(account.connected());
+      return account.balance() + 1;
+    }
   };
   brine::ServerOptions so;
   so.max_frame_size = 64 * 1024;
@@ -553,6 +549,7 @@ TEST_P(LostReferences, AReferenceKnowsItsConnectionWasLost) {
   auto account = bank.open();
   EXPECT_TRUE(account.connected());
   EXPECT_EQ(account.balance(), 42);
+  EXPECT_EQ(bank.read(account), 43);  // passed back: the server's own object
   // A frame over the server's limit costs the connection (the client's own limit is larger).
   auto big = bank.try_call().size(std::string(100 * 1024, 'x'));
   EXPECT_FALSE(big.ok());

@@ -293,14 +293,17 @@ void core_release(ClientCore& core, const std::string& object) noexcept;
 // The serial number of the core's live connection (they count from 1), 0 if none is up.
 std::uint64_t core_serial(const ClientCore& core) noexcept;
 // Whether the core can still reach objects that connection `serial` made: it is still up (a
-// later connection does not have them).
+// later connection does not have them), or the client was closed (its calls say so).
 bool core_reaches(const ClientCore& core, std::uint64_t serial) noexcept;
+// Whether the client was closed.
+bool core_closed(const ClientCore& core) noexcept;
 
 struct InterfaceTable;
 // Keeps `object` (an implementation of the interface `table` describes) on the core's
 // connection (connecting if need be) for the peer to call back, and returns its name ("@c1").
 // Throws RpcError: no connection, or a transport that cannot carry calls both ways.
-std::string core_export(ClientCore& core, std::shared_ptr<void> object, const InterfaceTable& table);
+std::string core_export(ClientCore& core, std::shared_ptr<void> object,
+                        const InterfaceTable& table);
 // The table of interface I (defined in brine/server.hpp, which brine/brine.hpp includes: a
 // file that passes its own objects as Remote<I> arguments includes it).
 template <class I>
@@ -636,7 +639,10 @@ struct RemoteHandle {
   // A local object; `name`: its name where it is one of this side's served objects (so that
   // passing it back to the peer names it).
   RemoteHandle(std::shared_ptr<void> self, const InterfaceTable* table, std::string name = {})
-      : object(std::move(name)), owned(false), serial(0), local(std::move(self)),
+      : object(std::move(name)),
+        owned(false),
+        serial(0),
+        local(std::move(self)),
         local_table(table) {}
   RemoteHandle(const RemoteHandle&) = delete;
   RemoteHandle& operator=(const RemoteHandle&) = delete;
@@ -710,10 +716,13 @@ class RemoteBase {
   // Remote made from a local object.
   const std::string& object_name() const noexcept { return handle_->object; }
   // Whether calls can reach the object: false once the connection that made a reference (a
-  // factory's object, or an object a client passed to this server) was lost, with the object.
-  // A Remote of an exposed object ("calc") or a local one is always reachable: calls connect.
+  // factory's object, or an object a client passed to this server) was lost, with the object,
+  // or the client was closed. A Remote of an exposed object ("calc") is reachable while its
+  // client is open (calls connect); one made from a local object, always.
   bool connected() const noexcept {
-    return handle_->local != nullptr || !handle_->owned || core_reaches(*handle_->core, handle_->serial);
+    if (handle_->local) return true;
+    if (core_closed(*handle_->core)) return false;
+    return !handle_->owned || core_serial(*handle_->core) == handle_->serial;
   }
   // The shared handle (brine's own use: passing the object as an argument).
   const std::shared_ptr<const RemoteHandle>& brine_handle() const noexcept { return handle_; }

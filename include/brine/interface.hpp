@@ -50,7 +50,8 @@ class Ref {
  public:
   Ref(std::shared_ptr<T> object) : object_(std::move(object)) {}  // NOLINT: implicit by design
   template <class D>
-  requires(std::derived_from<D, T> && !std::is_same_v<D, T>) Ref(std::shared_ptr<D> object)  // NOLINT
+  requires(std::derived_from<D, T> && !std::is_same_v<D, T>)
+      Ref(std::shared_ptr<D> object)  // NOLINT
       : object_(std::move(object)) {}
   const std::shared_ptr<T>& get() const noexcept { return object_; }
 
@@ -205,8 +206,9 @@ struct member_traits<R (C::*)(A...)> {
   static constexpr bool carried() {
     constexpr bool params = []<std::size_t... I>(std::index_sequence<I...>) {
       return (true & ... &
-              carried_type<Self, I + 1,
-                           wire_arg_t<std::remove_cvref_t<std::tuple_element_t<I, std::tuple<A...>>>>>());
+              carried_type<
+                  Self, I + 1,
+                  wire_arg_t<std::remove_cvref_t<std::tuple_element_t<I, std::tuple<A...>>>>>());
     }
     (std::make_index_sequence<arity>{});
     bool items = true;

@@ -81,6 +81,26 @@ std::size_t ReverseChannel::max_frame_length() const {
   return max_frame_length_;
 }
 
+namespace {
+std::shared_ptr<ReverseChannel> read(std::mutex& mu,
+                                     const std::shared_ptr<ReverseChannel>& channel) {
+  std::lock_guard lk(mu);
+  return channel;
+}
+}  // namespace
+
+bool deliver_reverse(std::mutex& mu, const std::shared_ptr<ReverseChannel>& channel,
+                     const FrameView& frame) {
+  const auto to = read(mu, channel);
+  if (to) to->deliver(frame);
+  return to != nullptr;
+}
+
+void close_reverse(std::mutex& mu, const std::shared_ptr<ReverseChannel>& channel,
+                   const Status& why) {
+  if (const auto to = read(mu, channel)) to->close(why, transport::Clock::now());
+}
+
 std::shared_ptr<transport::Channel> ReverseDialer::dial(transport::Deadline, std::string& error) {
   std::lock_guard lk(mu_);
   if (!channel_) {

@@ -77,6 +77,14 @@ class ReverseDialer final : public transport::Dialer {
   std::shared_ptr<ReverseChannel> channel_;  // (mu_) handed out once
 };
 
+// For the policy on the carrier: hands `frame` to `channel` (read under `mu`); false if there is
+// no channel (yet).
+bool deliver_reverse(std::mutex& mu, const std::shared_ptr<ReverseChannel>& channel,
+                     const FrameView& frame);
+// Closes `channel` (read under `mu`), if there is one.
+void close_reverse(std::mutex& mu, const std::shared_ptr<ReverseChannel>& channel,
+                   const Status& why);
+
 class ClientCore;
 // A client core whose one connection is `channel`: a server's calls back to a client.
 std::shared_ptr<ClientCore> make_peer_core(std::shared_ptr<ReverseChannel> channel,

@@ -146,8 +146,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         chain_(chain_of(options_)) {}
   // A server's calls back to its client, over that client's connection (`dialer`), with the
   // server's loop for their timers. It serves no objects of its own.
-  ClientCore(std::string_view uri, std::unique_ptr<transport::Dialer> dialer,
-             ClientOptions options, event::EventLoop& loop)
+  ClientCore(std::string_view uri, std::unique_ptr<transport::Dialer> dialer, ClientOptions options,
+             event::EventLoop& loop)
       : options_(checked(options)),
         codecs_(options_.codec, options_.codecs),
         loop_(loop),
@@ -155,7 +155,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
         defaults_(default_metadata(options_)),
         chain_(chain_of(options_)),
         reverse_(true) {}
-  ~ClientCore() { close(); }
+  ~ClientCore() {
+    close();
+    if (host_ && host_->dispatcher.on_worker_thread()) {
+      // The last reference went with a callback running on the host's own worker, which cannot
+      // join its own pool: another thread ends the host once that callback has returned.
+      std::thread([host = std::move(host_)]() mutable { host.reset(); }).detach();
+    }
+  }
 
   // Keeps `object` on the live connection (connecting if need be) for the server to call.
   std::string export_object(std::shared_ptr<void> object, const InterfaceTable& table) {
@@ -177,6 +184,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     auto conn = connector_.live();
     return conn ? conn->serial() : 0;
   }
+  bool closed() const { return connector_.closed(); }
 
   event::EventLoop& loop() { return loop_; }
   const std::string& uri() const { return connector_.uri(); }
@@ -749,7 +757,11 @@ std::uint64_t core_serial(const ClientCore& core) noexcept {
   return core.serial();
 }
 bool core_reaches(const ClientCore& core, std::uint64_t serial) noexcept {
-  return serial != 0 && core.serial() == serial;
+  // (A closed client's calls fail CANCELLED, "client closed": the reason that says most.)
+  return core.closed() || (serial != 0 && core.serial() == serial);
+}
+bool core_closed(const ClientCore& core) noexcept {
+  return core.closed();
 }
 std::string core_export(ClientCore& core, std::shared_ptr<void> object,
                         const InterfaceTable& table) {
@@ -759,8 +771,8 @@ std::shared_ptr<ClientCore> make_peer_core(std::shared_ptr<ReverseChannel> chann
                                            ClientOptions options, event::EventLoop& loop) {
   const transport::PeerInfo& peer = channel->peer();
   std::string uri = peer.transport + "://" + peer.address + " (calls back)";
-  auto core = std::make_shared<ClientCore>(
-      uri, std::make_unique<ReverseDialer>(std::move(channel)), std::move(options), loop);
+  auto core = std::make_shared<ClientCore>(uri, std::make_unique<ReverseDialer>(std::move(channel)),
+                                           std::move(options), loop);
   (void)core->connect();  // its one connection, at once: the references made on it know it
   return core;
 }

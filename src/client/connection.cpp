@@ -223,15 +223,7 @@ void ClientConnection::on_frame(const FrameView& f) {
   last_received_.store(rep(Clock::now()), std::memory_order_relaxed);
   if (f.kind == FrameKind::request || f.kind == FrameKind::oneway || f.kind == FrameKind::cancel) {
     // A call of an object this client passed: its server policy takes it.
-    std::shared_ptr<ReverseChannel> back;
-    {
-      std::lock_guard lk(back_mu_);
-      back = back_channel_;
-    }
-    if (back) {
-      back->deliver(f);
-      return;
-    }
+    if (deliver_reverse(back_mu_, back_channel_, f)) return;
   }
   if (!wire::server_sends(f.kind)) {
     fail({StatusCode::internal, "the server sent a frame of a kind only clients send"});
@@ -323,12 +315,7 @@ std::string ClientConnection::export_object(std::shared_ptr<void> object,
 }
 
 void ClientConnection::end_serving(const Status& why) {
-  std::shared_ptr<ReverseChannel> back;
-  {
-    std::lock_guard lk(back_mu_);
-    back = back_channel_;
-  }
-  if (back) back->close(why, Clock::now());
+  close_reverse(back_mu_, back_channel_, why);
   serving_.store(false, std::memory_order_relaxed);
 }
 

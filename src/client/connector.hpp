@@ -57,6 +57,11 @@ class Connector {
   std::shared_ptr<ClientConnection> connection(Deadline deadline, Status& error, bool wait);
   // The connection if it is up; never connects.
   std::shared_ptr<ClientConnection> live() const;
+  // Whether close() was called.
+  bool closed() const {
+    std::lock_guard lk(conn_mu_);
+    return closed_;
+  }
   // Fails the connection with CANCELLED; every later connection() fails with CANCELLED too.
   // Waits (bounded) for the channel to confirm its end.
   void close();

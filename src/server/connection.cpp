@@ -77,15 +77,7 @@ void ServerConnection::on_frame(const FrameView& f) {
   seen_frame_.store(true, std::memory_order_relaxed);
   if (f.kind == FrameKind::reply || f.kind == FrameKind::error) {
     // The answer to a call back to the peer: its client policy takes it.
-    std::shared_ptr<ReverseChannel> back;
-    {
-      std::lock_guard lk(back_mu_);
-      back = back_channel_;
-    }
-    if (back) {
-      back->deliver(f);
-      return;
-    }
+    if (deliver_reverse(back_mu_, back_channel_, f)) return;
   }
   if (!wire::client_sends(f.kind)) {
     // A well-formed frame of a kind clients never send. A ZeroMQ peer cannot be disconnected
@@ -121,13 +113,12 @@ void ServerConnection::on_close(const Status&) {
     timers_.cancel(watchdog_);
     watchdog_ = 0;
   }
-  std::shared_ptr<ReverseChannel> back;
   {
     std::lock_guard lk(back_mu_);
     back_closed_ = true;
-    back = back_channel_;
   }
-  if (back) back->close({StatusCode::unavailable, "the client's connection was lost"}, Clock::now());
+  close_reverse(back_mu_, back_channel_,
+                {StatusCode::unavailable, "the client's connection was lost"});
   session_.close();     // the connection's remote references end with it
   calls_.cancel_all();  // and so do its calls: queued ones are not run
   decltype(later_) later;

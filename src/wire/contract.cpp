@@ -20,8 +20,9 @@ enum class Kind {
   named,
   enumeration,
   ref,
-  in,  // items of a stream from the client ("in<T>")
-  out  // items of a stream to the client ("out<T>")
+  object,  // an object passed as an argument ("obj'Name'")
+  in,      // items of a stream from the client ("in<T>")
+  out      // items of a stream to the client ("out<T>")
 };
 
 // One type of a parsed contract (include/brine/fingerprint.hpp has the grammar).
@@ -142,8 +143,8 @@ class Parser {
       n.kind = Kind::enumeration;
       return quoted(n.name) && items(n, depth, 1, '<', '>');
     }
-    if (id == "ref") {
-      n.kind = Kind::ref;
+    if (id == "ref" || id == "obj") {
+      n.kind = id == "ref" ? Kind::ref : Kind::object;
       return quoted(n.name);
     }
     for (std::string_view p : kPrimitives) {
@@ -210,6 +211,8 @@ std::string display(const Node& n) {
       return n.name;
     case Kind::ref:
       return "brine::Ref<" + n.name + ">";
+    case Kind::object:
+      return "brine::Remote<" + n.name + ">";
     case Kind::named: {
       if (n.tag != "pb") return n.name;
       std::string s;  // protobuf's full name, as the C++ class
@@ -260,6 +263,7 @@ bool compatible(const Node& client, const Node& server, bool client_writes, std:
     case Kind::prim:
       return client.tag == server.tag || differ();
     case Kind::ref:  // the object's own methods are checked when they are called
+    case Kind::object:
       return true;
     case Kind::named:
     case Kind::enumeration:
