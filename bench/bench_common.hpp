@@ -59,4 +59,19 @@ inline constexpr std::string_view kItems = "items";
 // size (big-endian) is answered with `count` frames of `size` bytes, then an empty frame.
 inline constexpr std::string_view kRawStreamMagic = "STRM";
 
+// The callback section: a call that the server answers by calling the caller back.
+struct Echoer {
+  virtual ~Echoer() = default;
+  virtual Blob echo(const Blob& b) = 0;
+};
+BRINE_INTERFACE(Echoer, echo);
+struct Bouncer {
+  virtual ~Bouncer() = default;
+  // Passes `b` to `to` (a call back to the caller, which passed `to`) and returns its answer.
+  virtual Blob bounce(brine::Remote<Echoer> to, const Blob& b) = 0;
+  // Returns `b`: the same object call without the call back.
+  virtual Blob echo(const Blob& b) = 0;
+};
+BRINE_INTERFACE(Bouncer, bounce, echo);
+
 }  // namespace brine_bench

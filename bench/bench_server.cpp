@@ -288,6 +288,11 @@ int run_brine(int argc, char** argv) {
       },
       messages);
   server.handle(kAllocations, [](const Count&) { return Count{allocations()}; });
+  struct BouncerImpl final : Bouncer {
+    Blob bounce(brine::Remote<Echoer> to, const Blob& b) override { return to.echo(b); }
+    Blob echo(const Blob& b) override { return b; }
+  };
+  server.expose<Bouncer>("bouncer", std::make_shared<BouncerImpl>());
   // A stream of Pair{count, size} items: coroutines, so that 16 streams at once hold no thread.
   server.handle(
       kItems,

@@ -11,8 +11,8 @@
 //   brine_bench [--repeats N] [--calls N] [--json FILE] [--smoke] [--only SECTION,...]
 //               [--codecs cereal,protobuf,json]
 //               [--transports tcp4,tcp6,unix,tls,zmq+tcp,zmq+ipc,udp,unixgram]
-//   sections: latency, lowlat, pinned, throughput, pipelined, bulk, stream, context, memory,
-//             allocs
+//   sections: latency, lowlat, pinned, throughput, pipelined, bulk, stream, context, callback,
+//             memory, allocs
 // stream: a server stream of 64-byte items (items/s) and of 1 MiB items (MB/s), one stream and
 // 16 at once (16 streams on one brine connection; 16 raw connections, each writing its items),
 // over tcp4 and unix.
@@ -298,6 +298,33 @@ brine::ClientOptions client_options(const std::string& codec, int busy_poll_us) 
   o.tls.ca_file = brine_test::tls_paths().ca;
   return o;
 }
+
+// Calls the "bouncer" object: its echo, or its bounce, which the server answers by calling back
+// the Echoer this caller passes with each call.
+class BouncerCaller final : public Caller {
+ public:
+  BouncerCaller(const std::string& uri, const std::string& codec, bool back)
+      : client_(uri, client_options(codec, 0)),
+        bouncer_(client_.remote<Bouncer>("bouncer")),
+        back_(back) {
+    client_.connect();
+  }
+  void call(std::size_t bytes) override {
+    if (req_.data.size() != bytes) req_.data.assign(bytes, 'x');
+    const Blob r = back_ ? bouncer_.bounce(mirror_, req_) : bouncer_.echo(req_);
+    if (r.data.size() != bytes) throw std::runtime_error("bounce");
+  }
+
+ private:
+  struct Mirror final : Echoer {
+    Blob echo(const Blob& b) override { return b; }
+  };
+  brine::Client client_;
+  brine::Remote<Bouncer> bouncer_;
+  bool back_;
+  brine::Remote<Echoer> mirror_ = std::make_shared<Mirror>();
+  Blob req_;
+};
 
 class BrineCaller final : public Caller {
  public:
@@ -878,7 +905,7 @@ int main(int argc, char** argv) {
                    "usage: brine_bench [--repeats N] [--calls N] [--json FILE] "
                    "[--smoke] [--codecs cereal,...] [--transports tcp4,...] [--only "
                    "latency,lowlat,pinned,throughput,pipelined,bulk,stream,"
-                   "context,memory,allocs]\n");
+                   "context,callback,memory,allocs]\n");
       return 2;
     }
   }
@@ -975,6 +1002,29 @@ int main(int argc, char** argv) {
         }
       }
       run_latency_cells("context", cells, s);
+    }
+
+    if (s.wants("callback")) {
+      print_header(
+          "objects passed both ways: 64-byte echo through an object (tcp4, unix; workers=4), "
+          "plain vs answered by a call back to an object the caller passes with each call",
+          "us");
+      std::vector<Cell> cells;
+      for (const std::string t : {"tcp4", "unix"}) {
+        for (const std::string codec : {"cereal", "json"}) {
+          const std::string uri = brine4.uri.at(t);
+          const std::string base = "brine object echo " + codec;
+          cells.push_back(
+              {t, base, codec,
+               [uri, codec] { return std::make_unique<BouncerCaller>(uri, codec, false); }, "", "",
+               brine4.child->pid()});
+          cells.push_back(
+              {t, "brine call + call back", codec,
+               [uri, codec] { return std::make_unique<BouncerCaller>(uri, codec, true); }, base, t,
+               brine4.child->pid()});
+        }
+      }
+      run_latency_cells("callback", cells, s);
     }
 
     if (s.wants("lowlat")) {

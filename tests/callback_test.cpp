@@ -326,6 +326,9 @@ TEST_P(Callbacks, TheServerCallsBackWhileTheClientWaitsInACall) {
     }
     EXPECT_EQ(F::val(ticker.tick(me)), 2 + 4 + 6);
     EXPECT_EQ(tally->calls.load(), 3);
+    // A Ref<I> converts as the shared_ptr does.
+    EXPECT_EQ(F::val(ticker.tick(brine::Ref<typename F::Listener>(me))), 12);
+    EXPECT_EQ(tally->calls.load(), 6);
     {
       // Not on the thread that waited in the call: the client's callback workers run them.
       std::lock_guard lk(tally->mu);
@@ -505,7 +508,8 @@ TEST_F(CallbackRules, AServerWithoutWorkersRefusesToCallBack) {
 
 TEST_F(CallbackRules, ALocalRemoteCallsTheObjectDirectly) {
   auto tally = std::make_shared<Tally>();
-  brine::Remote<Listener> local = std::make_shared<ListenerImpl<PlainFamily>>(tally);
+  const brine::Ref<Listener> ref = std::make_shared<ListenerImpl<PlainFamily>>(tally);
+  brine::Remote<Listener> local = ref;
   EXPECT_EQ(local.on_tick(4), 8);
   EXPECT_TRUE(local.connected());
   auto r = local.try_call().on_tick(13);

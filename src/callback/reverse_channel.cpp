@@ -3,7 +3,7 @@
 namespace brine::detail {
 
 ReverseChannel::ReverseChannel(const std::shared_ptr<transport::Channel>& carrier,
-                               event::EventLoop& loop)
+                               event::EventLoop& loop, std::shared_ptr<event::EventLoop> keep)
     : carrier_(carrier),
       peer_([&] {
         transport::PeerInfo peer = carrier->peer();
@@ -11,7 +11,8 @@ ReverseChannel::ReverseChannel(const std::shared_ptr<transport::Channel>& carrie
         return peer;
       }()),
       max_frame_length_(carrier->max_frame_length()),
-      loop_(loop) {}
+      loop_(loop),
+      keep_(std::move(keep)) {}
 
 void ReverseChannel::deliver(const FrameView& frame) {
   if (closed_.load(std::memory_order_acquire)) return;

@@ -27,8 +27,13 @@ namespace brine::detail {
 class ReverseChannel final : public transport::Channel,
                              public std::enable_shared_from_this<ReverseChannel> {
  public:
-  // Sends on `carrier`; `loop` runs a close that its own sink asks for.
-  ReverseChannel(const std::shared_ptr<transport::Channel>& carrier, event::EventLoop& loop);
+  // Sends on `carrier`; `loop` runs a close that its own sink asks for (`keep`, if given, owns
+  // it: the channel may outlive the loop's other owners).
+  ReverseChannel(const std::shared_ptr<transport::Channel>& carrier, event::EventLoop& loop,
+                 std::shared_ptr<event::EventLoop> keep = {});
+  ReverseChannel(const std::shared_ptr<transport::Channel>& carrier,
+                 std::shared_ptr<event::EventLoop> loop)
+      : ReverseChannel(carrier, *loop, loop) {}
 
   // A frame for the policy on this channel (from the policy on the carrier, whose on_frame
   // calls never overlap). Dropped once closed.
@@ -55,6 +60,7 @@ class ReverseChannel final : public transport::Channel,
   const transport::PeerInfo peer_;
   const std::size_t max_frame_length_;
   event::EventLoop& loop_;
+  const std::shared_ptr<event::EventLoop> keep_;
   std::mutex mu_;  // held while a frame is delivered, and to hand the sink its close
   std::shared_ptr<transport::ChannelSink> sink_;  // (mu_)
   bool started_ = false;                          // (mu_)
@@ -87,7 +93,9 @@ void close_reverse(std::mutex& mu, const std::shared_ptr<ReverseChannel>& channe
 
 class ClientCore;
 // A client core whose one connection is `channel`: a server's calls back to a client.
+// (It keeps `loop`, which runs its timers, as long as it lives.)
 std::shared_ptr<ClientCore> make_peer_core(std::shared_ptr<ReverseChannel> channel,
-                                           ClientOptions options, event::EventLoop& loop);
+                                           ClientOptions options,
+                                           std::shared_ptr<event::EventLoop> loop);
 
 }  // namespace brine::detail

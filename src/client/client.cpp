@@ -147,10 +147,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   // A server's calls back to its client, over that client's connection (`dialer`), with the
   // server's loop for their timers. It serves no objects of its own.
   ClientCore(std::string_view uri, std::unique_ptr<transport::Dialer> dialer, ClientOptions options,
-             event::EventLoop& loop)
+             std::shared_ptr<event::EventLoop> loop)
       : options_(checked(options)),
         codecs_(options_.codec, options_.codecs),
-        loop_(loop),
+        loop_owner_(std::move(loop)),
+        loop_(*loop_owner_),
         connector_(uri, std::move(dialer), options_, loop_),
         defaults_(default_metadata(options_)),
         chain_(chain_of(options_)),
@@ -329,7 +330,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   ClientOptions options_;
   CodecChooser codecs_;
-  std::optional<event::EventLoop> own_loop_;  // a Client's (a ClientThread runs it)
+  std::optional<event::EventLoop> own_loop_;      // a Client's (a ClientThread runs it)
+  std::shared_ptr<event::EventLoop> loop_owner_;  // a server's, for its calls back
   event::EventLoop& loop_;
   // Serves the objects this client passes (made on first use; outlives the connections).
   std::mutex host_mu_;
@@ -768,7 +770,8 @@ std::string core_export(ClientCore& core, std::shared_ptr<void> object,
   return core.export_object(std::move(object), table);
 }
 std::shared_ptr<ClientCore> make_peer_core(std::shared_ptr<ReverseChannel> channel,
-                                           ClientOptions options, event::EventLoop& loop) {
+                                           ClientOptions options,
+                                           std::shared_ptr<event::EventLoop> loop) {
   const transport::PeerInfo& peer = channel->peer();
   std::string uri = peer.transport + "://" + peer.address + " (calls back)";
   auto core = std::make_shared<ClientCore>(uri, std::make_unique<ReverseDialer>(std::move(channel)),

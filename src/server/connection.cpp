@@ -55,13 +55,15 @@ bool ConnectionSet::wait_empty(std::chrono::milliseconds timeout) {
 
 ServerConnection::ServerConnection(std::shared_ptr<transport::Channel> channel,
                                    const ServerOptions& options, Dispatcher& dispatcher,
-                                   Counters& counters, ConnectionSet& set, event::EventLoop& timers)
+                                   Counters& counters, ConnectionSet& set, event::EventLoop& timers,
+                                   std::shared_ptr<event::EventLoop> timers_owner)
     : channel_(std::move(channel)),
       options_(options),
       dispatcher_(dispatcher),
       counters_(counters),
       set_(set),
       timers_(timers),
+      timers_owner_(std::move(timers_owner)),
       session_(&counters.objects_live, options.max_objects_per_connection),
       connected_at_(Clock::now()) {
   last_received_.store(rep(connected_at_), std::memory_order_relaxed);
@@ -214,8 +216,9 @@ std::shared_ptr<ClientCore> ServerConnection::peer_core(CodecId codec) {
   // The connection is the client's: its own heartbeats keep it, and its end ends these calls.
   o.heartbeat_interval = std::chrono::hours(24 * 365);
   o.heartbeat_timeout = 2 * o.heartbeat_interval;
-  back_channel_ = std::make_shared<ReverseChannel>(channel_, timers_);
-  back_core_ = make_peer_core(back_channel_, std::move(o), timers_);
+  if (!timers_owner_) throw RpcError(StatusCode::internal, "no loop for calls back");
+  back_channel_ = std::make_shared<ReverseChannel>(channel_, timers_owner_);
+  back_core_ = make_peer_core(back_channel_, std::move(o), timers_owner_);
   return back_core_;
 }
 

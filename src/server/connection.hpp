@@ -49,7 +49,7 @@ class ServerConnection final : public transport::ChannelSink,
  public:
   ServerConnection(std::shared_ptr<transport::Channel> channel, const ServerOptions& options,
                    Dispatcher& dispatcher, Counters& counters, ConnectionSet& set,
-                   event::EventLoop& timers);
+                   event::EventLoop& timers, std::shared_ptr<event::EventLoop> timers_owner = {});
 
   // Starts the channel and the watchdog. The set must hold the connection already.
   void start();
@@ -112,6 +112,7 @@ class ServerConnection final : public transport::ChannelSink,
   Counters& counters_;
   ConnectionSet& set_;
   event::EventLoop& timers_;
+  const std::shared_ptr<event::EventLoop> timers_owner_;  // for the calls back (peer_core)
   Session session_;
   CallRegistry calls_;
   std::weak_ptr<ClientCore> forward_core_;  // set on a client's callback host

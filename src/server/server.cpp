@@ -81,7 +81,7 @@ class ServerCore final : public transport::ListenerSink {
         dispatcher_(options_, registry_, counters_) {
     registry_.serve(options_.codecs);
     for (std::size_t i = 0; i < options_.io_threads; ++i) {
-      loops_.push_back(std::make_unique<event::EventLoop>());
+      loops_.push_back(std::make_shared<event::EventLoop>());
     }
   }
   ~ServerCore() { shutdown(false); }
@@ -144,7 +144,9 @@ class ServerCore final : public transport::ListenerSink {
   Counters counters_;
   Registry registry_;
   Dispatcher dispatcher_;
-  std::vector<std::unique_ptr<event::EventLoop>> loops_;
+  // Shared: a client's object that the server's code keeps past the server holds the loop its
+  // calls back use (not running then: they fail).
+  std::vector<std::shared_ptr<event::EventLoop>> loops_;
   std::vector<std::thread> threads_;
   ConnectionSet connections_;
   std::atomic<std::size_t> next_loop_{0};
@@ -196,9 +198,9 @@ void ServerCore::start() {
 }
 
 void ServerCore::on_channel(std::shared_ptr<transport::Channel> channel) {
-  auto& timers = *loops_[next_loop_.fetch_add(1, std::memory_order_relaxed) % loops_.size()];
+  const auto& timers = loops_[next_loop_.fetch_add(1, std::memory_order_relaxed) % loops_.size()];
   auto conn = std::make_shared<ServerConnection>(std::move(channel), options_, dispatcher_,
-                                                 counters_, connections_, timers);
+                                                 counters_, connections_, *timers, timers);
   if (closing_.load(std::memory_order_acquire)) {
     conn->start();
     conn->close_now({StatusCode::unavailable, "the server is shutting down"});
