@@ -506,6 +506,29 @@ TEST_F(CallbackRules, AServerWithoutWorkersRefusesToCallBack) {
   EXPECT_EQ(tally->calls.load(), 0);
 }
 
+TEST_F(CallbackRules, AnObjectPassedInACallRefusedUnrunIsFreed) {
+  // The server refuses the call before it decodes the arguments (no such object: NOT_FOUND,
+  // not run): nothing there can hold the object, so the client frees it.
+  auto seen = std::make_shared<Seen>();
+  brine::Server server;
+  server.expose<Ticker>("ticker", std::make_shared<TickerImpl<PlainFamily>>(seen));
+  const std::string uri = server.listen("tcp://127.0.0.1:0");
+  server.start();
+  Client c(uri, client_options());
+  auto tally = std::make_shared<Tally>();
+  auto r = c.remote<Ticker>("nobody").try_call().tick(
+      std::make_shared<ListenerImpl<PlainFamily>>(tally));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), StatusCode::not_found);
+  EXPECT_EQ(r.status().retry, brine::Retry::not_run);
+  EXPECT_EQ(tally->live.load(), 0);
+  // A future's too.
+  auto f =
+      c.remote<Ticker>("nobody").async().tick(std::make_shared<ListenerImpl<PlainFamily>>(tally));
+  EXPECT_THROW((void)f.get(), RpcError);
+  EXPECT_EQ(tally->live.load(), 0);
+}
+
 TEST_F(CallbackRules, ALocalRemoteCallsTheObjectDirectly) {
   auto tally = std::make_shared<Tally>();
   const brine::Ref<Listener> ref = std::make_shared<ListenerImpl<PlainFamily>>(tally);

@@ -297,6 +297,10 @@ std::uint64_t core_serial(const ClientCore& core) noexcept;
 bool core_reaches(const ClientCore& core, std::uint64_t serial) noexcept;
 // Whether the client was closed.
 bool core_closed(const ClientCore& core) noexcept;
+// A call that passed objects the client kept for it (`names`) ended with `outcome`: frees them
+// where the peer cannot hold them (the request never left, or was refused unrun).
+void core_unexport(ClientCore& core, const std::vector<std::string>& names,
+                   const Status& outcome) noexcept;
 
 struct InterfaceTable;
 // Keeps `object` (an implementation of the interface `table` describes) on the core's
@@ -667,8 +671,14 @@ struct RemoteHandle {
 
 // The name a request carries for an object passed as an argument over `core`: a local
 // object is exported for the peer to call back; a Remote of the peer's names its object.
-inline std::string argument_name(ClientCore& core, const RemoteHandle& h) {
-  if (h.local) return h.object.empty() ? core_export(core, h.local, *h.local_table) : h.object;
+// (`exported` collects the names of the objects kept for this call.)
+inline std::string argument_name(ClientCore& core, const RemoteHandle& h,
+                                 std::vector<std::string>& exported) {
+  if (h.local && h.object.empty()) {
+    exported.push_back(core_export(core, h.local, *h.local_table));
+    return exported.back();
+  }
+  if (h.local) return h.object;  // one of this side's served objects, passed back by name
   if (h.core.get() != &core) {
     throw RpcError(StatusCode::invalid_argument,
                    "the Remote '" + h.object +
@@ -679,9 +689,9 @@ inline std::string argument_name(ClientCore& core, const RemoteHandle& h) {
   return h.object;
 }
 template <class T>
-decltype(auto) to_wire_arg(ClientCore& core, T&& value) {
+decltype(auto) to_wire_arg(ClientCore& core, T&& value, std::vector<std::string>& exported) {
   if constexpr (is_remote<std::remove_cvref_t<T>>::value) {
-    return ObjectName{argument_name(core, *value.brine_handle())};
+    return ObjectName{argument_name(core, *value.brine_handle(), exported)};
   } else {
     return std::forward<T>(value);
   }
@@ -748,10 +758,12 @@ class RemoteBase {
       if (Status s = handle_->reachable(); !s.ok()) return failed<Out>(std::move(s));
     }
     std::optional<Args> args;
+    std::vector<std::string> exported;  // the objects passed that were kept for this call
     try {
-      args.emplace(
-          Args{decltype(Args::values)(to_wire_arg(*handle_->core, std::forward<A>(a))...)});
+      args.emplace(Args{
+          decltype(Args::values)(to_wire_arg(*handle_->core, std::forward<A>(a), exported)...)});
     } catch (const RpcError& e) {
+      core_unexport(*handle_->core, exported, Status{e.code(), {}, Retry::not_sent});
       if constexpr (traits::is_stream) {
         throw;
       } else {
@@ -772,7 +784,7 @@ class RemoteBase {
         return Bidi<SIn, SOut>(std::move(core));
       }
     } else {
-      return invoke_call<M, R, Args, Wire, Out>(method, *args);
+      return invoke_call<M, R, Args, Wire, Out>(method, *args, std::move(exported));
     }
   }
 
@@ -852,7 +864,8 @@ class RemoteBase {
   }
 
   template <auto M, class R, class Args, class Wire, class Out>
-  auto invoke_call(std::string_view method, const Args& args) const {
+  auto invoke_call(std::string_view method, const Args& args,
+                   std::vector<std::string> exported) const {
     using traits = member_traits<decltype(M)>;
     auto convert = [handle = handle_, opts = opts_](Wire&& w) -> Out {
       if constexpr (std::is_void_v<Out>) {
@@ -870,12 +883,16 @@ class RemoteBase {
       std::future<Out> future = promise->get_future();
       detail::call_async<Wire>(
           core, handle_->object, method, args,
-          [promise, convert](Result<Wire> r) { fulfil(*promise, std::move(r), convert); }, opts_,
-          traits::contract);
+          [promise, convert, handle = handle_, exported = std::move(exported)](Result<Wire> r) {
+            if (!r.ok()) core_unexport(*handle->core, exported, r.status());
+            fulfil(*promise, std::move(r), convert);
+          },
+          opts_, traits::contract);
       return future;
     } else {
       Result<Wire> r =
           detail::try_call<Wire>(core, handle_->object, method, args, opts_, traits::contract);
+      if (!r.ok()) core_unexport(core, exported, r.status());
       if constexpr (Style == CallStyle::throwing) {
         return convert(std::move(r).value_or_throw());
       } else if constexpr (std::is_void_v<Out>) {

@@ -43,18 +43,17 @@ transport::SendStatus ReverseChannel::send(Buffer&& frame, transport::Deadline d
 }
 
 void ReverseChannel::close(const Status& why, transport::Deadline) {
-  if (closed_.exchange(true)) return;
   if (delivering_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
-    // Its sink asked, from inside a delivery (mu_ is held): it hears of it after returning.
-    {
-      // (why_ is read by finish() under mu_, which this thread holds.)
-      why_ = why;
-    }
+    // Its sink asked, from inside a delivery (this thread holds mu_): it hears of it after
+    // returning.
+    if (closed_.exchange(true)) return;
+    why_ = why;
     loop_.post([self = shared_from_this()] { self->finish(); });
     return;
   }
   {
-    std::lock_guard lk(mu_);
+    std::lock_guard lk(mu_);  // after a delivery in progress: why_ is set before closed_ is seen
+    if (closed_.exchange(true)) return;
     why_ = why;
   }
   finish();

@@ -52,6 +52,10 @@ class ReverseChannel final : public transport::Channel,
   const transport::PeerInfo& peer() const override { return peer_; }
   std::size_t max_frame_length() const override;
   bool carries_streams() const override { return false; }
+  std::string why_no_streams() const override {
+    return "a call to an object passed as an argument (a call back) carries no streams";
+  }
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
 
  private:
   void finish();

@@ -32,6 +32,7 @@ const ClientOptions& checked(const ClientOptions& o) {
     throw std::invalid_argument("max_frame_size must be in [1024, 2147483647]");
   }
   if (o.timeout.count() <= 0) throw std::invalid_argument("timeout must be positive");
+  if (o.callback_workers == 0) throw std::invalid_argument("callback_workers must be at least 1");
   if (o.heartbeat_interval.count() <= 0 || o.heartbeat_timeout <= o.heartbeat_interval) {
     throw std::invalid_argument(
         "heartbeat_interval must be positive and heartbeat_timeout longer than it");
@@ -139,8 +140,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   ClientCore(std::string_view uri, ClientOptions options)
       : options_(checked(options)),
         codecs_(options_.codec, options_.codecs),
-        own_loop_(std::in_place),
-        loop_(*own_loop_),
+        loop_owner_(std::make_shared<event::EventLoop>()),
+        loop_(*loop_owner_),
         connector_(uri, options_, loop_),
         defaults_(default_metadata(options_)),
         chain_(chain_of(options_)) {}
@@ -160,8 +161,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     close();
     if (host_ && host_->dispatcher.on_worker_thread()) {
       // The last reference went with a callback running on the host's own worker, which cannot
-      // join its own pool: another thread ends the host once that callback has returned.
-      std::thread([host = std::move(host_)]() mutable { host.reset(); }).detach();
+      // join its own pool: another thread ends the host once that callback has returned (with
+      // the loop its connections' timers use).
+      std::thread([host = std::move(host_), loop = loop_owner_]() mutable {
+        host.reset();
+      }).detach();
     }
   }
 
@@ -180,6 +184,16 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       host = host_.get();
     }
     return conn->export_object(std::move(object), table, *host);
+  }
+  // Frees objects export_object() kept for a call that was not run.
+  void unexport(const std::vector<std::string>& names) noexcept {
+    try {
+      if (auto conn = connector_.live()) {
+        for (const auto& name : names) conn->unexport(name);
+      }
+    } catch (...) {
+      // Out of memory: the objects go with the connection instead.
+    }
   }
   std::uint64_t serial() const {
     auto conn = connector_.live();
@@ -330,8 +344,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   ClientOptions options_;
   CodecChooser codecs_;
-  std::optional<event::EventLoop> own_loop_;      // a Client's (a ClientThread runs it)
-  std::shared_ptr<event::EventLoop> loop_owner_;  // a server's, for its calls back
+  // A Client's own (a ClientThread runs it), or a server's for its calls back.
+  std::shared_ptr<event::EventLoop> loop_owner_;
   event::EventLoop& loop_;
   // Serves the objects this client passes (made on first use; outlives the connections).
   std::mutex host_mu_;
@@ -637,10 +651,7 @@ std::shared_ptr<ClientStreamCore> ClientCore::open_stream(Buffer&& frame, std::s
     return refuse(std::move(error));
   }
   if (!conn->carries_streams()) {
-    return refuse({StatusCode::unimplemented,
-                   "streams need a stream transport (tcp, unix, tls, zmq, mem), not " +
-                       conn->peer().transport + "://, which may lose or reorder their items",
-                   Retry::never});
+    return refuse({StatusCode::unimplemented, conn->why_no_streams(), Retry::never});
   }
   if (icall) icall->set_peer(conn->peer());
   (void)add_contract(*conn, frame, contract);
@@ -761,6 +772,15 @@ std::uint64_t core_serial(const ClientCore& core) noexcept {
 bool core_reaches(const ClientCore& core, std::uint64_t serial) noexcept {
   // (A closed client's calls fail CANCELLED, "client closed": the reason that says most.)
   return core.closed() || (serial != 0 && core.serial() == serial);
+}
+void core_unexport(ClientCore& core, const std::vector<std::string>& names,
+                   const Status& outcome) noexcept {
+  // Only where the peer cannot hold the objects: the request never left, or was refused unrun.
+  if (names.empty() || outcome.ok()) return;
+  if (outcome.retry == Retry::not_sent || outcome.retry == Retry::not_run ||
+      outcome.retry == Retry::later) {
+    core.unexport(names);
+  }
 }
 bool core_closed(const ClientCore& core) noexcept {
   return core.closed();

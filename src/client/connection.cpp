@@ -221,16 +221,28 @@ void ClientConnection::wait_closed(std::chrono::milliseconds timeout) {
 
 void ClientConnection::on_frame(const FrameView& f) {
   last_received_.store(rep(Clock::now()), std::memory_order_relaxed);
-  if (f.kind == FrameKind::request || f.kind == FrameKind::oneway || f.kind == FrameKind::cancel) {
-    // A call of an object this client passed: its server policy takes it.
-    if (deliver_reverse(back_mu_, back_channel_, f)) return;
-  }
-  if (!wire::server_sends(f.kind)) {
+  const bool call_back =
+      f.kind == FrameKind::request || f.kind == FrameKind::oneway || f.kind == FrameKind::cancel;
+  // A call of an object this client passed: its server policy takes it.
+  if (call_back && deliver_reverse(back_mu_, back_channel_, f)) return;
+  if (!call_back && !wire::server_sends(f.kind)) {
     fail({StatusCode::internal, "the server sent a frame of a kind only clients send"});
     return;
   }
   if (Status s = wire::check_fields(f); !s.ok()) {
     fail({StatusCode::internal, "bad frame from the server: " + s.message});
+    return;
+  }
+  if (call_back) {
+    // A call back on a connection that passed no object (one passed on an earlier connection,
+    // say): no such object here.
+    if (f.kind == FrameKind::request) {
+      send_control(wire::error_frame(
+          f.call_id,
+          {StatusCode::not_found, "no object '" + std::string(f.method) +
+                                      "' on this connection (no object was passed on it)"},
+          kDefaultMaxFrameSize));
+    }
     return;
   }
   if (f.kind == FrameKind::item || f.kind == FrameKind::credit) {
@@ -299,7 +311,8 @@ std::string ClientConnection::export_object(std::shared_ptr<void> object,
   {
     std::lock_guard lk(back_mu_);
     if (dead()) throw RpcError(death());
-    if (!back_server_) {
+    // (One that ended on a protocol error of the server's calls back is made again.)
+    if (!back_server_ || back_channel_->closed()) {
       back_server_ = host.serve(channel_, loop_, back_channel_);
       serving_.store(true, std::memory_order_relaxed);
     }
@@ -312,6 +325,15 @@ std::string ClientConnection::export_object(std::shared_ptr<void> object,
     throw RpcError(Status{StatusCode::unavailable, "the connection closed", Retry::not_sent});
   }
   return name;
+}
+
+void ClientConnection::unexport(const std::string& name) {
+  std::shared_ptr<ServerConnection> server;
+  {
+    std::lock_guard lk(back_mu_);
+    server = back_server_;
+  }
+  if (Session* session = server ? server->session() : nullptr) (void)session->release(name);
 }
 
 void ClientConnection::end_serving(const Status& why) {

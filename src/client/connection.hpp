@@ -70,6 +70,7 @@ class ClientConnection final : public transport::ChannelSink,
   void add_stream(std::uint64_t id, std::shared_ptr<ClientStream> stream);
   void forget_stream(std::uint64_t id, const ClientStream* stream);
   bool carries_streams() const { return channel_->carries_streams(); }
+  std::string why_no_streams() const { return channel_->why_no_streams(); }
   TakenCall take(std::uint64_t id) { return calls_.take(id); }
   // Completes call `id` (if still pending) with `status`.
   void complete(std::uint64_t id, const Status& status);
@@ -115,6 +116,8 @@ class ClientConnection final : public transport::ChannelSink,
   // calls both ways (datagrams).
   std::string export_object(std::shared_ptr<void> object, const InterfaceTable& table,
                             CallbackHost& host);
+  // Frees an object export_object() kept (the call that passed it was not run).
+  void unexport(const std::string& name);
 
   // transport::ChannelSink
   void on_frame(const FrameView& f) override;

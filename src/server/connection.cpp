@@ -202,7 +202,8 @@ std::shared_ptr<ClientCore> ServerConnection::peer_core(CodecId codec) {
                        channel_->peer().transport + ":// (datagrams) cannot carry both ways");
   }
   std::lock_guard lk(back_mu_);
-  if (back_core_) return back_core_;
+  // (One whose direction failed, say on a bad answer from the client, is made again.)
+  if (back_core_ && !back_channel_->closed()) return back_core_;
   if (back_closed_) {
     throw RpcError(StatusCode::unavailable, "the client's connection was lost");
   }

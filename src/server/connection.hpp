@@ -76,6 +76,7 @@ class ServerConnection final : public transport::ChannelSink,
   void release() { inflight_.fetch_sub(1, std::memory_order_relaxed); }
   const transport::PeerInfo& peer() const { return channel_->peer(); }
   bool carries_streams() const { return channel_->carries_streams(); }
+  std::string why_no_streams() const { return channel_->why_no_streams(); }
 
   // The calls that finish later (server_call.hpp), by call id: kept while they run so that
   // their stream frames and cancels reach them, and ended with the connection. keep_call is
@@ -90,7 +91,12 @@ class ServerConnection final : public transport::ChannelSink,
   // client's callback host, the client's own core. Throws RpcError where the peer cannot be
   // called back (a broker's peer, datagrams).
   std::shared_ptr<ClientCore> peer_core(CodecId codec);
-  void set_peer_core(std::weak_ptr<ClientCore> core) { forward_core_ = std::move(core); }
+  void set_peer_core(std::weak_ptr<ClientCore> core) {
+    forward_core_ = std::move(core);
+    for_client_ = true;
+  }
+  // Whether this serves a client's own objects (a client's callback host).
+  bool serves_for_client() const { return for_client_; }
 
   // Sends an error frame with call id 0 after the replies already queued, then closes (at the
   // latest a second later). Any thread.
@@ -116,6 +122,7 @@ class ServerConnection final : public transport::ChannelSink,
   Session session_;
   CallRegistry calls_;
   std::weak_ptr<ClientCore> forward_core_;  // set on a client's callback host
+  bool for_client_ = false;
   std::mutex back_mu_;
   std::shared_ptr<ReverseChannel> back_channel_;  // (back_mu_) the calls back, once made
   std::shared_ptr<ClientCore> back_core_;         // (back_mu_)

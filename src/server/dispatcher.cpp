@@ -48,13 +48,18 @@ class PeerContext final : public CallContext {
     if (name.empty() || name.size() > 64) {
       throw RpcError(StatusCode::invalid_argument, "an object passed as an argument has no name");
     }
+    // The caller's: called back over its connection. A client's own objects are owned here
+    // (dropping the last copy releases them); a server's objects that a client's callback
+    // receives are the server's, owned by the Remote the client got them through.
+    auto handle = std::make_shared<const RemoteHandle>(conn_.peer_core(codec_), std::string(name),
+                                                       !conn_.serves_for_client());
     if (options_.workers == 0) {
+      // (`handle` goes: the client is told to free its object.)
       throw RpcError(StatusCode::failed_precondition,
                      "objects passed as arguments are called back, which needs worker threads: "
                      "with workers = 0 a handler runs on the thread that would read the answer");
     }
-    // The caller's: called back over its connection.
-    return std::make_shared<const RemoteHandle>(conn_.peer_core(codec_), std::string(name), true);
+    return handle;
   }
 
  private:
@@ -186,7 +191,11 @@ void Dispatcher::dispatch(ServerConnection& conn, const FrameView& f) {
                   {StatusCode::invalid_argument,
                    "'~release' is sent as a oneway; as a request it is not carried out"});
     } else {
-      Registry::release(f.method, conn.session());
+      // The object's destructor is user code: not on the I/O thread (it may call the peer, whose
+      // answer that thread reads), but on a worker where there are workers.
+      if (auto dropped = Registry::release(f.method, conn.session()); dropped && pool_) {
+        asio::post(*pool_, [object = std::move(dropped)]() mutable { object.reset(); });
+      }
     }
     return;
   }
@@ -230,7 +239,10 @@ void Dispatcher::dispatch(ServerConnection& conn, const FrameView& f) {
     }
   }
   Target target;
-  if (Status refused = admit(conn, f, target); !refused.ok()) return refuse(std::move(refused));
+  if (Status refused = admit(conn, f, target); !refused.ok()) {
+    if (refused.retry == Retry::unknown) refused.retry = Retry::not_run;  // refused unrun
+    return refuse(std::move(refused));
+  }
   if (target.handler->shape() != Shape::unary) {
     start_later(conn, f, std::move(target), deadline, std::move(extras));
   } else if (pool_) {
@@ -320,9 +332,7 @@ Status Dispatcher::admit(ServerConnection& conn, const FrameView& f, Target& tar
             "'" + std::string(f.method) + "' answers later or streams: call it, not as a oneway"};
   }
   if (f.stream && !conn.carries_streams()) {
-    return {StatusCode::unimplemented,
-            "streams need a stream transport (tcp, unix, tls, zmq, mem), not " +
-                conn.peer().transport + "://, which may lose or reorder their items"};
+    return {StatusCode::unimplemented, conn.why_no_streams()};
   }
   if (f.kind == FrameKind::request && f.stream != stream_method) {
     return {StatusCode::failed_precondition,

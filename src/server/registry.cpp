@@ -199,9 +199,10 @@ bool Registry::is_release(std::string_view method) noexcept {
   return dot != std::string_view::npos && method.substr(dot + 1) == kReleaseMethod;
 }
 
-void Registry::release(std::string_view method, Session* session) {
+std::shared_ptr<void> Registry::release(std::string_view method, Session* session) {
   const std::string_view name = method.substr(0, method.rfind('.'));
-  if (session != nullptr && !name.empty() && name.front() == '@') session->release(name);
+  if (session == nullptr || name.empty() || name.front() != '@') return nullptr;
+  return session->release(name);
 }
 
 Status Registry::resolve_object(std::string_view method, CodecId codec, Session* session,

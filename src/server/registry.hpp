@@ -74,7 +74,8 @@ class Registry {
   static bool is_release(std::string_view method) noexcept;
   // Frees the reference <object> of `session` that "<object>.~release" names (a name the
   // session does not hold, or one that is not a reference, changes nothing).
-  static void release(std::string_view method, Session* session);
+  // The object "<name>.~release" names, taken out of `session` (null if it holds none).
+  static std::shared_ptr<void> release(std::string_view method, Session* session);
 
  private:
   Status resolve_object(std::string_view method, CodecId codec, Session* session,

@@ -55,14 +55,15 @@ class Session {
     if (it == objects_.end()) return std::nullopt;
     return it->second;
   }
-  void release(std::string_view name) {
-    ExposedObject dropped;  // destroyed after the lock is released
+  // Takes `name` out; the object is the caller's to drop (its destructor is user code).
+  std::shared_ptr<void> release(std::string_view name) {
     std::lock_guard lk(mu_);
     const auto it = objects_.find(name);
-    if (it == objects_.end()) return;
-    dropped = std::move(it->second);
+    if (it == objects_.end()) return nullptr;
+    std::shared_ptr<void> dropped = std::move(it->second.self);
     objects_.erase(it);
     if (live_ != nullptr) --*live_;
+    return dropped;
   }
   void close() {
     decltype(objects_) dropped;  // destroyed after the lock: destructors run user code

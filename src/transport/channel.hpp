@@ -154,6 +154,11 @@ class Channel {
   // Whether stream calls can run over the channel: not over datagrams, which may lose or
   // reorder items (docs/design.md, "Streams").
   virtual bool carries_streams() const { return true; }
+  // Why not, when carries_streams() is false: the refusal's message.
+  virtual std::string why_no_streams() const {
+    return "streams need a stream transport (tcp, unix, tls, zmq, mem), not " + peer().transport +
+           "://, which may lose or reorder their items";
+  }
 };
 
 // Receives what a listener accepts. Called on the listener's threads.
