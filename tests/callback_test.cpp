@@ -238,6 +238,33 @@ using namespace brine_test;
 using namespace callbacks;
 using namespace std::chrono_literals;
 
+brine::ServerOptions server_options() {
+  brine::ServerOptions o;
+  o.heartbeat_interval = 200ms;
+  o.heartbeat_timeout = 1000ms;
+  o.callback_timeout = 400ms;
+  o.tls.certificate_file = tls_paths().server_crt;
+  o.tls.private_key_file = tls_paths().server_key;
+  return o;
+}
+// A server with one Ticker, "ticker".
+template <class F>
+struct Served {
+  explicit Served(const Param& p, brine::ServerOptions options = server_options())
+      : seen(std::make_shared<Seen>()),
+        impl(std::make_shared<TickerImpl<F>>(seen)),
+        server(std::move(options)) {
+    server.expose<typename F::Ticker>("ticker", impl);
+    if (test_transport(p.transport).tls) (void)tls_files();
+    uri = server.listen(listen_uri(p.transport));
+    server.start();
+  }
+  std::shared_ptr<Seen> seen;
+  std::shared_ptr<TickerImpl<F>> impl;
+  brine::Server server;
+  std::string uri;
+};
+
 class Callbacks : public testing::TestWithParam<Param> {
  protected:
   template <class B>
@@ -258,32 +285,6 @@ class Callbacks : public testing::TestWithParam<Param> {
     o.tls.ca_file = tls_paths().ca;
     return o;
   }
-  static brine::ServerOptions server_options() {
-    brine::ServerOptions o;
-    o.heartbeat_interval = 200ms;
-    o.heartbeat_timeout = 1000ms;
-    o.callback_timeout = 400ms;
-    o.tls.certificate_file = tls_paths().server_crt;
-    o.tls.private_key_file = tls_paths().server_key;
-    return o;
-  }
-  // A server with one Ticker, "ticker".
-  template <class F>
-  struct Served {
-    explicit Served(const Param& p, brine::ServerOptions options = server_options())
-        : seen(std::make_shared<Seen>()),
-          impl(std::make_shared<TickerImpl<F>>(seen)),
-          server(std::move(options)) {
-      server.expose<typename F::Ticker>("ticker", impl);
-      if (test_transport(p.transport).tls) (void)tls_files();
-      uri = server.listen(listen_uri(p.transport));
-      server.start();
-    }
-    std::shared_ptr<Seen> seen;
-    std::shared_ptr<TickerImpl<F>> impl;
-    brine::Server server;
-    std::string uri;
-  };
   // A server with a Ticker, a client, and one of the client's listeners subscribed, which the
   // server has called once from a thread of its own. The client keeps no pointer to it.
   template <class F>
@@ -436,6 +437,7 @@ brine::ClientOptions cereal_client() {
   o.timeout = 10s;
   return o;
 }
+const Param kTcp4{"tcp4", "cereal"};
 struct CallbackRules : testing::Test {
   static brine::ClientOptions client_options() { return cereal_client(); }
 };
@@ -447,11 +449,9 @@ TEST_F(CallbackRules, AMismatchedCallbackInterfaceIsRefusedNotDecoded) {
   // The server calls on_tick(int64) of a Listener; the object named is an OtherListener, whose
   // on_tick takes a string: the contracts differ, and the call back fails FAILED_PRECONDITION
   // on the client instead of decoding an int64 as a string.
-  auto seen = std::make_shared<Seen>();
-  brine::Server server;
-  server.expose<Ticker>("ticker", std::make_shared<TickerImpl<PlainFamily>>(seen));
-  const std::string uri = server.listen("tcp://127.0.0.1:0");
-  server.start();
+  Served<PlainFamily> s(kTcp4);
+  const auto& seen = s.seen;
+  const std::string& uri = s.uri;
   Client c(uri, client_options());
   auto ticker = c.remote<Ticker>("ticker");
   struct Other final : OtherListener {
@@ -473,11 +473,8 @@ TEST_F(CallbackRules, AMismatchedCallbackInterfaceIsRefusedNotDecoded) {
 }
 
 TEST_F(CallbackRules, ARemoteOfAnotherConnectionCannotBePassed) {
-  auto seen = std::make_shared<Seen>();
-  brine::Server server;
-  server.expose<Ticker>("ticker", std::make_shared<TickerImpl<PlainFamily>>(seen));
-  const std::string uri = server.listen("tcp://127.0.0.1:0");
-  server.start();
+  Served<PlainFamily> s(kTcp4);
+  const std::string& uri = s.uri;
   Client a(uri, client_options());
   Client b(uri, client_options());
   // a's proxy of a listener it does not own (a name on a's connection) given to b: refused.
@@ -489,13 +486,10 @@ TEST_F(CallbackRules, ARemoteOfAnotherConnectionCannotBePassed) {
 }
 
 TEST_F(CallbackRules, AServerWithoutWorkersRefusesToCallBack) {
-  auto seen = std::make_shared<Seen>();
-  brine::ServerOptions so;
+  brine::ServerOptions so = server_options();
   so.workers = 0;
-  brine::Server server(so);
-  server.expose<Ticker>("ticker", std::make_shared<TickerImpl<PlainFamily>>(seen));
-  const std::string uri = server.listen("tcp://127.0.0.1:0");
-  server.start();
+  Served<PlainFamily> s(kTcp4, so);
+  const std::string& uri = s.uri;
   Client c(uri, client_options());
   auto tally = std::make_shared<Tally>();
   auto r = c.remote<Ticker>("ticker").try_call().tick(
@@ -509,11 +503,8 @@ TEST_F(CallbackRules, AServerWithoutWorkersRefusesToCallBack) {
 TEST_F(CallbackRules, AnObjectPassedInACallRefusedUnrunIsFreed) {
   // The server refuses the call before it decodes the arguments (no such object: NOT_FOUND,
   // not run): nothing there can hold the object, so the client frees it.
-  auto seen = std::make_shared<Seen>();
-  brine::Server server;
-  server.expose<Ticker>("ticker", std::make_shared<TickerImpl<PlainFamily>>(seen));
-  const std::string uri = server.listen("tcp://127.0.0.1:0");
-  server.start();
+  Served<PlainFamily> s(kTcp4);
+  const std::string& uri = s.uri;
   Client c(uri, client_options());
   auto tally = std::make_shared<Tally>();
   auto r = c.remote<Ticker>("nobody").try_call().tick(

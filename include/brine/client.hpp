@@ -883,8 +883,9 @@ class RemoteBase {
       std::future<Out> future = promise->get_future();
       detail::call_async<Wire>(
           core, handle_->object, method, args,
-          [promise, convert, handle = handle_, exported = std::move(exported)](Result<Wire> r) {
-            if (!r.ok()) core_unexport(*handle->core, exported, r.status());
+          // (The core outlives its calls' callbacks: no reference to keep it.)
+          [promise, convert, owner = &core, exported = std::move(exported)](Result<Wire> r) {
+            if (!r.ok()) core_unexport(*owner, exported, r.status());
             fulfil(*promise, std::move(r), convert);
           },
           opts_, traits::contract);
