@@ -66,6 +66,8 @@ constexpr Key kServer[] = {
     {"tokens", Kind::strings},
     {"open_methods", Kind::strings},
     {"callback_timeout_ms", Kind::integer, 1, 86400000},
+    {"metrics", Kind::boolean},
+    {"describe", Kind::boolean},
 };
 constexpr Key kClient[] = {
     {"connect", Kind::string},
@@ -297,6 +299,8 @@ class ConfigReader {
     millis("server.drain_timeout_ms", o.drain_timeout);
     millis("server.call_memory_ms", o.call_memory);
     millis("server.callback_timeout_ms", o.callback_timeout);
+    if (const Entry* e = lookup("server.metrics")) o.metrics = e->value().as_boolean()->get();
+    if (const Entry* e = lookup("server.describe")) o.describe = e->value().as_boolean()->get();
     count("server.stream_window", o.stream_window);
     text("server.tls_certificate", o.tls.certificate_file);
     text("server.tls_private_key", o.tls.private_key_file);

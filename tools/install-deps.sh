@@ -9,6 +9,8 @@ packages=(
   libzmq3-dev cppzmq-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format python3
+  libcli11-dev libhttp-parser-dev
+  curl prometheus python3-prometheus-client chromium
 )
 
 missing=()

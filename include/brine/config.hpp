@@ -32,6 +32,8 @@
 //   tokens = ["s3cret"]                   # calls need "authorization: Bearer <one of them>"
 //   open_methods = ["health"]             # ... except these
 //   callback_timeout_ms = 5000            # calls to objects clients pass as arguments
+//   metrics = true                        # count calls (Server::metrics, GET /metrics)
+//   describe = true                       # answer "~describe" (brine describe, GET /v1)
 //   [client]
 //   connect = "tcp://127.0.0.1:7000"
 //   codecs = ["protobuf", "cereal", "json"]   # the order of preference (this is the default)

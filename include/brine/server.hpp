@@ -44,6 +44,7 @@
 #include "brine/detail/frame.hpp"
 #include "brine/interface.hpp"
 #include "brine/method.hpp"
+#include "brine/metrics.hpp"
 #include "brine/status.hpp"
 #include "brine/stream.hpp"
 #include "brine/task.hpp"
@@ -144,6 +145,14 @@ struct ServerOptions {
   // for its answer, unless its CallOptions say otherwise; inside a handler, at most until the
   // served call's deadline.
   std::chrono::milliseconds callback_timeout{5000};
+  // Count every call by method, status and latency (Server::metrics(), GET /metrics on an
+  // http:// endpoint): a few relaxed atomic additions and two clock reads per call
+  // (docs/performance.md). Configuration key server.metrics.
+  bool metrics = true;
+  // Answer the built-in "~describe" call (`brine describe`): every method with its C++
+  // declaration, contract, codecs and JSON shapes. False for a server that must not reveal its
+  // interface (the call is then NOT_FOUND). Configuration key server.describe.
+  bool describe = true;
 };
 
 // Counters of a running server (Server::stats()).
@@ -346,6 +355,29 @@ namespace detail {
 // Task), or streams.
 enum class Shape : std::uint8_t { unary, deferred, stream };
 
+// Examples of a method's JSON, for describe: what the json codec makes of value-initialised
+// values of its request (an object's method: its argument list), result and stream items.
+// Empty where there is no such value, the type cannot use json, or it has no default value.
+struct JsonShapes {
+  std::string request, response, in, out;
+};
+template <class T>
+std::string json_example() {
+  if constexpr (std::is_void_v<T> || !std::is_default_constructible_v<T>) {
+    return {};
+  } else {
+    if (!Serialization<T>::supports(CodecId::json)) return {};
+    try {
+      Buffer out;
+      Serialization<T>::encode(CodecId::json, T{}, out);
+      const auto bytes = out.bytes();
+      return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+    } catch (...) {
+      return {};
+    }
+  }
+}
+
 // A registered handler or interface method, type-erased. invoke() decodes the request, runs the
 // user's code and appends the encoded response to `out`; it throws whatever decoding or the
 // user's code throws. `self` is the object for an interface method, null for a handler.
@@ -361,6 +393,7 @@ class HandlerBase {
   // For a factory method: the interface of the objects it returns.
   virtual const InterfaceTable* result_interface() const noexcept { return nullptr; }
   virtual Shape shape() const noexcept { return Shape::unary; }
+  virtual JsonShapes json_shapes() const { return {}; }
   // Whether a stream handler blocks a thread (a plain function, not a coroutine): such a
   // server needs workers.
   virtual bool blocks() const noexcept { return false; }
@@ -479,6 +512,12 @@ class InterfaceMethod final : public HandlerBase {
     return ok;
   }
   const Contract& contract() const noexcept override { return traits::contract; }
+  JsonShapes json_shapes() const override {
+    JsonShapes j{json_example<Args>(), json_example<Wire>(), {}, {}};
+    if constexpr (!std::is_void_v<In>) j.in = json_example<In>();
+    if constexpr (!std::is_void_v<Out>) j.out = json_example<Out>();
+    return j;
+  }
   const InterfaceTable* result_interface() const noexcept override {
     if constexpr (is_ref<R>::value) {
       return &interface_table<typename is_ref<R>::interface>();
@@ -614,6 +653,9 @@ class TypedHandler final : public HandlerBase {
     return Serialization<Req>::supports(codec) && Serialization<Resp>::supports(codec);
   }
   const Contract& contract() const noexcept override { return call_contract<Req, Resp>; }
+  JsonShapes json_shapes() const override {
+    return {json_example<Req>(), json_example<Resp>(), {}, {}};
+  }
 
  private:
   F f_;
@@ -640,6 +682,9 @@ class DeferredHandler final : public HandlerBase {
     return Serialization<Req>::supports(codec) && Serialization<Resp>::supports(codec);
   }
   const Contract& contract() const noexcept override { return call_contract<Req, Resp>; }
+  JsonShapes json_shapes() const override {
+    return {json_example<Req>(), json_example<Resp>(), {}, {}};
+  }
 
  private:
   F f_;
@@ -683,6 +728,9 @@ class StreamHandler final : public HandlerBase {
     return ok;
   }
   const Contract& contract() const noexcept override { return stream_contract<Req, In, Out, Resp>; }
+  JsonShapes json_shapes() const override {
+    return {json_example<Req>(), json_example<Resp>(), json_example<In>(), json_example<Out>()};
+  }
 
  private:
   // A stand-in item type for a direction the method does not use (its end is never handed out).
@@ -834,6 +882,9 @@ class Server {
   // run() or wait() does the rest). The destructor stops at once, without draining.
   void stop();
   ServerStats stats() const;
+  // Calls by method and status with their latencies, connections, bytes, streams, recent
+  // errors (brine/metrics.hpp; empty per-method figures when ServerOptions::metrics is false).
+  ServerMetrics metrics() const;
 
  private:
   template <class Req, class Resp, class F>

@@ -42,6 +42,7 @@ struct CallbackHost {
   ServerOptions options;
   Registry registry;  // empty: the objects live in each connection's Session
   Counters counters;
+  Metrics metrics{false};  // a client counts nothing
   ConnectionSet set;
   Dispatcher dispatcher;
   std::weak_ptr<ClientCore> core;

@@ -76,6 +76,7 @@ void ServerConnection::start() {
 
 void ServerConnection::on_frame(const FrameView& f) {
   last_received_.store(rep(Clock::now()), std::memory_order_relaxed);
+  counters_.bytes_in.fetch_add(f.size, std::memory_order_relaxed);
   seen_frame_.store(true, std::memory_order_relaxed);
   if (f.kind == FrameKind::reply || f.kind == FrameKind::error) {
     // The answer to a call back to the peer: its client policy takes it.
@@ -134,10 +135,12 @@ void ServerConnection::on_close(const Status&) {
 }
 
 void ServerConnection::send(Buffer&& frame) {
+  const std::size_t size = frame.size();
   if (channel_->send(std::move(frame), Clock::now(), transport::WhenFull::queue) !=
       transport::SendStatus::sent) {
     return;
   }
+  counters_.bytes_out.fetch_add(size, std::memory_order_relaxed);
   // Back-pressure: past the bound, read no more requests until the peer has taken its replies.
   const std::size_t bound = options_.max_outbound_bytes;
   if (paused_.load(std::memory_order_relaxed) || channel_->queued_bytes() <= bound) return;

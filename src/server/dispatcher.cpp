@@ -98,17 +98,31 @@ CallInfo info_of(CallExtras& x, const Peer* peer, Clock::time_point deadline) {
 
 }  // namespace
 
-Dispatcher::Dispatcher(const ServerOptions& options, const Registry& registry, Counters& counters)
-    : options_(options), chain_(chain_of(options)), registry_(registry), counters_(counters) {}
+Dispatcher::Dispatcher(const ServerOptions& options, const Registry& registry, Counters& counters,
+                       Metrics& metrics)
+    : options_(options),
+      chain_(chain_of(options)),
+      registry_(registry),
+      counters_(counters),
+      metrics_(metrics) {}
 
 Status Dispatcher::intercept_before(const Peer& peer, CallExtras& x, Clock::time_point deadline) {
-  x.started = Clock::now();
   CallInfo info = info_of(x, &peer, deadline);
   return run_before(chain_, info, x.asked, Retry::not_run, "server");
 }
 
-void Dispatcher::intercept_after(const CallState& state, const Status& outcome) noexcept {
+void Dispatcher::conclude(const CallState& state, const Status& outcome) noexcept {
   CallExtras& x = state.extras;
+  if (x.stats != nullptr) {
+    try {
+      metrics_.record(*std::exchange(x.stats, nullptr), outcome, Clock::now() - x.started);
+    } catch (...) {  // (no memory for the recent errors' list: the counts are in)
+    }
+  }
+  if (x.stream_counted) {
+    x.stream_counted = false;
+    counters_.streams_open.fetch_sub(1, std::memory_order_relaxed);
+  }
   if (x.asked == 0) return;
   CallInfo info = info_of(x, state.peer, state.deadline);
   run_after(chain_, info, x.asked, outcome, Clock::now() - x.started);
@@ -209,15 +223,23 @@ void Dispatcher::dispatch(ServerConnection& conn, const FrameView& f) {
   const auto deadline = f.timeout_ms == 0 ? Clock::time_point::max()
                                           : Clock::now() + std::chrono::milliseconds(f.timeout_ms);
   CallExtras extras;
-  // Refuses the call unrun: its interceptors (those asked) see the refusal, the caller gets it.
   extras.wants_metadata = f.has_metadata;
+  extras.stream = f.stream;
+  const bool counting = metrics_.enabled();
+  if (counting || !chain_.empty()) extras.started = Clock::now();
+  Target target;
+  // Refuses the call unrun: its interceptors (those asked) see the refusal, the caller gets it.
   auto refuse = [&](Status why) {
+    if (counting) {
+      counters_.calls_refused.fetch_add(1, std::memory_order_relaxed);
+      extras.stats = metrics_.find(f.method, target.handler);
+    }
     CallState state;
     state.call_id = f.call_id;
     state.deadline = deadline;
     state.peer = &conn.peer();
     state.extras = std::move(extras);
-    intercept_after(state, why);
+    conclude(state, why);
     if (f.kind == FrameKind::oneway) return;
     Buffer frame;
     seal_answer(state, frame, false, why);
@@ -232,17 +254,16 @@ void Dispatcher::dispatch(ServerConnection& conn, const FrameView& f) {
   }
   if (!chain_.empty()) {
     extras.method.assign(f.method);
-    extras.stream = f.stream;
     extras.oneway = f.kind == FrameKind::oneway;
     if (Status s = intercept_before(conn.peer(), extras, deadline); !s.ok()) {
       return refuse(std::move(s));
     }
   }
-  Target target;
   if (Status refused = admit(conn, f, target); !refused.ok()) {
     if (refused.retry == Retry::unknown) refused.retry = Retry::not_run;  // refused unrun
     return refuse(std::move(refused));
   }
+  if (counting) extras.stats = metrics_.find(f.method, target.handler);
   if (target.handler->shape() != Shape::unary) {
     start_later(conn, f, std::move(target), deadline, std::move(extras));
   } else if (pool_) {
@@ -272,6 +293,11 @@ void Dispatcher::route(ServerConnection& conn, const FrameView& f) {
 void Dispatcher::start_later(ServerConnection& conn, const FrameView& f, Target&& target,
                              Clock::time_point deadline, CallExtras&& extras) {
   const bool stream = target.handler->shape() == Shape::stream;
+  if (stream) {
+    counters_.streams_total.fetch_add(1, std::memory_order_relaxed);
+    counters_.streams_open.fetch_add(1, std::memory_order_relaxed);
+    extras.stream_counted = true;
+  }
   auto call = std::make_shared<ServerCall>(*this, conn.shared_from_this(), f, deadline, stream,
                                            options_, std::move(extras));
   if (!call->open()) {
@@ -364,6 +390,7 @@ Status Dispatcher::admit(ServerConnection& conn, const FrameView& f, Target& tar
 
 Status Dispatcher::check_contract(ServerConnection& conn, const FrameView& f,
                                   const Target& target) {
+  if (Registry::is_builtin(f.method)) return {};  // (brine's own: they take no arguments)
   ContractRefusals* refusals = conn.refusals();
   if (f.contract.empty()) {
     return refusals != nullptr ? refusals->find(f.method, CodecId(f.codec)) : Status{};
@@ -503,7 +530,7 @@ std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind
   const std::uint64_t call_id = state.call_id;
   if (state.cancelled.load(std::memory_order_relaxed)) {
     counters_.skipped.fetch_add(1, std::memory_order_relaxed);
-    intercept_after(state, {StatusCode::cancelled, "cancelled by the caller; not run"});
+    conclude(state, {StatusCode::cancelled, "cancelled by the caller; not run"});
     return std::nullopt;  // the caller has given up and completed the call itself: no reply
   }
   if (state.deadline != Clock::time_point::max() && Clock::now() >= state.deadline) {
@@ -511,7 +538,7 @@ std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind
     const Status late{StatusCode::deadline_exceeded,
                       "the caller's deadline passed before the call could start; not run",
                       Retry::not_run};
-    intercept_after(state, late);
+    conclude(state, late);
     if (kind == FrameKind::oneway) return std::nullopt;
     Buffer out;
     seal_answer(state, out, false, late);
@@ -542,7 +569,7 @@ std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind
                    " bytes exceeds the limit of " + std::to_string(options_.max_frame_size),
                Retry::never};
   }
-  intercept_after(state,
+  conclude(state,
                   cancelled ? Status{StatusCode::cancelled, "cancelled by the caller"} : failure);
   if (kind == FrameKind::oneway || cancelled) return std::nullopt;
   seal_answer(state, out, failure.ok(), failure);

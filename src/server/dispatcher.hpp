@@ -17,6 +17,7 @@
 #include "brine/detail/frame.hpp"
 #include "brine/server.hpp"
 #include "brine_asio.hpp"
+#include "server/metrics.hpp"
 #include "server/registry.hpp"
 #include "server/session.hpp"
 
@@ -33,11 +34,19 @@ struct Counters {
   std::atomic<std::uint64_t> refused{0};
   std::atomic<std::uint64_t> timed_out{0};
   std::atomic<std::uint64_t> tls_failed{0};
+  // For ServerMetrics:
+  std::atomic<std::uint64_t> calls_refused{0};  // answered unrun
+  std::atomic<std::uint64_t> connections_total{0};
+  std::atomic<std::uint64_t> bytes_in{0};
+  std::atomic<std::uint64_t> bytes_out{0};
+  std::atomic<std::uint64_t> streams_open{0};
+  std::atomic<std::uint64_t> streams_total{0};
 };
 
 class Dispatcher {
  public:
-  Dispatcher(const ServerOptions& options, const Registry& registry, Counters& counters);
+  Dispatcher(const ServerOptions& options, const Registry& registry, Counters& counters,
+             Metrics& metrics);
   ~Dispatcher();
 
   // Starts the worker pool (workers > 0). Before any dispatch.
@@ -60,8 +69,9 @@ class Dispatcher {
 
   // A call admitted by dispatch() has finished (run, skipped or failed).
   void call_done();
-  // The interceptors' after() for a call whose before() they ran (nothing otherwise), once.
-  void intercept_after(const CallState& state, const Status& outcome) noexcept;
+  // A call has ended with `outcome` (once): counted in the metrics, and the interceptors'
+  // after() for a call whose before() they ran.
+  void conclude(const CallState& state, const Status& outcome) noexcept;
   // The answer's frame for a call that ends with `frame` (a reply; null: an error) or `why`:
   // the reply with the call's reply metadata attached where it fits, or the error frame.
   void seal_answer(const CallState& state, Buffer& frame, bool is_reply, const Status& why) const;
@@ -118,6 +128,7 @@ class Dispatcher {
   const Interceptors chain_;  // logging, token check, then ServerOptions::interceptors
   const Registry& registry_;
   Counters& counters_;
+  Metrics& metrics_;
   mutable std::optional<asio::thread_pool> pool_;  // (get_executor() is not const)
   std::atomic<std::size_t> queued_{0};             // calls posted to the pool and not yet finished
   std::atomic<std::size_t> live_calls_{0};         // calls admitted and not yet finished

@@ -57,6 +57,52 @@ void Registry::add_handler(std::string_view method, std::shared_ptr<HandlerBase>
   if (options.idempotent) idempotent_.emplace_back(method);
 }
 
+bool Registry::idempotent(std::string_view method) const {
+  return std::find(idempotent_.begin(), idempotent_.end(), method) != idempotent_.end();
+}
+
+std::vector<MethodEntry> Registry::methods() const {
+  std::vector<MethodEntry> out;
+  for (const auto& [name, slots] : handlers_) {
+    MethodEntry e{name, {}, {}, name, {}};
+    for (std::size_t c = 0; c < slots.size(); ++c) {
+      const HandlerBase* h = slots[c].get();
+      if (h == nullptr) continue;
+      const CodecSet bit =
+          is_builtin(name) ? codec_bit(CodecId(c)) : codec_bit(CodecId(c)) & served_;
+      auto same = std::find_if(e.handlers.begin(), e.handlers.end(),
+                               [&](const auto& p) { return p.first == h; });
+      if (same != e.handlers.end()) {
+        same->second |= bit;
+      } else {
+        e.handlers.emplace_back(h, bit);
+      }
+    }
+    out.push_back(std::move(e));
+  }
+  std::vector<const InterfaceTable*> seen;
+  const auto add_table = [&](const std::string& object, const InterfaceTable& table,
+                             auto& self) -> void {
+    for (const auto& [member, h] : table.methods) {
+      out.push_back({object + "." + std::string(member), object, table.name, member,
+                     {{h.get(), served_by(*h)}}});
+    }
+    for (const auto& [member, h] : table.methods) {
+      const InterfaceTable* next = h->result_interface();
+      if (next == nullptr || std::find(seen.begin(), seen.end(), next) != seen.end()) continue;
+      seen.push_back(next);
+      self("@" + std::string(next->name), *next, self);
+    }
+  };
+  for (const auto& [name, object] : objects_) add_table(name, *object.table, add_table);
+  for (auto& e : out) {
+    if (e.object.size() > 1 && e.object.front() == '@') e.object = "@";
+  }
+  std::sort(out.begin(), out.end(),
+            [](const MethodEntry& a, const MethodEntry& b) { return a.name < b.name; });
+  return out;
+}
+
 void Registry::add_object(std::string_view name, std::shared_ptr<void> object,
                           const InterfaceTable& table) {
   const bool well_formed = !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
@@ -125,6 +171,7 @@ void Registry::check_threads(std::size_t workers) const {
 
 void Registry::check_served() const {
   for (const auto& [name, slots] : handlers_) {
+    if (is_builtin(name)) continue;
     CodecSet usable = 0;
     const HandlerBase* any = nullptr;
     for (std::size_t c = 0; c < slots.size(); ++c) {
@@ -176,9 +223,9 @@ Status Registry::resolve(std::string_view method, CodecId codec, Session* sessio
   // and a method, so typed calls pay nothing for objects.
   if (const auto it = handlers_.find(method); it != handlers_.end()) {
     const auto& slots = it->second;
-    target.handler = std::size_t(codec) < kCodecSlots && (served_ & codec_bit(codec)) != 0
-                         ? slots[std::size_t(codec)].get()
-                         : nullptr;
+    const bool served = (served_ & codec_bit(codec)) != 0 || is_builtin(method);
+    target.handler =
+        std::size_t(codec) < kCodecSlots && served ? slots[std::size_t(codec)].get() : nullptr;
     if (target.handler == nullptr) {
       CodecSet usable = 0;
       const HandlerBase* any = nullptr;

@@ -23,6 +23,19 @@ struct Target {
   HandlerBase* handler = nullptr;
 };
 
+// One method as describe and the metrics list it.
+struct MethodEntry {
+  // "add" (a handler), "calc.add" (an exposed object's), "@Account.deposit" (the objects of
+  // interface Account that factories return).
+  std::string name;
+  std::string object;             // "calc"; "@" for factory-made objects; empty for a handler
+  std::string_view interface;     // the object's interface; empty for a handler
+  std::string_view member;        // the method's own name
+  // Its handlers and the codecs each serves here (a handler's method may have one per type
+  // family; an object's method has one).
+  std::vector<std::pair<const HandlerBase*, CodecSet>> handlers;
+};
+
 class Registry {
  public:
   // Throws std::logic_error: no codec can carry the types, a codec is taken, a bad name.
@@ -50,6 +63,15 @@ class Registry {
   // std::invalid_argument naming the first such method when `workers` is 0.
   void check_threads(std::size_t workers) const;
   std::vector<std::string> idempotent_methods() const { return idempotent_; }
+  bool idempotent(std::string_view method) const;
+  // Every method, by name: handlers, exposed objects' methods, and those of the interfaces
+  // their factories return (reached through factories, once per interface).
+  std::vector<MethodEntry> methods() const;
+  // Built-in methods ("~describe", ...: brine's own, served in json whatever `codecs` says)
+  // begin with '~'; a user's method may not.
+  static bool is_builtin(std::string_view method) noexcept {
+    return !method.empty() && method.front() == '~';
+  }
 
   // Finds what `method` calls in `codec`: a handler, a method of an exposed object, or of an
   // object in `session` ("@N.method"; session is null where references cannot exist). OK with

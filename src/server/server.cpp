@@ -19,6 +19,7 @@
 #include "brine/server.hpp"
 #include "event/loop.hpp"
 #include "server/connection.hpp"
+#include "server/builtins.hpp"
 #include "server/dispatcher.hpp"
 #include "server/registry.hpp"
 #include "transport/registry.hpp"
@@ -78,7 +79,8 @@ class ServerCore final : public transport::ListenerSink {
  public:
   explicit ServerCore(ServerOptions options)
       : options_((check_options(options), std::move(options))),
-        dispatcher_(options_, registry_, counters_) {
+        metrics_(options_.metrics),
+        dispatcher_(options_, registry_, counters_, metrics_) {
     registry_.serve(options_.codecs);
     for (std::size_t i = 0; i < options_.io_threads; ++i) {
       loops_.push_back(std::make_shared<event::EventLoop>());
@@ -127,6 +129,7 @@ class ServerCore final : public transport::ListenerSink {
   // to drain_timeout (new requests get UNAVAILABLE), then fails the rest with UNAVAILABLE.
   void shutdown(bool drain);
   ServerStats stats() const;
+  ServerMetrics metrics() const;
 
   // transport::ListenerSink
   void on_channel(std::shared_ptr<transport::Channel> channel) override;
@@ -141,8 +144,10 @@ class ServerCore final : public transport::ListenerSink {
   void close_listeners(bool linger, bool only_independent);
 
   ServerOptions options_;
+  const std::chrono::steady_clock::time_point born_ = std::chrono::steady_clock::now();
   Counters counters_;
   Registry registry_;
+  Metrics metrics_;
   Dispatcher dispatcher_;
   // Shared: a client's object that the server's code keeps past the server holds the loop its
   // calls back use (not running then: they fail).
@@ -186,8 +191,11 @@ std::string ServerCore::listen(std::string_view uri, bool as_worker) {
 void ServerCore::start() {
   std::lock_guard lk(mu_);
   if (started_ || stop_requested_) return;
+  add_builtins(registry_, options_,
+               {[this] { return metrics(); }, [this] { return endpoints(); }});
   registry_.check_served();
   registry_.check_threads(options_.workers);
+  if (metrics_.enabled()) metrics_.build(registry_);
   started_ = true;
   dispatcher_.start();
   for (auto& loop : loops_) {
@@ -215,6 +223,7 @@ void ServerCore::on_channel(std::shared_ptr<transport::Channel> channel) {
                     " connections open (max_connections); try again later"});
     return;
   }
+  counters_.connections_total.fetch_add(1, std::memory_order_relaxed);
   connections_.add(conn);
   conn->start();
 }
@@ -280,6 +289,26 @@ ServerStats ServerCore::stats() const {
   return st;
 }
 
+ServerMetrics ServerCore::metrics() const {
+  ServerMetrics m;
+  m.uptime = std::chrono::steady_clock::now() - born_;
+  {
+    // The per-method counters exist once the server has started.
+    std::lock_guard lk(mu_);
+    if (started_) metrics_.snapshot(m);
+  }
+  m.calls_in_flight = dispatcher_.live_calls();
+  m.calls_refused = counters_.calls_refused.load(std::memory_order_relaxed);
+  m.connections_open = connections_.size();
+  m.connections_total = counters_.connections_total.load(std::memory_order_relaxed);
+  m.bytes_received = counters_.bytes_in.load(std::memory_order_relaxed);
+  m.bytes_sent = counters_.bytes_out.load(std::memory_order_relaxed);
+  m.streams_open = counters_.streams_open.load(std::memory_order_relaxed);
+  m.streams_total = counters_.streams_total.load(std::memory_order_relaxed);
+  m.remote_objects = counters_.objects_live.load(std::memory_order_relaxed);
+  return m;
+}
+
 }  // namespace detail
 
 Server::Server(ServerOptions options)
@@ -290,6 +319,10 @@ Server& Server::operator=(Server&&) noexcept = default;
 
 void Server::add_handler(std::string_view method, std::shared_ptr<detail::HandlerBase> handler,
                          HandlerOptions options) {
+  if (detail::Registry::is_builtin(method)) {
+    throw std::logic_error("method '" + std::string(method) +
+                           "': names beginning with '~' are brine's own");
+  }
   core_->register_before_start("handle()", [&](detail::Registry& r) {
     r.add_handler(method, std::move(handler), std::move(options));
   });
@@ -324,6 +357,9 @@ void Server::stop() {
 }
 ServerStats Server::stats() const {
   return core_->stats();
+}
+ServerMetrics Server::metrics() const {
+  return core_->metrics();
 }
 
 }  // namespace brine

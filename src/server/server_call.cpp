@@ -113,7 +113,7 @@ bool ServerCall::finish(Buffer* frame, const Status& why) {
   if (finished_.exchange(true, std::memory_order_acq_rel)) return false;
   {
     std::lock_guard lk(guard_);  // the handler may still be adding reply metadata
-    dispatcher_.intercept_after(state_, why);
+    dispatcher_.conclude(state_, why);
     if (frame != nullptr) dispatcher_.seal_answer(state_, *frame, why.ok(), why);
   }
   auto conn = conn_.lock();

@@ -19,6 +19,8 @@
 
 namespace brine::detail {
 
+struct MethodStats;
+
 // An object served to remote callers: the implementation and its interface's methods.
 struct ExposedObject {
   std::shared_ptr<void> self;
@@ -139,6 +141,8 @@ struct CallExtras {
   bool stream = false;
   bool oneway = false;
   bool wants_metadata = false;  // the request had a metadata field: its answer may have one
+  MethodStats* stats = nullptr;  // where the call is counted when it ends (metrics on)
+  bool stream_counted = false;   // counted in the open streams
 };
 
 // One call admitted to run: what its handler can ask (brine::this_call) and what a cancel frame

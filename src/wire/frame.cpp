@@ -403,6 +403,7 @@ namespace {
 Status view_frame(const std::byte* p, std::size_t total, FrameView* out) {
   const std::uint16_t method_len = load_be16(p + 10);
   out->kind = FrameKind(p[7]);
+  out->size = total;
   out->codec = std::uint8_t(p[8]);
   out->call_id = load_be64(p + 12);
   out->method = {reinterpret_cast<const char*>(p + kFixedSize), method_len};

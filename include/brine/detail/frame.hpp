@@ -102,6 +102,8 @@ struct FrameView {
   std::span<const std::byte> metadata{};
   // The frame has the field (perhaps with no entries): its sender takes metadata in answers.
   bool has_metadata = false;
+  // The whole frame's bytes, length prefix included.
+  std::size_t size = 0;
 };
 
 // Starts a frame in `out` (cleared first): prefix and header with length 0 and call id 0, then
