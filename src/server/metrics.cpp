@@ -53,7 +53,7 @@ std::string label(std::string_view v) {
 
 std::string number(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
+  std::snprintf(buf, sizeof buf, "%.15g", v);
   return buf;
 }
 
@@ -115,15 +115,16 @@ std::string prometheus_text(const ServerMetrics& m) {
   single(out, "brine_server_calls_refused_total", "counter",
          "Calls answered without running: unknown methods, limits, interceptors, draining.",
          m.calls_refused);
-  single(out, "brine_server_connections", "gauge", "Connections open.", m.connections_open);
-  single(out, "brine_server_connections_total", "counter", "Connections accepted.",
+  single(out, "brine_server_connections_open", "gauge", "Connections open.", m.connections_open);
+  single(out, "brine_server_connections_accepted_total", "counter", "Connections accepted.",
          m.connections_total);
   single(out, "brine_server_received_bytes_total", "counter",
          "Bytes of the frames (and HTTP requests) received.", m.bytes_received);
   single(out, "brine_server_sent_bytes_total", "counter",
          "Bytes of the frames (and HTTP responses) sent.", m.bytes_sent);
-  single(out, "brine_server_streams", "gauge", "Stream calls open.", m.streams_open);
-  single(out, "brine_server_streams_total", "counter", "Stream calls opened.", m.streams_total);
+  single(out, "brine_server_streams_open", "gauge", "Stream calls open.", m.streams_open);
+  single(out, "brine_server_streams_opened_total", "counter", "Stream calls opened.",
+         m.streams_total);
   single(out, "brine_server_remote_objects", "gauge",
          "Objects kept for remote references, all connections.", m.remote_objects);
   family(out, "brine_server_uptime_seconds", "gauge", "Seconds since the server was made.");

@@ -16,7 +16,9 @@ namespace brine::transport {
   X(kSchemeZmqInproc)        \
   X(kSchemeMem)              \
   X(kSchemeUdp)              \
-  X(kSchemeUnixgram)
+  X(kSchemeUnixgram)          \
+  X(kSchemeHttp)             \
+  X(kSchemeHttps)
 
 #define BRINE_DECLARE_SCHEME(name) extern const Scheme name;
 BRINE_SCHEME_LIST(BRINE_DECLARE_SCHEME)

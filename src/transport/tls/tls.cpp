@@ -62,14 +62,15 @@ class ServerHandshake final : public event::Watcher,
  public:
   ServerHandshake(event::EventLoop& loop, event::Fd fd, PeerInfo peer, tls::Context context,
                   std::size_t max_frame_size, std::chrono::milliseconds timeout,
-                  std::shared_ptr<AcceptGate> gate)
+                  std::shared_ptr<AcceptGate> gate, tls::WrapStream wrap)
       : loop_(loop),
         fd_(std::move(fd)),
         peer_(std::move(peer)),
         context_(std::move(context)),
         max_frame_size_(max_frame_size),
         timeout_(timeout),
-        gate_(std::move(gate)) {}
+        gate_(std::move(gate)),
+        wrap_(std::move(wrap)) {}
 
   void start() {
     loop_.post([self = shared_from_this()] {
@@ -151,9 +152,11 @@ class ServerHandshake final : public event::Watcher,
       return;
     }
     tls::describe_peer(ssl_.get(), peer_);
-    gate_->deliver(std::make_shared<StreamChannel>(
-        loop_, std::make_unique<tls::TlsStream>(std::move(fd_), std::move(ssl_)), std::move(peer_),
-        max_frame_size_, StreamChannel::Reader::loop));
+    auto stream = std::make_unique<tls::TlsStream>(std::move(fd_), std::move(ssl_));
+    gate_->deliver(wrap_ ? wrap_(std::move(stream), std::move(peer_), loop_)
+                         : std::make_shared<StreamChannel>(loop_, std::move(stream),
+                                                           std::move(peer_), max_frame_size_,
+                                                           StreamChannel::Reader::loop));
   }
 
   event::EventLoop& loop_;
@@ -164,6 +167,7 @@ class ServerHandshake final : public event::Watcher,
   std::size_t max_frame_size_;
   std::chrono::milliseconds timeout_;
   std::shared_ptr<AcceptGate> gate_;
+  tls::WrapStream wrap_;
   event::EventLoop::Registration registration_;
   event::EventLoop::TimerId timer_ = 0;
   bool finished_ = false;
@@ -179,21 +183,26 @@ std::unique_ptr<Dialer> dialer(std::string_view uri, const ClientSide& client) {
 
 std::unique_ptr<Listener> listen(std::string_view uri, const ServerSide& server) {
   check(uri);
-  tls::Context context = tls::server_context(server.options.tls);
-  const std::size_t max_frame_size = server.options.max_frame_size;
-  const auto timeout = server.options.first_frame_timeout;
-  return std::make_unique<StreamListener>(
-      kTcpFamily, "tls", uri, server,
-      [context, max_frame_size, timeout](event::Fd socket, PeerInfo peer, event::EventLoop& loop,
-                                         const std::shared_ptr<AcceptGate>& gate) {
-        peer.transport = "tls";
-        std::make_shared<ServerHandshake>(loop, std::move(socket), std::move(peer), context,
-                                          max_frame_size, timeout, gate)
-            ->start();
-      });
+  return std::make_unique<StreamListener>(kTcpFamily, "tls", uri, server,
+                                          tls::server_channels(server, "tls", nullptr));
 }
 
 }  // namespace
+
+MakeChannel tls::server_channels(const ServerSide& server, std::string_view scheme,
+                                 WrapStream wrap) {
+  tls::Context context = tls::server_context(server.options.tls);
+  const std::size_t max_frame_size = server.options.max_frame_size;
+  const auto timeout = server.options.first_frame_timeout;
+  return [context, max_frame_size, timeout, scheme = std::string(scheme), wrap = std::move(wrap)](
+             event::Fd socket, PeerInfo peer, event::EventLoop& loop,
+             const std::shared_ptr<AcceptGate>& gate) {
+    peer.transport = scheme;
+    std::make_shared<ServerHandshake>(loop, std::move(socket), std::move(peer), context,
+                                      max_frame_size, timeout, gate, wrap)
+        ->start();
+  };
+}
 
 extern const Scheme kSchemeTls;
 const Scheme kSchemeTls{"tls", check, dialer, listen, nullptr};

@@ -5,6 +5,7 @@
 
 #include <openssl/ssl.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "brine/server.hpp"
 #include "transport/channel.hpp"
 #include "transport/stream/byte_stream.hpp"
+#include "transport/stream/stream_scheme.hpp"
 
 namespace brine::transport::tls {
 
@@ -60,5 +62,14 @@ Ssl client_handshake(SSL_CTX* ctx, int fd, const std::string& host, Deadline dea
 
 // Fills the TLS identity fields of `peer` from a finished session's verified peer certificate.
 void describe_peer(SSL* ssl, PeerInfo& peer);
+
+// What a server makes of a connection once its handshake is done: a frame channel (null), or
+// another channel over the TLS stream (https://).
+using WrapStream = std::function<std::shared_ptr<Channel>(std::unique_ptr<ByteStream> stream,
+                                                          PeerInfo peer, event::EventLoop& loop)>;
+// Takes accepted sockets of `scheme` through a TLS handshake on their loop (bounded by
+// first_frame_timeout), then hands over wrap's channel. Loads the certificate and key now:
+// throws std::invalid_argument for bad files.
+MakeChannel server_channels(const ServerSide& server, std::string_view scheme, WrapStream wrap);
 
 }  // namespace brine::transport::tls
