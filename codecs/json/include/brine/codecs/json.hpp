@@ -246,6 +246,34 @@ requires(CodecCarries<CodecId::json, Ts>&&...) struct CodecTraits<CodecId::json,
   }
 };
 
+// Any JSON value, as text: what a generic tool (`brine call`, a gateway) sends and receives when
+// it does not know a method's C++ types. The server decodes it into the method's own types, so
+// it is checked there; here it is checked as any json payload is (exactly one value, UTF-8,
+// depth and size within the limits). Carried by the json codec only.
+//
+//   auto r = client.try_call<brine::JsonText>("add", brine::JsonText{R"({"a":2,"b":3})"});
+//   // r->text == R"({"value":5.0})"
+struct JsonText {
+  std::string text;
+};
+
+template <>
+struct CodecTraits<CodecId::json, JsonText> {
+  static void encode(const JsonText& value, Buffer& out) {
+    try {
+      json_codec::check(json_codec::bytes_of(value.text), DecodeLimits{}, true,
+                        json_codec::kDomValueBytes);
+    } catch (const RpcError& e) {
+      throw RpcError(StatusCode::invalid_argument, "JsonText: " + e.status().message);
+    }
+    out.append(value.text.data(), value.text.size());
+  }
+  static JsonText decode(std::span<const std::byte> in, const DecodeLimits& limits) {
+    json_codec::check(in, limits, true, json_codec::kDomValueBytes);
+    return {std::string(reinterpret_cast<const char*>(in.data()), in.size())};
+  }
+};
+
 // A remote reference: {"object": "<name>"}.
 template <>
 struct CodecTraits<CodecId::json, detail::ObjectName> {

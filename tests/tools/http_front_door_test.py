@@ -26,6 +26,8 @@ import urllib.request
 sys.path.insert(0, sys.argv[1])
 from brine_json import Connection  # noqa: E402
 
+import tls_certs  # noqa: E402
+
 CALC, BANK, ARTIFACTS = sys.argv[2], sys.argv[3], sys.argv[4]
 FAILURES = []
 
@@ -450,6 +452,30 @@ def test_readyz_while_draining():
         p.wait(timeout=15)
 
 
+def test_https():
+    ca, crt, key = tls_certs.make(os.path.join(ARTIFACTS, "tls"))
+    env = {"BRINE_SERVER_TLS_CERTIFICATE": crt, "BRINE_SERVER_TLS_PRIVATE_KEY": key}
+    p, uris = start([CALC, "--listen", "https://127.0.0.1:0", "--listen", "tcp://127.0.0.1:0"],
+                    env)
+    try:
+        b = uris["https"]
+        r = subprocess.run(["curl", "-s", "-S", "--max-time", "10", "--cacert", ca, "-X", "POST",
+                            "--data-binary", '{"a":2,"b":5}', b + "/v1/add"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0 and json.loads(r.stdout) == {"value": 7.0}, (r.stdout, r.stderr)
+        import ssl
+        ctx = ssl.create_default_context(cafile=ca)
+        with urllib.request.urlopen(b + "/healthz", context=ctx, timeout=10) as resp:
+            assert resp.status == 200 and json.loads(resp.read()) == {"status": "serving"}
+        # An untrusting client fails the handshake; the server serves on.
+        r = subprocess.run(["curl", "-s", "--max-time", "10", b + "/healthz"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode != 0, r
+        brine_call_works(uris)
+    finally:
+        stop(p)
+
+
 def main():
     os.makedirs(ARTIFACTS, exist_ok=True)
     p, uris = start([CALC, "--listen", "http://127.0.0.1:0", "--listen", "tcp://127.0.0.1:0"])
@@ -466,6 +492,7 @@ def main():
     check("tokens from Authorization headers", test_tokens_from_headers)
     check("remote objects over one keep-alive connection", test_objects_over_one_connection)
     check("readyz is 503 while draining", test_readyz_while_draining)
+    check("https:// with curl and urllib", test_https)
 
     hostile = {"BRINE_MAX_FRAME_SIZE": "65536", "BRINE_SERVER_FRAME_TIMEOUT_MS": "300",
                "BRINE_SERVER_FIRST_FRAME_TIMEOUT_MS": "300"}
