@@ -6,7 +6,7 @@
 //                               busy-polls a non-blocking socket instead of sleeping in recv
 //   bench_server zmq            raw ZeroMQ: one ROUTER (tcp and ipc) echoing each message
 //   bench_server brine [--workers N] [--io-threads N] [--busy-poll US] [--tls CERT KEY]
-//                      [--interceptors N]
+//                      [--interceptors N] [--metrics 0|1]
 //                               a brine server on tcp4, tcp6, unix, zmq+tcp, zmq+ipc (and tls)
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -257,6 +257,8 @@ int run_brine(int argc, char** argv) {
       for (int n = std::atoi(argv[++i]); n > 0; --n) {
         options.interceptors.push_back(std::make_shared<Nothing>());
       }
+    } else if (a == "--metrics" && i + 1 < argc) {
+      options.metrics = std::atoi(argv[++i]) != 0;
     } else if (a == "--busy-poll" && i + 1 < argc) {
       options.busy_poll = std::chrono::microseconds(std::atoi(argv[++i]));
     } else if (a == "--tls" && i + 2 < argc) {
@@ -319,7 +321,8 @@ int run_brine(int argc, char** argv) {
                                      "zmq+tcp://127.0.0.1:0",
                                      "zmq+ipc://" + tmp_name("brine-zmq"),
                                      "udp://127.0.0.1:0",
-                                     "unixgram://" + tmp_name("brine-dgram")};
+                                     "unixgram://" + tmp_name("brine-dgram"),
+                                     "http://127.0.0.1:0"};
   if (!cert.empty()) listen.push_back("tls://127.0.0.1:0");
   for (const auto& uri : listen) std::printf("listening %s\n", server.listen(uri).c_str());
   server.start();

@@ -18,6 +18,7 @@
 // over tcp4 and unix.
 //
 // --smoke runs tiny counts (ctest's check that the bench runs and prints a complete table).
+#include <http_parser.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -100,6 +101,7 @@ std::string transport_of(const std::string& uri) {
   if (uri.rfind("zmq+ipc://", 0) == 0) return "zmq+ipc";
   if (uri.rfind("udp://", 0) == 0) return "udp";
   if (uri.rfind("unixgram://", 0) == 0) return "unixgram";
+  if (uri.rfind("http://", 0) == 0) return "http";
   throw std::runtime_error("unknown endpoint " + uri);
 }
 
@@ -324,6 +326,71 @@ class BouncerCaller final : public Caller {
   bool back_;
   brine::Remote<Echoer> mirror_ = std::make_shared<Mirror>();
   Blob req_;
+};
+
+// The HTTP front door: POST /v1/echo with the JSON of a Blob on one keep-alive connection; the
+// response read with http-parser.
+class HttpCaller final : public Caller {
+ public:
+  explicit HttpCaller(const std::string& uri) {
+    const std::string rest = uri.substr(std::string("http://").size());
+    const auto colon = rest.rfind(':');
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(std::uint16_t(std::stoi(rest.substr(colon + 1))));
+    ::inet_pton(AF_INET, rest.substr(0, colon).c_str(), &a.sin_addr);
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+      throw std::runtime_error("cannot connect to " + uri);
+    }
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    http_parser_settings_init(&settings_);
+    settings_.on_body = [](http_parser* p, const char*, std::size_t n) {
+      static_cast<HttpCaller*>(p->data)->body_ += n;
+      return 0;
+    };
+    settings_.on_message_complete = [](http_parser* p) {
+      static_cast<HttpCaller*>(p->data)->done_ = true;
+      return 0;
+    };
+  }
+  ~HttpCaller() override { ::close(fd_); }
+  void call(std::size_t bytes) override {
+    if (bytes != size_) {
+      const std::string body = "{\"data\":\"" + std::string(bytes, 'x') + "\"}";
+      request_ = "POST /v1/echo HTTP/1.1\r\nHost: bench\r\nContent-Length: " +
+                 std::to_string(body.size()) + "\r\n\r\n" + body;
+      size_ = bytes;
+    }
+    for (std::size_t off = 0; off < request_.size();) {
+      const ssize_t n = ::send(fd_, request_.data() + off, request_.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) throw std::runtime_error("http send");
+      off += std::size_t(n);
+    }
+    http_parser_init(&parser_, HTTP_RESPONSE);
+    parser_.data = this;
+    done_ = false;
+    body_ = 0;
+    char buf[4096];
+    while (!done_) {
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) throw std::runtime_error("http recv");
+      if (http_parser_execute(&parser_, &settings_, buf, std::size_t(n)) != std::size_t(n)) {
+        throw std::runtime_error("http response");
+      }
+    }
+    if (parser_.status_code != 200 || body_ < bytes) throw std::runtime_error("http echo");
+  }
+
+ private:
+  int fd_ = -1;
+  http_parser parser_{};
+  http_parser_settings settings_{};
+  std::string request_;
+  std::size_t size_ = std::size_t(-1);
+  std::size_t body_ = 0;
+  bool done_ = false;
 };
 
 class BrineCaller final : public Caller {
@@ -1002,6 +1069,40 @@ int main(int argc, char** argv) {
         }
       }
       run_latency_cells("context", cells, s);
+    }
+
+    if (s.wants("tools")) {
+      print_header(
+          "tools: a 64-byte json echo over the HTTP front door (keep-alive POST /v1/echo) vs the "
+          "same call in the json codec on tcp4; metrics off vs on (the default), tcp4 and unix "
+          "(workers=4)",
+          "us");
+      ServerProc quiet = start_server({"brine", "--metrics", "0"});
+      const std::string http_uri = brine4.uri.at("http");
+      std::vector<Cell> cells;
+      const std::string tcp_uri = brine4.uri.at("tcp4");
+      cells.push_back({"tcp4", "brine json", "json",
+                       [tcp_uri] { return std::make_unique<BrineCaller>(tcp_uri, "json"); }, "",
+                       "", brine4.child->pid()});
+      cells.push_back({"http", "brine http json", "json",
+                       [http_uri] { return std::make_unique<HttpCaller>(http_uri); },
+                       "brine json", "tcp4", brine4.child->pid()});
+      for (const std::string t : {"tcp4", "unix"}) {
+        for (const std::string codec : {"cereal", "protobuf"}) {
+          const std::string off_uri = quiet.uri.at(t);
+          const std::string on_uri = brine4.uri.at(t);
+          const std::string base = "brine metrics off " + codec;
+          cells.push_back({t, base, codec,
+                           [off_uri, codec] {
+                             return std::make_unique<BrineCaller>(off_uri, codec);
+                           },
+                           "", "", quiet.child->pid()});
+          cells.push_back({t, "brine metrics on " + codec, codec,
+                           [on_uri, codec] { return std::make_unique<BrineCaller>(on_uri, codec); },
+                           base, t, brine4.child->pid()});
+        }
+      }
+      run_latency_cells("tools", cells, s);
     }
 
     if (s.wants("callback")) {

@@ -6,6 +6,8 @@
 #   2. Typed calls: one calculator server on every transport, one client process per endpoint
 #      and codec (each also reads the server stream "primes").
 #   3. Streams: a 16 MiB file put to a files server in chunks and got back, with progress.
+#   4. Tools: the brine command (describe, call, a stream, ping, bench) and the HTTP front door
+#      (curl on /healthz, a JSON call, /metrics; the status page's address for a browser).
 # Servers bind port 0; their real endpoints are read from their output.
 set -euo pipefail
 build=${1:-build}
@@ -68,3 +70,29 @@ head -c $((16 << 20)) /dev/urandom >"$data"
 "$examples/files_client" --connect "$files_uri" put "$data" demo.bin
 "$examples/files_client" --connect "$files_uri" get demo.bin "$back"
 cmp "$data" "$back" && echo "the file came back byte for byte"
+
+echo
+echo "== tools: the brine command and the HTTP front door =="
+coproc TOOLS { exec "$examples/calculator_server" --listen tcp://127.0.0.1:0 \
+  --listen http://127.0.0.1:0; }
+pids+=("$TOOLS_PID")
+mapfile -t tool_uris < <(read_endpoints "${TOOLS[0]}" 2)
+brine=$build/tools/brine/brine
+tcp=${tool_uris[0]}
+http=${tool_uris[1]}
+run() { echo "\$ $*"; "$@"; }
+echo "\$ $brine describe $tcp   (the first lines)"
+described=$("$brine" describe "$tcp")
+sed -n 1,12p <<<"$described"
+run "$brine" call "$tcp" add '{"a":2,"b":3}'
+run "$brine" call "$tcp" primes '{"value":20}'
+echo "\$ $brine call $tcp divide '{\"numerator\":1,\"denominator\":0}'"
+"$brine" call "$tcp" divide '{"numerator":1,"denominator":0}' || echo "(exit status $?)"
+run "$brine" ping "$tcp" -c 3
+run "$brine" bench "$tcp" add '{"a":1,"b":2}' --calls 2000 --concurrency 2
+run curl -s "$http/healthz"
+run curl -s -X POST "$http/v1/add" -d '{"a":20,"b":22}'
+echo "\$ curl -s $http/metrics | grep -m 3 'method=\"add\"'"
+metrics=$(curl -s "$http/metrics")
+grep -m 3 'method="add"' <<<"$metrics"
+echo "the status page: $http/ (open it in a browser while the server runs)"

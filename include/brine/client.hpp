@@ -325,7 +325,8 @@ Status encode_request(CodecId c, Buffer& frame, FrameKind kind, std::string_view
                   "the request or response type of '" +
                       (object.empty() ? std::string() : std::string(object) + ".") +
                       std::string(method) + "' cannot use codec '" + std::string(codec_name(c)) +
-                      "'"};
+                      "'",
+                  Retry::not_sent};
   }
   try {
     if (kind == FrameKind::request) {
@@ -339,12 +340,16 @@ Status encode_request(CodecId c, Buffer& frame, FrameKind kind, std::string_view
     if (!written_as_promised(c, frame.bytes().subspan(start), limits)) {
       return Status{StatusCode::invalid_argument,
                     "the request holds NaN or Infinity, which strict JSON (json_strict) cannot "
-                    "carry"};
+                    "carry",
+                    Retry::not_sent};
     }
   } catch (const RpcError& e) {
-    return e.status();
+    Status s = e.status();  // (not sent: whatever it says, trying again cannot have run it)
+    s.retry = Retry::not_sent;
+    return s;
   } catch (const std::exception& e) {
-    return Status{StatusCode::internal, std::string("request does not encode: ") + e.what()};
+    return Status{StatusCode::internal, std::string("request does not encode: ") + e.what(),
+                  Retry::not_sent};
   }
   return {};
 }

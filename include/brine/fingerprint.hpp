@@ -12,6 +12,7 @@
 //   s'Name'{T,...}                 an aggregate struct, by its fields' types in order
 //   v'Name'@N                      a type declared with BRINE_VERSION(Name, N)
 //   pb'pkg.Message'                a protobuf message, by its full name
+//   json'brine.JsonText'           JSON text, compatible with every shape
 //   e'Name'<T>                     an enum, by its name and underlying type
 //   o'Name'                        any other class, by its qualified name
 //   ref'Name'                      Ref<Name>, a remote reference

@@ -295,7 +295,7 @@ ServerMetrics ServerCore::metrics() const {
   {
     // The per-method counters exist once the server has started.
     std::lock_guard lk(mu_);
-    if (started_) metrics_.snapshot(m);
+    if (started_ && metrics_.enabled()) metrics_.snapshot(m);
   }
   m.calls_in_flight = dispatcher_.live_calls();
   m.calls_refused = counters_.calls_refused.load(std::memory_order_relaxed);

@@ -214,6 +214,7 @@ std::string display(const Node& n) {
     case Kind::object:
       return "brine::Remote<" + n.name + ">";
     case Kind::named: {
+      if (n.tag == "json") return "brine::JsonText";
       if (n.tag != "pb") return n.name;
       std::string s;  // protobuf's full name, as the C++ class
       for (char c : n.name) s += c == '.' ? std::string("::") : std::string(1, c);
@@ -258,6 +259,11 @@ bool compatible(const Node& client, const Node& server, bool client_writes, std:
     where = display(client) + " on the client, " + display(server) + " on the server";
     return false;
   };
+  // JSON text (brine::JsonText) fits anything: the side that holds the types decodes it.
+  if ((client.kind == Kind::named && client.tag == "json") ||
+      (server.kind == Kind::named && server.tag == "json")) {
+    return true;
+  }
   if (client.kind != server.kind) return differ();
   switch (client.kind) {
     case Kind::prim:

@@ -32,8 +32,9 @@ def start(argv, env=None):
 
 
 def stop(p):
+    """Stops a server; it must exit cleanly (a sanitizer's report makes the status non-zero)."""
     p.send_signal(signal.SIGTERM)
-    p.wait(timeout=15)
+    assert p.wait(timeout=15) == 0, "the server exited with status %d" % p.returncode
 
 
 def brine(*args, stdin=None):

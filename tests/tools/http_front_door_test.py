@@ -46,9 +46,10 @@ def start(argv, env=None):
 
 
 def stop(p):
+    """Stops a server; it must exit cleanly (a sanitizer's report makes the status non-zero)."""
     p.send_signal(signal.SIGTERM)
     try:
-        p.wait(timeout=15)
+        assert p.wait(timeout=15) == 0, "the server exited with status %d" % p.returncode
     except subprocess.TimeoutExpired:
         p.kill()
         raise
@@ -449,7 +450,36 @@ def test_readyz_while_draining():
     finally:
         slow.close()
         probe.close()
-        p.wait(timeout=15)
+        assert p.wait(timeout=15) == 0, p.returncode
+
+
+def test_connection_limit():
+    p, uris = start([CALC, "--listen", "http://127.0.0.1:0"], {"BRINE_SERVER_MAX_CONNECTIONS": "1"})
+    try:
+        host, port = uris["http"][len("http://"):].rsplit(":", 1)
+        first = http.client.HTTPConnection(host, int(port), timeout=10)
+        first.request("GET", "/readyz")
+        r = first.getresponse()
+        assert r.status == 200, r.status
+        r.read()
+        # A second connection is told 429 (RESOURCE_EXHAUSTED) and closed, or only closed when
+        # its request arrives after the close.
+        second = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            second.request("GET", "/healthz")
+            r = second.getresponse()
+            assert r.status == 429, r.status
+            assert b"max_connections" in r.read()
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            pass
+        second.close()
+        # The first one serves on.
+        first.request("POST", "/v1/add", body='{"a":1,"b":1}')
+        r = first.getresponse()
+        assert r.status == 200 and json.loads(r.read()) == {"value": 2.0}
+        first.close()
+    finally:
+        stop(p)
 
 
 def test_https():
@@ -493,6 +523,7 @@ def main():
     check("remote objects over one keep-alive connection", test_objects_over_one_connection)
     check("readyz is 503 while draining", test_readyz_while_draining)
     check("https:// with curl and urllib", test_https)
+    check("the connection limit counts HTTP connections", test_connection_limit)
 
     hostile = {"BRINE_MAX_FRAME_SIZE": "65536", "BRINE_SERVER_FRAME_TIMEOUT_MS": "300",
                "BRINE_SERVER_FIRST_FRAME_TIMEOUT_MS": "300"}

@@ -257,6 +257,13 @@ struct JsonText {
   std::string text;
 };
 
+// Its contract shape, json'brine.JsonText', is compatible with every other shape: the server
+// decodes the text into its own types, which is the check.
+template <>
+struct ShapeTraits<JsonText> {
+  static constexpr std::string_view tag = "json";
+};
+
 template <>
 struct CodecTraits<CodecId::json, JsonText> {
   static void encode(const JsonText& value, Buffer& out) {
