@@ -151,6 +151,17 @@ log_calls = false
   EXPECT_THROW((void)parse_config("[server]\ntokens = [\"\"]\n"), brine::ConfigError);
 }
 
+TEST(Config, ToolKeysReachTheServer) {
+  const auto c = parse_config("[server]\nmetrics = false\ndescribe = false\n");
+  EXPECT_FALSE(c.server.options.metrics);
+  EXPECT_FALSE(c.server.options.describe);
+  const auto d = parse_config("");
+  EXPECT_TRUE(d.server.options.metrics);
+  EXPECT_TRUE(d.server.options.describe);
+  EXPECT_THROW((void)parse_config("[client]\nmetrics = false\n"), brine::ConfigError);
+  EXPECT_THROW((void)parse_config("[server]\ndescribe = 1\n"), brine::ConfigError);
+}
+
 TEST(Config, EmptyFileGivesTheDefaults) {
   const auto c = parse_config("");
   const brine::ServerOptions server_defaults;

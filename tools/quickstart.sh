@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/quickstart.sh demo|test
 #   demo: install what is missing, build, run the remote-objects example (C++ and Python
-#         clients), then the calculator server and client over every transport and codec.
+#         clients), the calculator server and client over every transport and codec, a file
+#         transfer, and the brine command and the HTTP front door.
 #   test: install what is missing, build (warnings are errors), run the whole test suite.
 # BRINE_BUILD_DIR chooses the build directory (default: build).
 set -euo pipefail
