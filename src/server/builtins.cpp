@@ -7,9 +7,12 @@
 
 #include "brine/version.hpp"
 #include "wire/contract.hpp"
+#include "wire/json_string.hpp"
 
 namespace brine::detail {
 namespace {
+
+using wire::append_json_string;
 
 // A built-in: ignores its request, answers the JSON text `answer` makes.
 class Builtin final : public HandlerBase {
@@ -29,17 +32,6 @@ class Builtin final : public HandlerBase {
  private:
   std::function<std::string()> answer_;
 };
-
-// The length of the UTF-8 sequence at s[i], or 0 when it is not one.
-std::size_t utf8_length(std::string_view s, std::size_t i) {
-  const auto b = static_cast<unsigned char>(s[i]);
-  std::size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
-  }
-  return n;
-}
 
 void append_html(std::string& out, std::string_view s) {
   for (char c : s) {
@@ -115,51 +107,6 @@ std::string_view shape_name(const HandlerBase& h, const JsonShapes& j) {
 }
 
 }  // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (std::size_t i = 0; i < s.size();) {
-    const char c = s[i];
-    const std::size_t n = utf8_length(s, i);
-    if (n == 0) {
-      out += "\\ufffd";
-      ++i;
-      continue;
-    }
-    if (n > 1) {
-      out.append(s.substr(i, n));
-      i += n;
-      continue;
-    }
-    ++i;
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", unsigned(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
 
 std::string describe_json(const Registry& registry, const ServerOptions& options) {
   std::string out = "{\"brine\":\"" BRINE_VERSION_STRING "\",\"wire\":";

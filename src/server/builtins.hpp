@@ -25,9 +25,6 @@ inline constexpr std::string_view kReadyMethod = "~ready";
 inline constexpr std::string_view kMetricsMethod = "~metrics";
 inline constexpr std::string_view kStatusMethod = "~status";
 
-// Appends `s` as a JSON string (quoted, escaped; bytes that are not UTF-8 become U+FFFD).
-void append_json_string(std::string& out, std::string_view s);
-
 // What the built-ins read of the server.
 struct BuiltinSources {
   std::function<ServerMetrics()> metrics;

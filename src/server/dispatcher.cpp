@@ -478,15 +478,24 @@ void Dispatcher::queue(ServerConnection& conn, const FrameView& f, Target&& targ
 }
 
 void Dispatcher::run_queued(std::unique_ptr<Queued> call) {
+  bool answered_late = false;
   if (call->taken) {
     call->conn->timers().cancel(call->deadline_timer);
-    if (!call->conn->calls().claim_for_worker(*call->taken)) {
-      // Answered at its deadline already (and taken off the list): execute skips it.
-      call->state.cancelled.store(true, std::memory_order_relaxed);
-    }
+    answered_late = !call->conn->calls().claim_for_worker(*call->taken);
   }
-  std::optional<Buffer> answer = execute(*call->conn, call->kind, call->codec, call->target,
-                                         call->payload.bytes(), call->state);
+  std::optional<Buffer> answer;
+  if (answered_late) {
+    // Answered DEADLINE_EXCEEDED at its deadline already (and taken off the list): not run,
+    // and counted as what its caller got.
+    counters_.skipped.fetch_add(1, std::memory_order_relaxed);
+    conclude(call->state, {StatusCode::deadline_exceeded,
+                           "the caller's deadline passed while the call waited for a worker; "
+                           "not run",
+                           Retry::not_run});
+  } else {
+    answer = execute(*call->conn, call->kind, call->codec, call->target, call->payload.bytes(),
+                     call->state);
+  }
   if (call->registered) call->conn->calls().remove(call->state);
   if (answer) call->conn->send(std::move(*answer));
   queued_.fetch_sub(1, std::memory_order_relaxed);

@@ -373,6 +373,41 @@ def test_pipelined(uris):
     assert values == [float(i % 10) for i in range(200)], values[:12]
 
 
+def test_half_close_and_head_and_continue(uris):
+    # A client that sends its request and half-closes still gets its answer.
+    got = raw(uris, b"POST /v1/wait HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n"
+                    b'{"milliseconds":200}', shut=True)
+    assert statuses(got) == [200], got
+    assert got.endswith(b'{"value":200.0}\n'), got
+    # HEAD gets no body, whatever the status, so the next response follows at once.
+    got = raw(uris, b"HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                    b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert statuses(got) == [404, 200], got
+    assert b"\r\n\r\nHTTP/1.1 200 OK" in got, got
+    # Expect: 100-continue is answered before the body is sent.
+    host, port = base(uris)[len("http://"):].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=10)
+    try:
+        s.sendall(b"POST /v1/add HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n"
+                  b"Expect: 100-continue\r\nConnection: close\r\n\r\n")
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            chunk = s.recv(1)
+            assert chunk, interim
+            interim += chunk
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim
+        s.sendall(b'{"a":1,"b":2}')
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        assert statuses(got) == [200] and got.endswith(b'{"value":3.0}\n'), got
+    finally:
+        s.close()
+
+
 def metric(uris, name):
     _, _, text = request(base(uris) + "/metrics")
     for line in text.decode().splitlines():
@@ -516,6 +551,8 @@ def main():
         check("metrics: promtool and prometheus_client", lambda: test_metrics_promtool_and_parser(uris))
         check("status page in headless chromium", lambda: test_status_page_in_chromium(uris))
         check("pipelined requests", lambda: test_pipelined(uris))
+        check("half-close, HEAD, Expect: 100-continue",
+              lambda: test_half_close_and_head_and_continue(uris))
         check("the brine endpoint serves", lambda: brine_call_works(uris))
     finally:
         stop(p)

@@ -132,8 +132,16 @@ std::string text_of(const rapidjson::Value& v) {
   return {b.GetString(), b.GetSize()};
 }
 
+// o[key], or null when `o` is not an object or has no such member (a server's description is
+// read, not trusted).
+const rapidjson::Value& at(const rapidjson::Value& o, const char* key) {
+  static const rapidjson::Value kNull;
+  return o.IsObject() && o.HasMember(key) ? o[key] : kNull;
+}
+
 std::string str(const rapidjson::Value& o, const char* key) {
-  return o.HasMember(key) && o[key].IsString() ? std::string(o[key].GetString()) : std::string();
+  const rapidjson::Value& v = at(o, key);
+  return v.IsString() ? std::string(v.GetString(), v.GetStringLength()) : std::string();
 }
 
 std::string join_array(const rapidjson::Value& a) {
@@ -157,19 +165,17 @@ int run_describe(const Common& c, bool as_json) {
     std::cout << text_of(*d) << "\n";
     return 0;
   }
-  std::cout << "brine " << str(*d, "brine") << ", wire " << (*d)["wire"].GetInt()
-            << ", codecs: " << join_array((*d)["codecs"]) << "\n";
+  const rapidjson::Value& wire = at(*d, "wire");
+  std::cout << "brine " << str(*d, "brine") << ", wire " << (wire.IsInt() ? wire.GetInt() : 0)
+            << ", codecs: " << join_array(at(*d, "codecs")) << "\n";
   for (const auto& m : (*d)["methods"].GetArray()) {
     std::cout << "\n" << str(m, "name") << "\n    " << str(m, "declaration") << "\n    "
-              << str(m, "shape") << "; codecs: " << join_array(m["codecs"])
-              << (m.HasMember("idempotent") && m["idempotent"].IsTrue() ? "; idempotent" : "")
+              << str(m, "shape") << "; codecs: " << join_array(at(m, "codecs"))
+              << (at(m, "idempotent").IsTrue() ? "; idempotent" : "")
               << "; fingerprint " << str(m, "fingerprint") << "\n";
-    if (m.HasMember("json") && m["json"].IsObject()) {
-      for (const char* key : {"request", "response", "in", "out"}) {
-        if (m["json"].HasMember(key)) {
-          std::cout << "    json " << key << ": " << text_of(m["json"][key]) << "\n";
-        }
-      }
+    for (const char* key : {"request", "response", "in", "out"}) {
+      const rapidjson::Value& shape = at(at(m, "json"), key);
+      if (!shape.IsNull()) std::cout << "    json " << key << ": " << text_of(shape) << "\n";
     }
   }
   return 0;
@@ -190,8 +196,7 @@ std::string argument(std::string json, std::string_view method) {
 std::string shape_of(const std::optional<rapidjson::Document>& d, std::string_view method) {
   if (!d) return {};
   for (const auto& m : (*d)["methods"].GetArray()) {
-    if (str(m, "name") == method && m.HasMember("codecs") &&
-        join_array(m["codecs"]).find("json") != std::string::npos) {
+    if (str(m, "name") == method && join_array(at(m, "codecs")).find("json") != std::string::npos) {
       return str(m, "shape");
     }
   }
@@ -410,5 +415,11 @@ int main(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     std::cerr << "brine: " << e.what() << "\n";
     return 2;
+  } catch (const brine::RpcError& e) {
+    std::cerr << brine::status_name(e.status().code) << ": " << e.status().message << "\n";
+    return 64 + int(e.status().code);
+  } catch (const std::exception& e) {
+    std::cerr << "brine: " << e.what() << "\n";
+    return 64 + int(brine::StatusCode::unknown);
   }
 }

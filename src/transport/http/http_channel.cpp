@@ -2,6 +2,7 @@
 
 #include <rapidjson/document.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
@@ -10,9 +11,12 @@
 #include "brine/context.hpp"
 #include "brine/detail/frame.hpp"
 #include "wire/control.hpp"
+#include "wire/json_string.hpp"
 
 namespace brine::transport {
 namespace {
+
+using wire::append_json_string;
 
 Clock::rep rep(Clock::time_point t) {
   return t.time_since_epoch().count();
@@ -93,23 +97,6 @@ std::string_view reason(int status) {
   }
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", unsigned(static_cast<unsigned char>(c)));
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-}
-
 // A header value may hold no CR, LF or other control bytes.
 bool printable(std::string_view v) {
   return std::all_of(v.begin(), v.end(), [](char c) {
@@ -188,62 +175,89 @@ void HttpChannel::start(std::shared_ptr<ChannelSink> sink) {
 
 void HttpChannel::on_ready(std::uint32_t events) {
   if (ended_) return;
+  if ((events & (EPOLLHUP | EPOLLERR)) != 0) {
+    // Reset, or closed both ways: nobody reads what is owed. (Level-triggered, these would be
+    // reported again at once, whatever the channel waits for.)
+    if (close_why_.ok()) close_why_ = {StatusCode::unavailable, "the HTTP client went away"};
+    end();
+    return;
+  }
   if ((events & EPOLLOUT) != 0) flush();
-  if (ended_) return;
-  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) read_some();
+  if (!ended_) read_some();  // EPOLLIN, or a TLS read that waited for the socket to be writable
+}
+
+bool HttpChannel::may_read_locked() const {
+  return !close_requested_.load(std::memory_order_relaxed) && !broken_ && !peer_closed_ &&
+         !closing_after_output_ && !paused_.load(std::memory_order_relaxed) &&
+         slots_.size() < kMaxPipelined && out_bytes_ + ready_bytes_ <= kMaxUnsentBytes;
+}
+
+bool HttpChannel::may_read() const {
+  std::lock_guard lk(mu_);
+  return may_read_locked();
 }
 
 void HttpChannel::read_some() {
   // Reads at most a few buffers per wake-up, so one connection cannot hold the loop.
-  for (int round = 0; round < 4 && !ended_ && !closing_ && !broken_ && !peer_closed_; ++round) {
-    if (paused_.load(std::memory_order_relaxed) || slots_size() >= kMaxPipelined) break;
+  for (int round = 0; round < 4 && !ended_; ++round) {
+    if (!lingering_ && !may_read()) break;
     const auto space = loop_.scratch();
     IoResult r = stream_->read(space);
-    if (r.kind == IoResult::would_block) break;
-    if (r.kind != IoResult::done) {
-      peer_closed_ = true;
-      // The peer has gone (or half-closed): answers still owed go out if it reads; once
-      // nothing is owed the connection ends.
-      close_why_ = r.kind == IoResult::closed
-                       ? Status{StatusCode::unavailable, "the HTTP client closed the connection"}
-                       : Status{StatusCode::unavailable, r.error};
+    if (r.kind == IoResult::would_block) {
+      read_wants_write_ = r.wants_write;
       break;
     }
+    read_wants_write_ = false;
+    if (r.kind != IoResult::done) {
+      if (lingering_) {
+        end();  // the client saw our close
+        return;
+      }
+      // The peer has gone, or half-closed: what it is owed still goes out; then the end.
+      peer_closed_ = true;
+      if (close_why_.ok()) {
+        close_why_ = r.kind == IoResult::closed
+                         ? Status{StatusCode::unavailable, "the HTTP client closed the connection"}
+                         : Status{StatusCode::unavailable, r.error};
+      }
+      break;
+    }
+    if (lingering_) continue;  // after our last response: read and dropped
     in_.append(reinterpret_cast<const char*>(space.data()), r.bytes);
     parse();
     if (r.drained) break;
   }
   if (ended_) return;
-  if (peer_closed_) {
-    std::lock_guard lk(mu_);
-    if (slots_.empty() && out_.empty()) {
-      loop_.post([self = shared_from_this()] { self->end(); });
-    } else {
-      closing_after_output_ = true;
-    }
+  if (peer_closed_ && !owed()) {
+    end();
+    return;
   }
   rearm();
 }
 
-std::size_t HttpChannel::slots_size() const {
+bool HttpChannel::owed() const {
   std::lock_guard lk(mu_);
-  return slots_.size();
+  // Answers pending, responses unwritten, or requests not yet parsed (paused behind others).
+  return !slots_.empty() || !out_.empty() || (!in_.empty() && !broken_);
 }
 
 void HttpChannel::parse() {
   std::size_t used = 0;
-  while (used < in_.size() && !broken_ && !closing_) {
+  while (used < in_.size() && !broken_ && !lingering_) {
     if (HTTP_PARSER_ERRNO(&parser_) == HPE_PAUSED) {
-      if (paused_.load(std::memory_order_relaxed) || slots_size() >= kMaxPipelined) break;
+      if (!may_take_request()) break;
       http_parser_pause(&parser_, 0);
+    } else if (close_requested_.load(std::memory_order_relaxed)) {
+      break;
     }
-    const std::size_t n = http_parser_execute(&parser_, &settings_, in_.data() + used,
-                                              in_.size() - used);
+    const std::size_t n =
+        http_parser_execute(&parser_, &settings_, in_.data() + used, in_.size() - used);
     used += n;
     const auto err = HTTP_PARSER_ERRNO(&parser_);
     if (err == HPE_PAUSED) continue;
     if (err != HPE_OK) {
       broken_ = true;
+      const bool head = parser_.method == HTTP_HEAD;
       if (request_.refuse != 0) {
         refuse_request(request_.refuse,
                        request_.refuse == 431
@@ -251,16 +265,31 @@ void HttpChannel::parse() {
                                  std::to_string(kMaxHeaderBytes) + " bytes"
                            : "the request's body exceeds the server's max_frame_size (" +
                                  std::to_string(max_frame_size_) + ")",
-                       true);
+                       head, true);
       } else {
-        refuse_request(400,
-                       std::string("malformed HTTP request: ") + http_errno_description(err), true);
+        refuse_request(400, std::string("malformed HTTP request: ") + http_errno_description(err),
+                       false, true);
       }
       break;
     }
     if (n == 0) break;
   }
   in_.erase(0, used);
+}
+
+bool HttpChannel::may_take_request() const {
+  std::lock_guard lk(mu_);
+  return !close_requested_.load(std::memory_order_relaxed) && !closing_after_output_ &&
+         !paused_.load(std::memory_order_relaxed) && slots_.size() < kMaxPipelined &&
+         out_bytes_ + ready_bytes_ <= kMaxUnsentBytes;
+}
+
+void HttpChannel::tell_alive() {
+  // The server's policy sees a heartbeat (which it answers and the channel drops): the peer is
+  // alive although no call was made (first_frame_timeout, idle_timeout).
+  const Buffer hb = wire::heartbeat_frame();
+  detail::FrameView f{};
+  if (sink_ && detail::frame_from_message(hb.bytes(), max_frame_size_, &f).ok()) sink_->on_frame(f);
 }
 
 int HttpChannel::on_message_begin(http_parser* p) {
@@ -291,8 +320,15 @@ bool HttpChannel::end_header() {
   std::transform(name.begin(), name.end(), name.begin(),
                  [](unsigned char c) { return char(std::tolower(c)); });
   constexpr std::string_view kPrefix = "brine-metadata-";
-  if (name == "authorization") {
+  if (r.headers_done) {
+    // A chunked body's trailers: not headers of the call.
+  } else if (name == "authorization") {
     r.authorization = std::move(r.value);
+  } else if (name == "expect") {
+    std::string& v = r.value;
+    std::transform(v.begin(), v.end(), v.begin(),
+                   [](unsigned char c) { return char(std::tolower(c)); });
+    r.expect_continue = v == "100-continue";
   } else if (name == "brine-timeout-ms") {
     r.timeout = std::move(r.value);
   } else if (name.compare(0, kPrefix.size(), kPrefix) == 0) {
@@ -332,11 +368,23 @@ int HttpChannel::on_header_value(http_parser* p, const char* at, std::size_t n) 
 int HttpChannel::on_headers_complete(http_parser* p) {
   HttpChannel* self = self_of(p);
   self->end_header();
+  self->request_.headers_done = true;
   // The frame around the body takes a few hundred bytes at most.
   const std::uint64_t limit = self->max_frame_size_ > 1024 ? self->max_frame_size_ - 1024 : 0;
   if (p->content_length != ULLONG_MAX && p->content_length > limit) {
     self->request_.refuse = 413;
     return -1;
+  }
+  if (self->request_.expect_continue) {
+    // The client waits for this before it sends the body; when earlier answers are still owed
+    // it is not sent (it would come before them), and the client sends the body after its wait.
+    std::lock_guard lk(self->mu_);
+    if (self->slots_.empty() && self->out_.empty()) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      self->out_.emplace_back(kContinue);
+      self->out_bytes_ += kContinue.size();
+      self->request_flush_locked();
+    }
   }
   return 0;
 }
@@ -354,11 +402,14 @@ int HttpChannel::on_body(http_parser* p, const char* at, std::size_t n) {
 }
 
 int HttpChannel::on_message_complete(http_parser* p) {
-  return self_of(p)->complete();
+  HttpChannel* self = self_of(p);
+  self->end_header();  // (a trailer's last value)
+  return self->complete();
 }
 
 int HttpChannel::complete() {
   partial_since_.store(0, std::memory_order_relaxed);
+  if (close_requested_.load(std::memory_order_relaxed)) return 0;  // closing: nothing more runs
   Request& r = request_;
   const bool close_after = http_should_keep_alive(&parser_) == 0;
   const auto method = static_cast<http_method>(parser_.method);
@@ -366,43 +417,25 @@ int HttpChannel::complete() {
   path = path.substr(0, path.find('?'));
   const bool get = method == HTTP_GET || method == HTTP_HEAD;
   const bool head = method == HTTP_HEAD;
-  // Anything but a call keeps the server's connection policy informed that the peer is alive
-  // (first_frame_timeout, idle_timeout): a heartbeat, which it answers and the channel drops.
-  const auto heartbeat = [&] {
-    const Buffer hb = wire::heartbeat_frame();
-    detail::FrameView f{};
-    if (detail::frame_from_message(hb.bytes(), max_frame_size_, &f).ok() && sink_) {
-      sink_->on_frame(f);
-    }
-  };
   const auto not_allowed = [&](std::string_view allow) {
-    heartbeat();
-    Slot s;
-    s.close_after = close_after;
-    s.ready = true;
-    s.response = response(405, "application/json",
-                          "Allow: " + std::string(allow) + "\r\n",
-                          error_body({StatusCode::unimplemented,
-                                      "use " + std::string(allow) + " for " + std::string(path)}),
-                          head, close_after);
-    std::lock_guard lk(mu_);
-    slots_.push_back(std::move(s));
-    advance_locked();
+    tell_alive();
+    answer_now(response(405, "application/json", "Allow: " + std::string(allow) + "\r\n",
+                        error_body({StatusCode::unimplemented,
+                                    "use " + std::string(allow) + " for " + std::string(path)}),
+                        head, close_after),
+               close_after);
   };
   if (path == "/healthz") {
-    if (!get) return not_allowed("GET, HEAD"), 0;
-    heartbeat();
-    Slot s;
-    s.close_after = close_after;
-    s.ready = true;
-    s.response = response(200, "application/json", {}, "{\"status\":\"serving\"}\n", head,
-                          close_after);
-    std::lock_guard lk(mu_);
-    slots_.push_back(std::move(s));
-    advance_locked();
+    tell_alive();
+    if (!get) {
+      not_allowed("GET, HEAD");
+    } else {
+      answer_now(response(200, "application/json", {}, "{\"status\":\"serving\"}\n", head,
+                          close_after),
+                 close_after);
+    }
   } else if (path == "/readyz" || path == "/metrics" || path == "/" || path == "/v1" ||
              path == "/v1/") {
-    if (!get) return not_allowed("GET, HEAD"), 0;
     const Route route = path == "/readyz"    ? Route::ready
                         : path == "/metrics" ? Route::metrics
                         : path == "/"        ? Route::status
@@ -411,54 +444,65 @@ int HttpChannel::complete() {
                                      : route == Route::metrics ? "~metrics"
                                      : route == Route::status  ? "~status"
                                                                : "~describe";
-    call(builtin, route, head, close_after);
+    if (!get) {
+      not_allowed("GET, HEAD");
+    } else {
+      call(builtin, route, head, close_after);
+    }
   } else if (path.substr(0, 4) == "/v1/") {
-    if (method != HTTP_POST) return not_allowed("POST"), 0;
     std::string target(path.substr(4));
     // /v1/OBJECT/METHOD calls OBJECT.METHOD.
     const auto slash = target.find('/');
+    bool routed = true;
     if (slash != std::string::npos) {
-      if (target.find('/', slash + 1) != std::string::npos || slash == 0 ||
-          slash + 1 == target.size()) {
-        refuse_request(404, "no route " + std::string(path) + ": use /v1/METHOD or /v1/OBJECT/METHOD",
-                       close_after);
-        return 0;
-      }
-      target[slash] = '.';
+      routed = target.find('/', slash + 1) == std::string::npos && slash != 0 &&
+               slash + 1 != target.size();
+      if (routed) target[slash] = '.';
     }
-    if (target.empty() || target.front() == '~') {
-      refuse_request(404, "no method '" + target + "'", close_after);
-      return 0;
+    if (method != HTTP_POST) {
+      not_allowed("POST");
+    } else if (!routed) {
+      refuse_request(404, "no route " + std::string(path) + ": use /v1/METHOD or /v1/OBJECT/METHOD",
+                     head, close_after);
+    } else if (target.empty() || target.front() == '~') {
+      refuse_request(404, "no method '" + target + "'", head, close_after);
+    } else {
+      if (r.body.empty()) r.body = "[]";  // no body: no arguments
+      call(target, Route::call, false, close_after);
     }
-    if (r.body.empty()) r.body = "[]";  // no body: no arguments
-    call(target, Route::call, false, close_after);
   } else {
     refuse_request(404,
                    "no route " + std::string(path) +
                        " (routes: GET /healthz, /readyz, /metrics, /, /v1; POST /v1/METHOD, "
                        "/v1/OBJECT/METHOD)",
-                   close_after);
+                   head, close_after);
   }
-  if (paused_.load(std::memory_order_relaxed) || slots_size() >= kMaxPipelined) {
-    http_parser_pause(&parser_, 1);
-  }
+  // Reads ahead no further than the answers allow (kMaxPipelined, kMaxUnsentBytes).
+  if (!may_take_request()) http_parser_pause(&parser_, 1);
   return 0;
 }
 
-void HttpChannel::refuse_request(int status, std::string_view message, bool close_after) {
-  // (The server's policy sees a heartbeat: the peer is alive.)
+void HttpChannel::answer_now(std::string response, bool close_after) {
   Slot s;
   s.close_after = close_after;
   s.ready = true;
+  s.response = std::move(response);
+  std::lock_guard lk(mu_);
+  ready_bytes_ += s.response.size();
+  slots_.push_back(std::move(s));
+  advance_locked();
+}
+
+void HttpChannel::refuse_request(int status, std::string_view message, bool head,
+                                 bool close_after) {
+  tell_alive();
   const StatusCode code = status == 404   ? StatusCode::not_found
                           : status == 413 ? StatusCode::resource_exhausted
                           : status == 431 ? StatusCode::resource_exhausted
                                           : StatusCode::invalid_argument;
-  s.response = response(status, "application/json", {}, error_body({code, std::string(message)}),
-                        false, close_after);
-  std::lock_guard lk(mu_);
-  slots_.push_back(std::move(s));
-  advance_locked();
+  answer_now(response(status, "application/json", {}, error_body({code, std::string(message)}),
+                      head, close_after),
+             close_after);
 }
 
 void HttpChannel::call(std::string_view method, Route route, bool head, bool close_after) {
@@ -468,7 +512,7 @@ void HttpChannel::call(std::string_view method, Route route, bool head, bool clo
     if (!r.authorization.empty()) md.add("authorization", r.authorization);
     for (auto& [k, v] : r.metadata) md.add(k, v);
   } catch (const std::exception& e) {
-    refuse_request(400, std::string("bad metadata header: ") + e.what(), close_after);
+    refuse_request(400, std::string("bad metadata header: ") + e.what(), head, close_after);
     return;
   }
   std::uint32_t timeout_ms = 0;
@@ -476,7 +520,7 @@ void HttpChannel::call(std::string_view method, Route route, bool head, bool clo
     const auto [end, ec] =
         std::from_chars(r.timeout.data(), r.timeout.data() + r.timeout.size(), timeout_ms);
     if (ec != std::errc{} || end != r.timeout.data() + r.timeout.size() || timeout_ms == 0) {
-      refuse_request(400, "Brine-Timeout-Ms must be a whole number of milliseconds above 0",
+      refuse_request(400, "Brine-Timeout-Ms must be a whole number of milliseconds above 0", head,
                      close_after);
       return;
     }
@@ -495,7 +539,7 @@ void HttpChannel::call(std::string_view method, Route route, bool head, bool clo
   frame.append(r.body.data(), r.body.size());
   detail::attach_metadata(frame, md, true);
   if (!detail::finish_frame(frame, max_frame_size_)) {
-    refuse_request(413, "the request does not fit the server's max_frame_size", close_after);
+    refuse_request(413, "the request does not fit the server's max_frame_size", head, close_after);
     return;
   }
   {
@@ -567,7 +611,8 @@ SendStatus HttpChannel::send(Buffer&& frame, Deadline, WhenFull) {
   if (ended_) return SendStatus::closed;
   if (f.call_id == 0) {
     // About the connection itself (a limit, a timeout, the server stopping): told as the
-    // answer to the request in progress, or to nobody when none is owed.
+    // answer to the request in progress, or to a connection that has made none; else to nobody
+    // (a keep-alive client would take it for the answer to its next request).
     const Status s = detail::parse_error(f);
     const bool partial = partial_since_.load(std::memory_order_relaxed) != 0;
     if (slots_.empty() && (partial || !any_request_)) {
@@ -576,6 +621,7 @@ SendStatus HttpChannel::send(Buffer&& frame, Deadline, WhenFull) {
       slot.close_after = true;
       const int status = partial ? 408 : http_status(s.code);
       slot.response = response(status, "application/json", {}, error_body(s), false, true);
+      ready_bytes_ += slot.response.size();
       slots_.push_back(std::move(slot));
       advance_locked();
     }
@@ -585,6 +631,7 @@ SendStatus HttpChannel::send(Buffer&& frame, Deadline, WhenFull) {
     if (slot.call_id != f.call_id || slot.ready) continue;
     slot.response = render(slot, f);
     slot.ready = true;
+    ready_bytes_ += slot.response.size();
     advance_locked();
     break;
   }
@@ -595,6 +642,7 @@ void HttpChannel::advance_locked() {
   bool moved = false;
   while (!slots_.empty() && slots_.front().ready && !closing_after_output_) {
     Slot& s = slots_.front();
+    ready_bytes_ -= s.response.size();
     out_bytes_ += s.response.size();
     out_.push_back(std::move(s.response));
     if (s.close_after) closing_after_output_ = true;
@@ -613,12 +661,10 @@ void HttpChannel::request_flush_locked() {
       std::lock_guard lk(self->mu_);
       self->flush_posted_ = false;
     }
+    // Requests read ahead and waiting for room first, then the output, then more reading.
+    if (!self->ended_) self->parse();
     self->flush();
-    // Reading may go on now that fewer requests wait.
-    if (!self->ended_) {
-      self->parse();
-      self->read_some();
-    }
+    if (!self->ended_) self->read_some();
   });
 }
 
@@ -636,10 +682,10 @@ void HttpChannel::flush() {
     IoResult r = stream_->write({parts, n});
     if (r.kind == IoResult::would_block) break;
     if (r.kind != IoResult::done) {
-      out_.clear();
-      out_bytes_ = 0;
       lk.unlock();
-      close_why_ = {StatusCode::unavailable, "the HTTP client went away: " + r.error};
+      if (close_why_.ok()) {
+        close_why_ = {StatusCode::unavailable, "the HTTP client went away: " + r.error};
+      }
       end();
       return;
     }
@@ -660,14 +706,18 @@ void HttpChannel::flush() {
   }
   const bool drained = out_.empty();
   if (drained) last_progress_ = {};
-  const bool finished = drained && (closing_after_output_ || (peer_closed_ && slots_.empty()) ||
-                                    (closing_ && true));
-  const std::size_t queued = out_bytes_;
+  const bool last_response_out = drained && closing_after_output_;
+  const std::size_t queued = out_bytes_ + ready_bytes_;
   lk.unlock();
-  if (finished) {
-    if (closing_after_output_ && !closing_) {
-      close_why_ = {StatusCode::unavailable, "the HTTP connection was closed after a response"};
-    }
+  if (last_response_out) {
+    linger_close();
+    return;
+  }
+  if (drained && closing_) {
+    end();
+    return;
+  }
+  if (drained && peer_closed_ && !owed()) {
     end();
     return;
   }
@@ -675,16 +725,32 @@ void HttpChannel::flush() {
   if (sink_) sink_->on_sent(queued);
 }
 
+void HttpChannel::linger_close() {
+  if (lingering_ || ended_) return;
+  if (close_why_.ok()) {
+    close_why_ = {StatusCode::unavailable, "the HTTP connection was closed after a response"};
+  }
+  if (!stream_->any_thread() || peer_closed_) {
+    end();  // (TLS: its close_notify is the stream's business)
+    return;
+  }
+  // Closing with requests unread would reset the connection, and a reset can destroy the last
+  // response before the client reads it: send the end, then drop what still arrives until the
+  // client closes too, or a second passes.
+  ::shutdown(stream_->fd(), SHUT_WR);
+  lingering_ = true;
+  if (linger_timer_ != 0) loop_.cancel(linger_timer_);
+  linger_timer_ = loop_.after(std::chrono::seconds(1), [self = shared_from_this()] { self->end(); });
+  rearm();
+}
+
 void HttpChannel::rearm() {
   if (ended_ || !registration_) return;
   std::uint32_t want = 0;
   {
     std::lock_guard lk(mu_);
-    if (!out_.empty()) want |= EPOLLOUT;
-    if (!paused_.load(std::memory_order_relaxed) && !broken_ && !closing_ && !peer_closed_ &&
-        slots_.size() < kMaxPipelined) {
-      want |= EPOLLIN;
-    }
+    if (!out_.empty() || read_wants_write_) want |= EPOLLOUT;
+    if (lingering_ || may_read_locked()) want |= EPOLLIN;
   }
   if (want != armed_) {
     armed_ = want;
@@ -695,6 +761,8 @@ void HttpChannel::rearm() {
 // --- the end ----------------------------------------------------------------------------------
 
 void HttpChannel::close(const Status& why, Deadline linger_until) {
+  // From now on nothing more is read or handed to the sink, whichever thread asks.
+  close_requested_.store(true, std::memory_order_relaxed);
   loop_.post([self = shared_from_this(), why, linger_until] {
     self->close_on_loop(why, linger_until);
   });
@@ -704,9 +772,8 @@ void HttpChannel::close_on_loop(const Status& why, Deadline linger_until) {
   if (ended_) return;
   if (!closing_) {
     closing_ = true;
-    close_why_ = why;
+    if (close_why_.ok()) close_why_ = why;  // an end detected before wins
   }
-  linger_until_ = linger_until;
   bool empty;
   {
     std::lock_guard lk(mu_);
@@ -718,7 +785,8 @@ void HttpChannel::close_on_loop(const Status& why, Deadline linger_until) {
   }
   rearm();
   flush();
-  if (!ended_) {
+  if (!ended_ && !lingering_) {
+    if (linger_timer_ != 0) loop_.cancel(linger_timer_);
     linger_timer_ = loop_.at(linger_until, [self = shared_from_this()] { self->end(); });
   }
 }
@@ -731,6 +799,7 @@ void HttpChannel::end() {
     slots_.clear();
     out_.clear();
     out_bytes_ = 0;
+    ready_bytes_ = 0;
   }
   if (linger_timer_ != 0) loop_.cancel(linger_timer_);
   if (registration_) loop_.unwatch(registration_, stream_->fd());
@@ -752,7 +821,7 @@ void HttpChannel::pause_reading(bool paused) {
 
 std::size_t HttpChannel::queued_bytes() const {
   std::lock_guard lk(mu_);
-  return out_bytes_;
+  return out_bytes_ + ready_bytes_;
 }
 
 ChannelProgress HttpChannel::progress() const {

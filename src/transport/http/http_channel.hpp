@@ -36,6 +36,10 @@ class HttpChannel final : public Channel,
   static constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
   // Requests read ahead of their responses (pipelining) before reading pauses.
   static constexpr std::size_t kMaxPipelined = 64;
+  // Response bytes made and not yet written beyond which reading pauses (besides the server's
+  // max_outbound_bytes, which counts them too): a client that pipelines requests the channel
+  // answers itself and reads nothing cannot grow them.
+  static constexpr std::size_t kMaxUnsentBytes = 1024 * 1024;
 
   HttpChannel(event::EventLoop& loop, std::unique_ptr<ByteStream> stream, PeerInfo peer,
               std::size_t max_frame_size);
@@ -77,6 +81,8 @@ class HttpChannel final : public Channel,
     std::vector<std::pair<std::string, std::string>> metadata;
     std::string body;
     std::size_t header_bytes = 0;
+    bool headers_done = false;  // what follows are a chunked body's trailers
+    bool expect_continue = false;
     int refuse = 0;  // an HTTP status the request gets without a call (413, 431)
   };
 
@@ -94,12 +100,22 @@ class HttpChannel final : public Channel,
   // --- the loop thread ---
   void read_some();
   void parse();
-  std::size_t slots_size() const;
-  void refuse_request(int status, std::string_view message, bool close_after);
+  // Whether another request may be read or taken from the parser now.
+  bool may_read() const;
+  bool may_read_locked() const;
+  bool may_take_request() const;
+  // Whether anything is still owed to the peer (answers, output, requests read ahead).
+  bool owed() const;
+  // Shows the server's policy that the peer is alive when no call is made for a request.
+  void tell_alive();
+  void answer_now(std::string response, bool close_after);
+  void refuse_request(int status, std::string_view message, bool head, bool close_after);
   void call(std::string_view method, Route route, bool head, bool close_after);
   void rearm();
   void flush();
   void close_on_loop(const Status& why, Deadline linger_until);
+  // After a response that ends the connection: half-closes, drains, then ends.
+  void linger_close();
   void end();
 
   // Moves the answered slots at the head of the queue to the output (under mu_).
@@ -122,7 +138,10 @@ class HttpChannel final : public Channel,
   std::string in_;  // received, not yet parsed
   Request request_;
   bool broken_ = false;      // a bad request: nothing more is read
-  bool peer_closed_ = false;
+  bool peer_closed_ = false;  // the client's end arrived (it may still read)
+  bool read_wants_write_ = false;  // TLS: a read waits for the socket to be writable
+  bool lingering_ = false;         // our end is sent; what arrives is dropped
+  std::atomic<bool> close_requested_{false};  // close() was called: nothing more is delivered
   std::atomic<bool> any_request_{false};  // a request has begun on this connection
   std::uint64_t next_call_ = 1;
   std::atomic<bool> paused_{false};
@@ -134,15 +153,15 @@ class HttpChannel final : public Channel,
   std::deque<std::string> out_;
   std::size_t out_head_ = 0;  // bytes of out_.front() written
   std::size_t out_bytes_ = 0;
+  std::size_t ready_bytes_ = 0;  // of answered slots waiting behind an unanswered one
   bool closing_after_output_ = false;  // a close_after response is queued: end once it is out
   bool flush_posted_ = false;
   Clock::time_point last_progress_{};
 
-  // The end (loop thread).
+  // The end (loop thread; ended_ is written under mu_ too, for send()).
   bool closing_ = false;
   bool ended_ = false;
   Status close_why_;
-  Deadline linger_until_{};
   event::EventLoop::TimerId linger_timer_ = 0;
 };
 
