@@ -9,48 +9,18 @@ Loopback only; every subprocess has a timeout.
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 
 import tls_certs
+from harness import check, report, start, stop
 
 BRINE, CALC, BANK, WORK = sys.argv[1:5]
-FAILURES = []
-
-
-def start(argv, env=None):
-    e = dict(os.environ)
-    e.update(env or {})
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=e)
-    uris = []
-    for _ in range(argv.count("--listen")):
-        line = p.stdout.readline().split()
-        assert line and line[0] == "listening", line
-        uris.append(line[1])
-    return p, uris
-
-
-def stop(p):
-    """Stops a server; it must exit cleanly (a sanitizer's report makes the status non-zero)."""
-    p.send_signal(signal.SIGTERM)
-    assert p.wait(timeout=15) == 0, "the server exited with status %d" % p.returncode
 
 
 def brine(*args, stdin=None):
     r = subprocess.run([BRINE, *args], input=stdin, capture_output=True, text=True, timeout=60)
     return r.returncode, r.stdout, r.stderr
-
-
-def check(name, f):
-    try:
-        f()
-        print("ok   ", name)
-    except Exception as e:  # noqa: BLE001 - the report names every failure
-        import traceback
-        traceback.print_exc()
-        print("FAIL ", name, repr(e))
-        FAILURES.append(name)
 
 
 def expect_failure(args, status, code_name, message_part, stdin=None):
@@ -223,11 +193,7 @@ def main():
         stop(bank)
     check("tokens, metadata and --config", test_tokens_metadata_config)
     check("TLS options", test_tls)
-    if FAILURES:
-        print("failed:", ", ".join(FAILURES))
-        return 1
-    print("all passed")
-    return 0
+    return report()
 
 
 if __name__ == "__main__":

@@ -26,33 +26,17 @@ import urllib.request
 sys.path.insert(0, sys.argv[1])
 from brine_json import Connection  # noqa: E402
 
+import harness  # noqa: E402
 import tls_certs  # noqa: E402
+from harness import check, stop  # noqa: E402
 
 CALC, BANK, ARTIFACTS = sys.argv[2], sys.argv[3], sys.argv[4]
-FAILURES = []
 
 
 def start(argv, env=None):
     """Starts a server; returns (process, {scheme: uri})."""
-    e = dict(os.environ)
-    e.update(env or {})
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=e)
-    uris = {}
-    for _ in range(argv.count("--listen")):
-        line = p.stdout.readline().split()
-        assert line and line[0] == "listening", line
-        uris[line[1].split("://")[0]] = line[1]
-    return p, uris
-
-
-def stop(p):
-    """Stops a server; it must exit cleanly (a sanitizer's report makes the status non-zero)."""
-    p.send_signal(signal.SIGTERM)
-    try:
-        assert p.wait(timeout=15) == 0, "the server exited with status %d" % p.returncode
-    except subprocess.TimeoutExpired:
-        p.kill()
-        raise
+    p, uris = harness.start(argv, env)
+    return p, {u.split("://")[0]: u for u in uris}
 
 
 def base(uris):
@@ -68,17 +52,6 @@ def request(url, method="GET", body=None, headers=None, timeout=10):
             return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read()
-
-
-def check(name, f):
-    try:
-        f()
-        print("ok   ", name)
-    except Exception as e:  # noqa: BLE001 - the report names every failure
-        import traceback
-        traceback.print_exc()
-        print("FAIL ", name, repr(e))
-        FAILURES.append(name)
 
 
 def brine_call_works(uris):
@@ -575,11 +548,7 @@ def main():
         check("the brine endpoint serves after all that", lambda: brine_call_works(uris))
     finally:
         stop(p)
-    if FAILURES:
-        print("failed:", ", ".join(FAILURES))
-        return 1
-    print("all passed")
-    return 0
+    return harness.report()
 
 
 if __name__ == "__main__":
