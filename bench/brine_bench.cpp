@@ -18,8 +18,8 @@
 // over tcp4 and unix.
 //
 // --smoke runs tiny counts (ctest's check that the bench runs and prints a complete table).
-#include <http_parser.h>
 #include <fcntl.h>
+#include <http_parser.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -52,9 +52,9 @@
 #include <zmq.hpp>
 
 #include "bench_common.hpp"
+#include "process.hpp"
 #include "server/metrics.hpp"
 #include "server/registry.hpp"
-#include "process.hpp"
 #include "tls_files.hpp"
 
 namespace {
@@ -1104,21 +1104,20 @@ int main(int argc, char** argv) {
       std::vector<Cell> cells;
       const std::string tcp_uri = brine4.uri.at("tcp4");
       cells.push_back({"tcp4", "brine json", "json",
-                       [tcp_uri] { return std::make_unique<BrineCaller>(tcp_uri, "json"); }, "",
-                       "", brine4.child->pid()});
+                       [tcp_uri] { return std::make_unique<BrineCaller>(tcp_uri, "json"); }, "", "",
+                       brine4.child->pid()});
       cells.push_back({"http", "brine http json", "json",
-                       [http_uri] { return std::make_unique<HttpCaller>(http_uri); },
-                       "brine json", "tcp4", brine4.child->pid()});
+                       [http_uri] { return std::make_unique<HttpCaller>(http_uri); }, "brine json",
+                       "tcp4", brine4.child->pid()});
       for (const std::string t : {"tcp4", "unix"}) {
         for (const std::string codec : {"cereal", "protobuf"}) {
           const std::string off_uri = quiet.uri.at(t);
           const std::string on_uri = brine4.uri.at(t);
           const std::string base = "brine metrics off " + codec;
-          cells.push_back({t, base, codec,
-                           [off_uri, codec] {
-                             return std::make_unique<BrineCaller>(off_uri, codec);
-                           },
-                           "", "", quiet.child->pid()});
+          cells.push_back(
+              {t, base, codec,
+               [off_uri, codec] { return std::make_unique<BrineCaller>(off_uri, codec); }, "", "",
+               quiet.child->pid()});
           cells.push_back({t, "brine metrics on " + codec, codec,
                            [on_uri, codec] { return std::make_unique<BrineCaller>(on_uri, codec); },
                            base, t, brine4.child->pid()});
@@ -1129,7 +1128,14 @@ int main(int argc, char** argv) {
       // lookup of the method's counters and the recording, as the dispatcher does them.
       std::vector<double> ns;
       for (int r = 0; r < s.repeats; ++r) ns.push_back(metrics_record_ns(200000));
-      add({"tools", "-", "metrics work per call", "-", "in process", "ns/call", stat_of(ns), 0,
+      add({"tools",
+           "-",
+           "metrics work per call",
+           "-",
+           "in process",
+           "ns/call",
+           stat_of(ns),
+           0,
            {}});
     }
 

@@ -25,7 +25,9 @@ ServerOptions host_options(const ClientOptions& c) {
 }  // namespace
 
 CallbackHost::CallbackHost(const ClientOptions& client, std::weak_ptr<ClientCore> c)
-    : options(host_options(client)), dispatcher(options, registry, counters, metrics), core(std::move(c)) {
+    : options(host_options(client)),
+      dispatcher(options, registry, counters, metrics),
+      core(std::move(c)) {
   if (options.workers == 0) {
     throw std::invalid_argument("callback_workers must be at least 1");
   }

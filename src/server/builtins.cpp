@@ -150,11 +150,11 @@ std::string describe_json(const Registry& registry, const ServerOptions& options
       out += registry.idempotent(e.name) ? "true" : "false";
       out += ",\"json\":{";
       bool any = false;
-      for (const auto& [key, text] : {std::pair<std::string_view, const std::string*>{
-                                          "request", &j.request},
-                                      {"response", &j.response},
-                                      {"in", &j.in},
-                                      {"out", &j.out}}) {
+      for (const auto& [key, text] :
+           {std::pair<std::string_view, const std::string*>{"request", &j.request},
+            {"response", &j.response},
+            {"in", &j.in},
+            {"out", &j.out}}) {
         if (text->empty()) continue;
         if (any) out += ',';
         any = true;
@@ -193,8 +193,8 @@ std::string status_html(const ServerMetrics& m, const std::vector<std::string>& 
     h += "<tr><td>";
     append_html(h, method.name);
     h += "</td><td>" + std::to_string(method.calls()) + "</td><td" +
-         (method.failures() > 0 ? " class=\"bad\"" : "") + ">" +
-         std::to_string(method.failures()) + "</td>";
+         (method.failures() > 0 ? " class=\"bad\"" : "") + ">" + std::to_string(method.failures()) +
+         "</td>";
     for (double q : {0.5, 0.9, 0.99, 0.999}) {
       h += "<td>" + duration_text(method.percentile(q)) + "</td>";
     }

@@ -578,8 +578,7 @@ std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind
                    " bytes exceeds the limit of " + std::to_string(options_.max_frame_size),
                Retry::never};
   }
-  conclude(state,
-                  cancelled ? Status{StatusCode::cancelled, "cancelled by the caller"} : failure);
+  conclude(state, cancelled ? Status{StatusCode::cancelled, "cancelled by the caller"} : failure);
   if (kind == FrameKind::oneway || cancelled) return std::nullopt;
   seal_answer(state, out, failure.ok(), failure);
   return out;

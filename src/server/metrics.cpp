@@ -57,8 +57,7 @@ std::string number(double v) {
   return buf;
 }
 
-void family(std::string& out, std::string_view name, std::string_view type,
-            std::string_view help) {
+void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
   out += "# HELP ";
   out += name;
   out += ' ';
@@ -128,8 +127,8 @@ std::string prometheus_text(const ServerMetrics& m) {
   single(out, "brine_server_remote_objects", "gauge",
          "Objects kept for remote references, all connections.", m.remote_objects);
   family(out, "brine_server_uptime_seconds", "gauge", "Seconds since the server was made.");
-  out += "brine_server_uptime_seconds " +
-         number(std::chrono::duration<double>(m.uptime).count()) + "\n";
+  out += "brine_server_uptime_seconds " + number(std::chrono::duration<double>(m.uptime).count()) +
+         "\n";
   family(out, "brine_build_info", "gauge", "The brine library and wire versions; always 1.");
   out += "brine_build_info{version=\"" BRINE_VERSION_STRING "\",wire=\"" +
          std::to_string(detail::kVersion) + "\"} 1\n";

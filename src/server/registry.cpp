@@ -84,7 +84,10 @@ std::vector<MethodEntry> Registry::methods() const {
   const auto add_table = [&](const std::string& object, const InterfaceTable& table,
                              auto& self) -> void {
     for (const auto& [member, h] : table.methods) {
-      out.push_back({object + "." + std::string(member), object, table.name, member,
+      out.push_back({object + "." + std::string(member),
+                     object,
+                     table.name,
+                     member,
                      {{h.get(), served_by(*h)}}});
     }
     for (const auto& [member, h] : table.methods) {

@@ -28,9 +28,9 @@ struct MethodEntry {
   // "add" (a handler), "calc.add" (an exposed object's), "@Account.deposit" (the objects of
   // interface Account that factories return).
   std::string name;
-  std::string object;             // "calc"; "@" for factory-made objects; empty for a handler
-  std::string_view interface;     // the object's interface; empty for a handler
-  std::string_view member;        // the method's own name
+  std::string object;          // "calc"; "@" for factory-made objects; empty for a handler
+  std::string_view interface;  // the object's interface; empty for a handler
+  std::string_view member;     // the method's own name
   // Its handlers and the codecs each serves here (a handler's method may have one per type
   // family; an object's method has one).
   std::vector<std::pair<const HandlerBase*, CodecSet>> handlers;

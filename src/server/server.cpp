@@ -18,8 +18,8 @@
 
 #include "brine/server.hpp"
 #include "event/loop.hpp"
-#include "server/connection.hpp"
 #include "server/builtins.hpp"
+#include "server/connection.hpp"
 #include "server/dispatcher.hpp"
 #include "server/registry.hpp"
 #include "transport/registry.hpp"
@@ -191,8 +191,7 @@ std::string ServerCore::listen(std::string_view uri, bool as_worker) {
 void ServerCore::start() {
   std::lock_guard lk(mu_);
   if (started_ || stop_requested_) return;
-  add_builtins(registry_, options_,
-               {[this] { return metrics(); }, [this] { return endpoints(); }});
+  add_builtins(registry_, options_, {[this] { return metrics(); }, [this] { return endpoints(); }});
   registry_.check_served();
   registry_.check_threads(options_.workers);
   if (metrics_.enabled()) metrics_.build(registry_);

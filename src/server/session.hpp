@@ -140,7 +140,7 @@ struct CallExtras {
   std::chrono::steady_clock::time_point started{};
   bool stream = false;
   bool oneway = false;
-  bool wants_metadata = false;  // the request had a metadata field: its answer may have one
+  bool wants_metadata = false;   // the request had a metadata field: its answer may have one
   MethodStats* stats = nullptr;  // where the call is counted when it ends (metrics on)
   bool stream_counted = false;   // counted in the open streams
 };

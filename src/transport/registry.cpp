@@ -16,7 +16,7 @@ namespace brine::transport {
   X(kSchemeZmqInproc)        \
   X(kSchemeMem)              \
   X(kSchemeUdp)              \
-  X(kSchemeUnixgram)          \
+  X(kSchemeUnixgram)         \
   X(kSchemeHttp)             \
   X(kSchemeHttps)
 

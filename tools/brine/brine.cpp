@@ -11,13 +11,13 @@
 //
 // Exit status: 0; 2 for a usage error; 64 + the status code when a call fails (grpcurl's
 // convention: 64 + 14 = 78 for UNAVAILABLE), after "CODE: message [type]" on standard error.
-#include <brine/brine.hpp>
-#include <brine/codecs/json.hpp>
-#include <brine/config.hpp>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <unistd.h>
+#include <brine/brine.hpp>
+#include <brine/codecs/json.hpp>
+#include <brine/config.hpp>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -169,10 +169,11 @@ int run_describe(const Common& c, bool as_json) {
   std::cout << "brine " << str(*d, "brine") << ", wire " << (wire.IsInt() ? wire.GetInt() : 0)
             << ", codecs: " << join_array(at(*d, "codecs")) << "\n";
   for (const auto& m : (*d)["methods"].GetArray()) {
-    std::cout << "\n" << str(m, "name") << "\n    " << str(m, "declaration") << "\n    "
-              << str(m, "shape") << "; codecs: " << join_array(at(m, "codecs"))
-              << (at(m, "idempotent").IsTrue() ? "; idempotent" : "")
-              << "; fingerprint " << str(m, "fingerprint") << "\n";
+    std::cout << "\n"
+              << str(m, "name") << "\n    " << str(m, "declaration") << "\n    " << str(m, "shape")
+              << "; codecs: " << join_array(at(m, "codecs"))
+              << (at(m, "idempotent").IsTrue() ? "; idempotent" : "") << "; fingerprint "
+              << str(m, "fingerprint") << "\n";
     for (const char* key : {"request", "response", "in", "out"}) {
       const rapidjson::Value& shape = at(at(m, "json"), key);
       if (!shape.IsNull()) std::cout << "    json " << key << ": " << text_of(shape) << "\n";
@@ -315,19 +316,20 @@ int run_bench(const Common& c, const std::string& method, const std::string& jso
   for (auto& v : per_thread) all.insert(all.end(), v.begin(), v.end());
   std::sort(all.begin(), all.end());
   const double rate = double(all.size()) / seconds;
-  const double p50 = percentile(all, 0.5), p90 = percentile(all, 0.9),
-               p99 = percentile(all, 0.99), p999 = percentile(all, 0.999);
+  const double p50 = percentile(all, 0.5), p90 = percentile(all, 0.9), p99 = percentile(all, 0.99),
+               p999 = percentile(all, 0.999);
   if (as_json) {
     std::printf(
-        "{\"calls\":%zu,\"failed\":%ld,\"concurrency\":%d,\"seconds\":%.6f,\"calls_per_second\":%.1f,"
+        "{\"calls\":%zu,\"failed\":%ld,\"concurrency\":%d,\"seconds\":%.6f,\"calls_per_second\":%."
+        "1f,"
         "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f}\n",
         all.size(), failed.load(), concurrency, seconds, rate, p50, p90, p99, p999,
         all.empty() ? 0.0 : all.back());
   } else {
     std::printf("%zu calls, %ld failed, %d at a time, %.3f s: %.0f calls/s\n", all.size(),
                 failed.load(), concurrency, seconds, rate);
-    std::printf("latency p50 %.1f us  p90 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us\n",
-                p50, p90, p99, p999, all.empty() ? 0.0 : all.back());
+    std::printf("latency p50 %.1f us  p90 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us\n", p50,
+                p90, p99, p999, all.empty() ? 0.0 : all.back());
     // A histogram on a log scale: bins of a factor of two.
     if (!all.empty()) {
       const double low = std::max(1.0, std::floor(std::log2(all.front())));

@@ -33,9 +33,9 @@ std::unique_ptr<Listener> listen_http(std::string_view uri, const ServerSide& se
       [max_frame_size](event::Fd socket, PeerInfo peer, event::EventLoop& loop,
                        const std::shared_ptr<AcceptGate>& gate) {
         peer.transport = kHttp;
-        gate->deliver(std::make_shared<HttpChannel>(
-            loop, std::make_unique<SocketStream>(std::move(socket)), std::move(peer),
-            max_frame_size));
+        gate->deliver(
+            std::make_shared<HttpChannel>(loop, std::make_unique<SocketStream>(std::move(socket)),
+                                          std::move(peer), max_frame_size));
       });
 }
 

@@ -140,7 +140,10 @@ HttpChannel* self_of(http_parser* p) {
 
 HttpChannel::HttpChannel(event::EventLoop& loop, std::unique_ptr<ByteStream> stream, PeerInfo peer,
                          std::size_t max_frame_size)
-    : loop_(loop), stream_(std::move(stream)), peer_(std::move(peer)), max_frame_size_(max_frame_size) {
+    : loop_(loop),
+      stream_(std::move(stream)),
+      peer_(std::move(peer)),
+      max_frame_size_(max_frame_size) {
   http_parser_init(&parser_, HTTP_REQUEST);
   parser_.data = this;
   http_parser_settings_init(&settings_);
@@ -430,9 +433,9 @@ int HttpChannel::complete() {
     if (!get) {
       not_allowed("GET, HEAD");
     } else {
-      answer_now(response(200, "application/json", {}, "{\"status\":\"serving\"}\n", head,
-                          close_after),
-                 close_after);
+      answer_now(
+          response(200, "application/json", {}, "{\"status\":\"serving\"}\n", head, close_after),
+          close_after);
     }
   } else if (path == "/readyz" || path == "/metrics" || path == "/" || path == "/v1" ||
              path == "/v1/") {
@@ -740,7 +743,8 @@ void HttpChannel::linger_close() {
   ::shutdown(stream_->fd(), SHUT_WR);
   lingering_ = true;
   if (linger_timer_ != 0) loop_.cancel(linger_timer_);
-  linger_timer_ = loop_.after(std::chrono::seconds(1), [self = shared_from_this()] { self->end(); });
+  linger_timer_ =
+      loop_.after(std::chrono::seconds(1), [self = shared_from_this()] { self->end(); });
   rearm();
 }
 
@@ -763,9 +767,8 @@ void HttpChannel::rearm() {
 void HttpChannel::close(const Status& why, Deadline linger_until) {
   // From now on nothing more is read or handed to the sink, whichever thread asks.
   close_requested_.store(true, std::memory_order_relaxed);
-  loop_.post([self = shared_from_this(), why, linger_until] {
-    self->close_on_loop(why, linger_until);
-  });
+  loop_.post(
+      [self = shared_from_this(), why, linger_until] { self->close_on_loop(why, linger_until); });
 }
 
 void HttpChannel::close_on_loop(const Status& why, Deadline linger_until) {

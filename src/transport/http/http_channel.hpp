@@ -137,12 +137,12 @@ class HttpChannel final : public Channel,
   http_parser_settings settings_{};
   std::string in_;  // received, not yet parsed
   Request request_;
-  bool broken_ = false;      // a bad request: nothing more is read
-  bool peer_closed_ = false;  // the client's end arrived (it may still read)
-  bool read_wants_write_ = false;  // TLS: a read waits for the socket to be writable
-  bool lingering_ = false;         // our end is sent; what arrives is dropped
+  bool broken_ = false;                       // a bad request: nothing more is read
+  bool peer_closed_ = false;                  // the client's end arrived (it may still read)
+  bool read_wants_write_ = false;             // TLS: a read waits for the socket to be writable
+  bool lingering_ = false;                    // our end is sent; what arrives is dropped
   std::atomic<bool> close_requested_{false};  // close() was called: nothing more is delivered
-  std::atomic<bool> any_request_{false};  // a request has begun on this connection
+  std::atomic<bool> any_request_{false};      // a request has begun on this connection
   std::uint64_t next_call_ = 1;
   std::atomic<bool> paused_{false};
   std::atomic<Clock::rep> partial_since_{0};
@@ -153,7 +153,7 @@ class HttpChannel final : public Channel,
   std::deque<std::string> out_;
   std::size_t out_head_ = 0;  // bytes of out_.front() written
   std::size_t out_bytes_ = 0;
-  std::size_t ready_bytes_ = 0;  // of answered slots waiting behind an unanswered one
+  std::size_t ready_bytes_ = 0;        // of answered slots waiting behind an unanswered one
   bool closing_after_output_ = false;  // a close_after response is queued: end once it is out
   bool flush_posted_ = false;
   Clock::time_point last_progress_{};
