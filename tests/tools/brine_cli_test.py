@@ -125,6 +125,9 @@ def test_bench(uri):
     assert r["calls"] == 300 and r["failed"] == 0 and r["concurrency"] == 2, r
     assert 0 < r["p50_us"] <= r["p90_us"] <= r["p99_us"] <= r["p999_us"] <= r["max_us"], r
     assert r["calls_per_second"] > 0 and r["seconds"] > 0, r
+    # The run lasts as long as its calls, not until the progress bar next looks.
+    assert r["seconds"] <= r["calls"] * r["max_us"] / r["concurrency"] / 1e6 + 0.1, r
+    assert abs(r["calls_per_second"] * r["seconds"] - r["calls"]) <= 1, r
     assert "300/300" in err, err   # the progress bar
     rc, out, err = brine("bench", uri, "add", '{"a":1,"b":2}', "-n", "200")
     assert rc == 0 and "200 calls, 0 failed" in out and " us |" in out, out

@@ -24,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -278,6 +279,10 @@ int run_bench(const Common& c, const std::string& method, const std::string& jso
   std::mutex mu;
   brine::Status first_failure;
   std::vector<std::vector<double>> per_thread(static_cast<std::size_t>(concurrency));
+  // When each thread made its last call: the run's length ends there, not when the progress
+  // bar, which only looks every few hundred milliseconds, notices.
+  std::vector<Clock::time_point> finished(static_cast<std::size_t>(concurrency));
+  std::condition_variable all_done;
   const auto t0 = Clock::now();
   std::vector<std::thread> threads;
   for (int t = 0; t < concurrency; ++t) {
@@ -296,6 +301,9 @@ int run_bench(const Common& c, const std::string& method, const std::string& jso
         }
         done.fetch_add(1);
       }
+      finished[std::size_t(t)] = Clock::now();
+      std::lock_guard lk(mu);
+      all_done.notify_all();
     });
   }
   // The progress bar, on standard error.
@@ -307,10 +315,14 @@ int run_bench(const Common& c, const std::string& method, const std::string& jso
     std::fprintf(stderr, "\r[%s%s] %ld/%ld", std::string(std::size_t(filled), '#').c_str(),
                  std::string(std::size_t(width - filled), ' ').c_str(), d, calls);
     if (!tty) std::fprintf(stderr, "\n");
-    std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 100 : 500));
+    std::unique_lock lk(mu);
+    all_done.wait_for(lk, std::chrono::milliseconds(tty ? 100 : 500),
+                      [&] { return done.load() >= calls; });
   }
   for (auto& th : threads) th.join();
-  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double seconds =
+      std::chrono::duration<double>(*std::max_element(finished.begin(), finished.end()) - t0)
+          .count();
   std::fprintf(stderr, "\r[%s] %ld/%ld\n", std::string(40, '#').c_str(), calls, calls);
   std::vector<double> all;
   for (auto& v : per_thread) all.insert(all.end(), v.begin(), v.end());
