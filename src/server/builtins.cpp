@@ -90,7 +90,7 @@ void json_codecs(std::string& out, CodecSet set) {
   out += ']';
 }
 
-std::string_view shape_name(const HandlerBase& h, const JsonShapes& j) {
+std::string_view shape_name(const HandlerBase& h) {
   switch (h.shape()) {
     case Shape::unary:
       return "unary";
@@ -99,25 +99,17 @@ std::string_view shape_name(const HandlerBase& h, const JsonShapes& j) {
     case Shape::stream:
       break;
   }
-  // (The contract's text names the stream's ends: in'..' and out'..'.)
-  const std::string_view text = h.contract().text;
-  const bool in = text.find("in<") != std::string_view::npos || !j.in.empty();
-  const bool out = text.find("out<") != std::string_view::npos || !j.out.empty();
-  return in && out ? "bidi-stream" : in ? "client-stream" : "server-stream";
+  const wire::StreamEnds ends = wire::stream_ends(h.contract().text);
+  return ends.in && ends.out ? "bidi-stream" : ends.in ? "client-stream" : "server-stream";
 }
 
 }  // namespace
 
-std::string describe_json(const Registry& registry, const ServerOptions& options) {
+std::string describe_json(const Registry& registry) {
   std::string out = "{\"brine\":\"" BRINE_VERSION_STRING "\",\"wire\":";
   out += std::to_string(kVersion);
-  CodecSet served = 0;
-  for (const auto& name : options.codecs) {
-    if (auto id = codec_from_name(name)) served |= codec_bit(*id);
-  }
-  if (options.codecs.empty()) served = kAllCodecs;
   out += ",\"codecs\":";
-  json_codecs(out, served);
+  json_codecs(out, registry.served());
   out += ",\"methods\":[";
   bool first = true;
   for (const MethodEntry& e : registry.methods()) {
@@ -143,7 +135,7 @@ std::string describe_json(const Registry& registry, const ServerOptions& options
       out += ",\"fingerprint\":\"";
       out += fp;
       out += "\",\"shape\":";
-      append_json_string(out, shape_name(*h, j));
+      append_json_string(out, shape_name(*h));
       out += ",\"codecs\":";
       json_codecs(out, codecs);
       out += ",\"idempotent\":";
@@ -235,7 +227,7 @@ void add_builtins(Registry& registry, const ServerOptions& options, BuiltinSourc
                          {.idempotent = false, .codecs = {CodecId::json}});
   };
   if (options.describe) {
-    auto text = std::make_shared<const std::string>(describe_json(registry, options));
+    auto text = std::make_shared<const std::string>(describe_json(registry));
     add(kDescribeMethod, [text] { return *text; });
   }
   add(kReadyMethod, [] { return std::string("{\"status\":\"ready\"}"); });

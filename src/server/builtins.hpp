@@ -35,7 +35,7 @@ struct BuiltinSources {
 void add_builtins(Registry& registry, const ServerOptions& options, BuiltinSources sources);
 
 // The JSON that ~describe answers (docs/wire-format.md, "Built-in methods").
-std::string describe_json(const Registry& registry, const ServerOptions& options);
+std::string describe_json(const Registry& registry);
 // The status page.
 std::string status_html(const ServerMetrics& m, const std::vector<std::string>& endpoints);
 

@@ -55,6 +55,7 @@ class Registry {
   // The codecs served (names; empty: every codec). Throws std::invalid_argument for an unknown
   // name.
   void serve(const std::vector<std::string>& codecs);
+  CodecSet served() const noexcept { return served_; }
   // Every method (of handlers, exposed objects, and the objects their factories return) must be
   // served in at least one codec. Throws std::invalid_argument with one line naming the first
   // that is not: its declaration and the codecs its types can use.

@@ -315,6 +315,17 @@ std::string display_signature(std::string_view name, std::string_view contract) 
   return declaration(name, sig);
 }
 
+StreamEnds stream_ends(std::string_view contract) {
+  StreamEnds ends;
+  Signature sig;
+  if (!Parser(contract).signature(sig)) return ends;
+  for (const Node& arg : sig.args) {
+    ends.in = ends.in || arg.kind == Kind::in;
+    ends.out = ends.out || arg.kind == Kind::out;
+  }
+  return ends;
+}
+
 Status check_contract(std::string_view method, std::uint64_t client_fingerprint,
                       std::string_view client, const Contract& server, bool oneway) {
   if (client_fingerprint == server.fingerprint) return {};

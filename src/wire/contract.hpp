@@ -28,4 +28,12 @@ Status check_contract(std::string_view method, std::uint64_t client_fingerprint,
 // not parse.
 std::string display_signature(std::string_view name, std::string_view contract);
 
+// Which stream ends a stream method's contract has: items from the client (in<...>), to it
+// (out<...>). Neither for a contract that does not parse.
+struct StreamEnds {
+  bool in = false;
+  bool out = false;
+};
+StreamEnds stream_ends(std::string_view contract);
+
 }  // namespace brine::wire
