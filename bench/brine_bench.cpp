@@ -12,10 +12,14 @@
 //               [--codecs cereal,protobuf,json]
 //               [--transports tcp4,tcp6,unix,tls,zmq+tcp,zmq+ipc,udp,unixgram]
 //   sections: latency, lowlat, pinned, throughput, pipelined, bulk, stream, context, callback,
-//             memory, allocs
+//             memory, allocs, peers, compression
 // stream: a server stream of 64-byte items (items/s) and of 1 MiB items (MB/s), one stream and
 // 16 at once (16 streams on one brine connection; 16 raw connections, each writing its items),
 // over tcp4 and unix.
+//
+// peers: gRPC and Cap'n Proto (bench/peers, when built) beside brine and raw sockets on tcp4, in
+// the latency, throughput and bulk sections, then a table of brine against each; `--only peers`
+// runs just that comparison (raw tcp4, brine workers=4 cereal and protobuf, gRPC, Cap'n Proto).
 //
 // --smoke runs tiny counts (ctest's check that the bench runs and prints a complete table).
 #include <fcntl.h>
@@ -40,6 +44,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <latch>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,6 +57,8 @@
 #include <zmq.hpp>
 
 #include "bench_common.hpp"
+#include "caller.hpp"
+#include "peers/peers.hpp"
 #include "process.hpp"
 #include "server/metrics.hpp"
 #include "server/registry.hpp"
@@ -82,7 +89,16 @@ struct Settings {
   std::string json = "brine-bench.json";
   std::set<std::string> only;
   bool smoke = false;
-  bool wants(const std::string& s) const { return only.empty() || only.count(s) != 0; }
+  bool wants(const std::string& s) const {
+    return only.empty() || only.count(s) != 0 ||
+           (peers_only() && (s == "latency" || s == "throughput" || s == "bulk"));
+  }
+  // `--only peers` without latency, throughput or bulk: those three sections, narrowed to the
+  // cells of the peer comparison.
+  bool peers_only() const {
+    return only.count("peers") != 0 &&
+           only.count("latency") + only.count("throughput") + only.count("bulk") == 0;
+  }
 };
 
 // --- servers
@@ -107,13 +123,16 @@ std::string transport_of(const std::string& uri) {
   throw std::runtime_error("unknown endpoint " + uri);
 }
 
-ServerProc start_server(std::vector<std::string> args) {
-  args.insert(args.begin(), BRINE_BENCH_SERVER);
+// Starts `program`, which prints "listening <uri>" lines, then "ready".
+ServerProc start_program(const std::string& program, std::vector<std::string> args) {
+  const std::string name =
+      std::filesystem::path(program).filename().string() + (args.empty() ? "" : " " + args[0]);
+  args.insert(args.begin(), program);
   ServerProc s;
   s.child = std::make_unique<ChildProcess>(args);
   for (;;) {
     const auto line = s.child->read_line(std::chrono::seconds(20));
-    if (!line) throw std::runtime_error("bench_server " + args[1] + " did not start");
+    if (!line) throw std::runtime_error(name + " did not start");
     if (*line == "ready") break;
     if (line->rfind("listening ", 0) == 0) {
       const std::string u = line->substr(10);
@@ -123,15 +142,12 @@ ServerProc start_server(std::vector<std::string> args) {
   return s;
 }
 
+ServerProc start_server(std::vector<std::string> args) {
+  return start_program(BRINE_BENCH_SERVER, std::move(args));
+}
+
 // --- callers: one connection each, one call at a time
 // ----------------------------------------------
-
-class Caller {
- public:
-  virtual ~Caller() = default;
-  // One round trip of `bytes` of payload each way.
-  virtual void call(std::size_t bytes) = 0;
-};
 
 // Raw sockets: a 4-byte big-endian length, then the payload; the server echoes the frame.
 int connect_raw(const std::string& uri) {
@@ -405,7 +421,13 @@ class BrineCaller final : public Caller {
         opts_(std::move(opts)) {
     client_.connect();
   }
+  // The payload of `bytes` bytes that call() sends (default: that many 'x').
+  void use_payload(std::function<std::string(std::size_t)> make) { fill_ = std::move(make); }
   void call(std::size_t bytes) override {
+    if (fill_) {
+      if (pb_ && pb_req_.data().size() != bytes) pb_req_.set_data(fill_(bytes));
+      if (!pb_ && req_.data.size() != bytes) req_.data = fill_(bytes);
+    }
     if (pb_) {
       if (pb_req_.data().size() != bytes) pb_req_.set_data(std::string(bytes, 'x'));
       if (client_.call(kEchoPb, pb_req_, opts_).data().size() != bytes) {
@@ -445,6 +467,7 @@ class BrineCaller final : public Caller {
  private:
   brine::Client client_;
   bool pb_;
+  std::function<std::string(std::size_t)> fill_;
   brine::CallOptions opts_;
   Blob req_;
   pb::Blob pb_req_;
@@ -686,29 +709,49 @@ std::vector<Cell> raw_cells(ServerProc& raw, ServerProc& zmq_raw, zmq::context_t
 // -------------------------------------------------------------------------------------
 
 // Calls per second of `threads` callers, each with its own connection and one call in flight.
+// Each caller is made, warmed up, used and destroyed on its own thread (a Cap'n Proto caller is
+// bound to the thread that made it); the run ends with the last call, before any connection
+// closes. What a thread throws is rethrown here.
 double parallel_rate(const std::function<std::unique_ptr<Caller>()>& make, int threads, int calls) {
-  std::vector<std::unique_ptr<Caller>> callers;
-  for (int i = 0; i < threads; ++i) callers.push_back(make());
-  for (auto& c : callers) {
-    for (int i = 0; i < 50; ++i) c->call(kSmall);
-  }
   const int each = std::max(1, calls / threads);
   std::atomic<int> ready{0};
+  std::atomic<int> finished{0};
   std::atomic<bool> go{false};
+  std::latch done(threads);
+  Clock::time_point end;
+  std::mutex mu;
+  std::exception_ptr failed;
+  const auto fail = [&] {
+    std::lock_guard lk(mu);
+    if (!failed) failed = std::current_exception();
+  };
   std::vector<std::thread> ts;
-  for (auto& c : callers) {
-    ts.emplace_back([&, caller = c.get()] {
+  for (int k = 0; k < threads; ++k) {
+    ts.emplace_back([&] {
+      std::unique_ptr<Caller> caller;
+      try {
+        caller = make();
+        for (int i = 0; i < 50; ++i) caller->call(kSmall);
+      } catch (...) {
+        fail();
+      }
       ready.fetch_add(1);
       while (!go.load()) std::this_thread::yield();
-      for (int i = 0; i < each; ++i) caller->call(kSmall);
+      try {
+        for (int i = 0; caller && i < each; ++i) caller->call(kSmall);
+      } catch (...) {
+        fail();
+      }
+      if (finished.fetch_add(1) + 1 == threads) end = Clock::now();
+      done.arrive_and_wait();
     });
   }
   while (ready.load() < threads) std::this_thread::yield();
   const auto t0 = Clock::now();
   go = true;
   for (auto& t : ts) t.join();
-  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  return double(each) * threads / secs;
+  if (failed) std::rethrow_exception(failed);
+  return double(each) * threads / std::chrono::duration<double>(end - t0).count();
 }
 
 // One brine connection, `window` asynchronous calls in flight: `window` calls are made, and each
@@ -898,6 +941,173 @@ double rss_per_idle_connection(ServerProc& server, const std::string& transport,
   return (after - before) / n;
 }
 
+// Payloads for the compression rows: text that compresses well (JSON-like lines, what logs and
+// API answers look like) and random bytes that do not compress at all (the same bytes every
+// call: a fixed seed).
+std::string text_payload(std::size_t n) {
+  std::string s;
+  s.reserve(n + 96);
+  for (std::size_t i = 0; s.size() < n; ++i) {
+    s += "{\"id\": " + std::to_string(i) + ", \"name\": \"item-" + std::to_string(i % 997) +
+         "\", \"price\": " + std::to_string((i * 7919) % 100000) + "}\n";
+  }
+  s.resize(n);
+  return s;
+}
+
+std::string random_payload(std::size_t n) {
+  std::string s(n, '\0');
+  std::uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (char& c : s) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = char(x);
+  }
+  return s;
+}
+
+// --- peers
+// ----------------------------------------------------------------------------------------
+
+// gRPC and Cap'n Proto (bench/peers): an echo server process each, and a Caller.
+struct Peer {
+  std::string variant;  // its rows' variant: "grpc", "capnp"
+  std::string name;     // "gRPC", "Cap'n Proto"
+  std::string program;  // its server; empty: not built
+  std::unique_ptr<Caller> (*make)(const std::string& uri) = nullptr;
+};
+
+std::vector<Peer> known_peers() {
+  return {
+#ifdef BRINE_BENCH_GRPC
+      {"grpc", "gRPC", BRINE_BENCH_GRPC_SERVER, make_grpc_caller},
+#else
+      {"grpc", "gRPC", "", nullptr},
+#endif
+#ifdef BRINE_BENCH_CAPNP
+      {"capnp", "Cap'n Proto", BRINE_BENCH_CAPNP_SERVER, make_capnp_caller},
+#else
+      {"capnp", "Cap'n Proto", "", nullptr},
+#endif
+  };
+}
+
+struct PeerServer {
+  Peer peer;
+  ServerProc server;
+};
+
+// The peers' cells: tcp4, codec "-" (gRPC's protobuf and Cap'n Proto's own encoding are part of
+// each), compared with raw blocking sockets on tcp4.
+std::vector<Cell> peer_cells(const std::vector<PeerServer>& running) {
+  std::vector<Cell> cells;
+  for (const auto& p : running) {
+    const std::string uri = p.server.uri.at("tcp4");
+    cells.push_back({"tcp4", p.peer.variant, "-", [uri, make = p.peer.make] { return make(uri); },
+                     "raw blocking", "tcp4", p.server.child->pid()});
+  }
+  return cells;
+}
+
+bool is_raw(const std::string& variant) {
+  return variant.rfind("raw ", 0) == 0;
+}
+
+// What `--only peers` keeps of a section's cells: tcp4 raw blocking, brine workers=4 with cereal
+// and protobuf, and the peers.
+template <class C>
+void narrow_to_peer_comparison(std::vector<C>& cells) {
+  std::erase_if(cells, [](const C& c) {
+    const bool kept =
+        c.variant == "raw blocking" || c.variant == "grpc" || c.variant == "capnp" ||
+        (c.variant == "brine workers=4" && (c.codec == "cereal" || c.codec == "protobuf"));
+    return c.transport != "tcp4" || !kept;
+  });
+}
+
+// The peers table, from the rows measured above: p50 latency, 4x1 throughput and 16 MiB bulk on
+// tcp4 for raw sockets, brine (workers=4; cereal, protobuf), gRPC and Cap'n Proto; then brine's
+// ratio to each of the others, also recorded (section "peers", variant "brine workers=4 / X",
+// baseline X).
+void print_peers(const std::vector<Peer>& peers) {
+  struct Metric {
+    std::string section, metric, title, unit;
+    bool lower_better;
+  };
+  const std::vector<Metric> metrics = {{"latency", "p50", "latency p50", "us", true},
+                                       {"throughput", "4x1", "throughput 4x1", "calls/s", false},
+                                       {"bulk", "16 MiB", "bulk 16 MiB", "MB/s", false}};
+  struct Column {
+    std::string label, variant, codec;
+  };
+  std::vector<Column> brine;
+  for (const std::string codec : {"cereal", "protobuf"}) {
+    if (std::find(kCodecs.begin(), kCodecs.end(), codec) != kCodecs.end()) {
+      brine.push_back({"brine " + codec, "brine workers=4", codec});
+    }
+  }
+  std::vector<Column> others = {{"raw", "raw blocking", "-"}};  // what brine is compared with
+  for (const auto& p : peers) {
+    if (!p.program.empty()) others.push_back({p.variant, p.variant, "-"});
+  }
+  std::vector<Column> columns = {others[0]};
+  columns.insert(columns.end(), brine.begin(), brine.end());
+  columns.insert(columns.end(), others.begin() + 1, others.end());
+  const auto row = [](const Metric& m, const Column& c) {
+    return find(m.section, "tcp4", c.variant, c.codec, m.metric);
+  };
+
+  std::printf("\n== peers: tcp4, brine (workers=4) beside raw sockets, gRPC and Cap'n Proto\n");
+  std::printf("%-16s %-8s %-7s", "metric", "unit", "better");
+  for (const auto& c : columns) std::printf(" %14s", c.label.c_str());
+  std::printf("\n");
+  for (const auto& m : metrics) {
+    std::printf("%-16s %-8s %-7s", m.title.c_str(), m.unit.c_str(),
+                m.lower_better ? "lower" : "higher");
+    for (const auto& c : columns) {
+      const Record* r = row(m, c);
+      std::printf(" %14s", r ? fmt(r->value.median).c_str() : "-");
+    }
+    std::printf("\n");
+  }
+  std::printf(
+      "brine / X: latency below 1 means brine is faster; throughput and bulk above 1 mean "
+      "brine is faster\n%-16s %-8s",
+      "metric", "codec");
+  for (const auto& c : others) std::printf(" %14s", ("/ " + c.label).c_str());
+  std::printf("\n");
+  for (const auto& m : metrics) {
+    for (const auto& b : brine) {
+      const Record* mine = row(m, b);
+      if (!mine) continue;
+      std::printf("%-16s %-8s", m.title.c_str(), b.codec.c_str());
+      for (const auto& c : others) {
+        const Record* theirs = row(m, c);
+        if (!theirs || theirs->value.median <= 0) {
+          std::printf(" %14s", "-");
+          continue;
+        }
+        char ratio[32];
+        std::snprintf(ratio, sizeof ratio, "%.3fx", mine->value.median / theirs->value.median);
+        std::printf(" %14s", ratio);
+        g_records.push_back({"peers", "tcp4", "brine workers=4 / " + c.variant, b.codec, m.metric,
+                             m.unit, mine->value, theirs->value.median, "tcp4 " + c.variant});
+      }
+      std::printf("\n");
+    }
+  }
+  for (const auto& p : peers) {
+    if (p.program.empty()) {
+      std::printf(
+          "# %s: not built (not found when brine was configured, see bench/peers), its "
+          "rows are skipped\n",
+          p.name.c_str());
+    }
+  }
+  std::fflush(stdout);
+}
+
 // --- the run
 // ----------------------------------------------------------------------------------------
 
@@ -994,7 +1204,7 @@ int main(int argc, char** argv) {
                    "usage: brine_bench [--repeats N] [--calls N] [--json FILE] "
                    "[--smoke] [--codecs cereal,...] [--transports tcp4,...] [--only "
                    "latency,lowlat,pinned,throughput,pipelined,bulk,stream,"
-                   "context,callback,memory,allocs]\n");
+                   "context,callback,memory,allocs,peers,compression]\n");
       return 2;
     }
   }
@@ -1018,6 +1228,14 @@ int main(int argc, char** argv) {
     ServerProc brine4 = start_server({"brine", "--tls", tls.server_crt, tls.server_key});
     ServerProc brine0 = start_server(
         {"brine", "--workers", "0", "--io-threads", "2", "--tls", tls.server_crt, tls.server_key});
+    // gRPC and Cap'n Proto, those that were built; their rows are on tcp4 only.
+    const std::vector<Peer> peers = known_peers();
+    std::vector<PeerServer> peer_servers;
+    if (selected("tcp4") && (s.wants("latency") || s.wants("throughput") || s.wants("bulk"))) {
+      for (const auto& p : peers) {
+        if (!p.program.empty()) peer_servers.push_back({p, start_program(p.program, {})});
+      }
+    }
 
     const auto brine_cells = [&](ServerProc& server, const std::string& variant,
                                  const std::vector<std::string>& transports, int busy) {
@@ -1048,6 +1266,8 @@ int main(int argc, char** argv) {
                          raw.child->pid()});
         for (auto& c : brine_cells(brine4, "brine workers=4", {t}, 0)) cells.push_back(c);
       }
+      for (auto& c : peer_cells(peer_servers)) cells.push_back(c);
+      if (s.peers_only()) narrow_to_peer_comparison(cells);
       run_latency_cells("latency", cells, s);
     }
 
@@ -1219,6 +1439,9 @@ int main(int argc, char** argv) {
           cells.push_back({c.transport, c.variant, c.codec, c.make});
         }
       }
+      for (auto& c : peer_cells(peer_servers))
+        cells.push_back({c.transport, c.variant, "-", c.make});
+      if (s.peers_only()) narrow_to_peer_comparison(cells);
       std::vector<std::vector<double>> rates(cells.size());
       for (int r = 0; r < s.repeats; ++r) {
         for (std::size_t i = 0; i < cells.size(); ++i) {
@@ -1235,7 +1458,7 @@ int main(int argc, char** argv) {
                    stat_of(rates[i]),
                    0,
                    {}};
-        if (cells[i].codec != "-") {
+        if (!is_raw(cells[i].variant)) {
           const auto* b = find("throughput", raw_transport_for(cells[i].transport),
                                raw_variant_for(cells[i].transport), "-", "4x1");
           if (b) {
@@ -1315,6 +1538,9 @@ int main(int argc, char** argv) {
       for (auto& c : brine_cells(brine4, "brine workers=4", kTransports, 0)) {
         cells.push_back({c.transport, c.variant, c.codec, c.make});
       }
+      for (auto& c : peer_cells(peer_servers))
+        cells.push_back({c.transport, c.variant, "-", c.make});
+      if (s.peers_only()) narrow_to_peer_comparison(cells);
       for (const std::size_t mib : {std::size_t(1), std::size_t(16)}) {
         const std::size_t bytes = mib << 20;
         const int rounds = mib == 1 ? s.bulk1_rounds : s.bulk16_rounds;
@@ -1344,7 +1570,7 @@ int main(int argc, char** argv) {
                      stat_of(rates[i]),
                      0,
                      {}};
-          if (cells[i].codec != "-") {
+          if (!is_raw(cells[i].variant)) {
             if (const auto* b = find("bulk", raw_transport_for(cells[i].transport),
                                      raw_variant_for(cells[i].transport), "-", metric)) {
               rec.baseline = b->value.median;
@@ -1353,6 +1579,66 @@ int main(int argc, char** argv) {
           }
           add(rec);
         }
+      }
+    }
+
+    if (s.wants("compression") && selected("tcp4")) {
+      print_header(
+          "compression: 16 MiB echoed on tcp4 (workers=4), MB/s each way of the payload as the "
+          "caller sees it; text (JSON-like lines) and random bytes; none, zstd (level 1), lz4",
+          "MB/s");
+      struct CCell {
+        std::string variant, codec;
+        std::function<std::unique_ptr<Caller>()> make;
+      };
+      std::vector<CCell> cells;
+      const std::string raw_uri = raw.uri.at("tcp4");
+      cells.push_back(
+          {"raw blocking", "-", [raw_uri] { return std::make_unique<RawCaller>(raw_uri, false); }});
+      const std::string uri = brine4.uri.at("tcp4");
+      for (const std::string codec : {"cereal", "protobuf"}) {
+        if (std::find(kCodecs.begin(), kCodecs.end(), codec) == kCodecs.end()) continue;
+        for (const std::string data : {"text", "random"}) {
+          for (const std::string algorithm : {"none", "zstd", "lz4"}) {
+            const auto fill = data == "text" ? &text_payload : &random_payload;
+            cells.push_back(
+                {"brine " + algorithm + " " + data, codec, [uri, codec, algorithm, fill] {
+                   auto c = std::make_unique<BrineCaller>(
+                       uri, codec, 0, [algorithm](brine::ClientOptions& o) {
+                         if (algorithm != "none") o.compression.algorithms = {algorithm};
+                       });
+                   c->use_payload(fill);
+                   return c;
+                 }});
+          }
+        }
+      }
+      const std::size_t bytes = 16u << 20;
+      std::vector<std::vector<double>> rates(cells.size());
+      for (int r = 0; r < s.repeats; ++r) {
+        for (std::size_t i = 0; i < cells.size(); ++i) {
+          auto c = cells[i].make();
+          c->call(bytes);  // warm up: buffers grown, and the server's algorithms learnt
+          std::vector<double> rtt;
+          for (int k = 0; k < s.bulk16_rounds; ++k) {
+            const auto t0 = Clock::now();
+            c->call(bytes);
+            rtt.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+          }
+          rates[i].push_back(double(bytes) / (stat_of(rtt).median / 2) / 1e6);
+        }
+      }
+      for (std::size_t i = 0; i < cells.size(); ++i) {
+        Record rec{"compression",     "tcp4",   cells[i].variant,
+                   cells[i].codec,    "16 MiB", "MB/s",
+                   stat_of(rates[i]), 0,        {}};
+        if (i != 0) {
+          if (const auto* b = find("compression", "tcp4", "raw blocking", "-", "16 MiB")) {
+            rec.baseline = b->value.median;
+            rec.baseline_name = "tcp4 raw blocking";
+          }
+        }
+        add(rec);
       }
     }
 
@@ -1466,6 +1752,8 @@ int main(int argc, char** argv) {
       }
     }
 
+    if (s.wants("peers")) print_peers(peers);
+
     // --- the issue's targets, from this run ---------------------------------------------------
     std::vector<Target> targets;
     const auto ratio = [&](const char* sec, const std::string& t, const std::string& v,
@@ -1478,50 +1766,73 @@ int main(int argc, char** argv) {
       const auto* r = find(sec, t, v, codec, metric);
       return r ? r->value.median : -1;
     };
+    // A ratio of two cells of this run (the first over the second).
+    const auto over = [&](double a, double b) { return a >= 0 && b > 0 ? a / b : -1.0; };
     for (const auto& codec : kCodecs) {
+      const bool binary = codec != "json";
       for (const std::string t : {"tcp4", "unix"}) {
+        // Software cost: client and server on one CPU, so no wake-up is in the round trip.
+        if (binary) {
+          for (const char* v : {"brine workers=0", "brine workers=4"}) {
+            targets.push_back({"pinned p50 " + t + " " + codec + " (" + v + ") / raw",
+                               ratio("pinned", t, v, codec, "p50"), 1.3, true, "x"});
+          }
+          for (const char* side : {"client cpu", "server cpu"}) {
+            targets.push_back(
+                {std::string(side) + "/call " + t + " " + codec + " (workers=4) / raw",
+                 over(value("latency", t, "brine workers=4", codec, side),
+                      value("latency", t, "raw blocking", "-", side)),
+                 1.3, true, "x"});
+          }
+        }
+        // The default configuration (a worker pool) against a blocking raw round trip.
         targets.push_back({"latency p50 " + t + " " + codec + " (workers=4) / raw blocking",
-                           ratio("latency", t, "brine workers=4", codec, "p50"), 1.15, true, "x"});
-        targets.push_back({"latency p50 " + t + " " + codec + " (workers=0 io=2) / raw blocking",
-                           ratio("latency", t, "brine workers=0 io=2", codec, "p50"), 1.15, true,
-                           "x"});
-        targets.push_back({"low-latency p50 " + t + " " + codec + " / raw busy-poll",
-                           ratio("lowlat", t, "brine busy_poll", codec, "p50"), 1.5, true, "x"});
-        targets.push_back({"pinned p50 " + t + " " + codec + " (workers=4) / raw",
-                           ratio("pinned", t, "brine workers=4", codec, "p50"), 1.3, true, "x"});
-        targets.push_back({"pinned p50 " + t + " " + codec + " (workers=0) / raw",
-                           ratio("pinned", t, "brine workers=0", codec, "p50"), 1.3, true, "x"});
+                           ratio("latency", t, "brine workers=4", codec, "p50"),
+                           binary ? 1.2 : 1.5 * 1.2, true, "x"});
+      }
+      if (!binary) {
+        for (const std::string t : {"tcp4", "unix"}) {
+          targets.push_back({"latency p50 " + t + " json / cereal (workers=4)",
+                             over(value("latency", t, "brine workers=4", "json", "p50"),
+                                  value("latency", t, "brine workers=4", "cereal", "p50")),
+                             1.5, true, "x"});
+        }
       }
       for (const std::string t : {"zmq+tcp", "zmq+ipc"}) {
         targets.push_back({"latency p50 " + t + " " + codec + " (workers=4) / raw zmq",
-                           ratio("latency", t, "brine workers=4", codec, "p50"), 1.10, true, "x"});
-        targets.push_back({"latency p50 " + t + " " + codec + " (workers=0 io=2) / raw zmq",
-                           ratio("latency", t, "brine workers=0 io=2", codec, "p50"), 1.10, true,
-                           "x"});
+                           ratio("latency", t, "brine workers=4", codec, "p50"), 1.15, true, "x"});
       }
-      for (const char* v : {"brine workers=4", "brine workers=0 io=2"}) {
-        targets.push_back({"throughput 4x1 tcp4 " + codec + " (" + v + ") / raw TCP",
-                           ratio("throughput", "tcp4", v, codec, "4x1"), 0.85, false, "x"});
-      }
-      for (const char* v : {"brine workers=4", "brine workers=0 io=2"}) {
-        targets.push_back({"pipelined 1x64 unix " + codec + " (" + v + ") calls/s",
-                           value("pipelined", "unix", v, codec, "1x64"), 400000, false, ""});
-      }
-      targets.push_back({"bulk 16 MiB tcp4 " + codec + " / raw TCP",
-                         ratio("bulk", "tcp4", "brine workers=4", codec, "16 MiB"), 0.8, false,
+      targets.push_back({"throughput 4x1 tcp4 " + codec + " (workers=4) / raw TCP",
+                         ratio("throughput", "tcp4", "brine workers=4", codec, "4x1"), 0.85, false,
                          "x"});
+      targets.push_back({"pipelined 1x64 tcp4 " + codec + " (workers=4) / raw TCP 4x1",
+                         over(value("pipelined", "tcp4", "brine workers=4", codec, "1x64"),
+                              value("throughput", "tcp4", "raw blocking", "-", "4x1")),
+                         1.5, false, "x"});
+      for (const char* size : {"1 MiB", "16 MiB"}) {
+        targets.push_back({std::string("bulk ") + size + " tcp4 " + codec + " / raw TCP",
+                           ratio("bulk", "tcp4", "brine workers=4", codec, size), 0.8, false, "x"});
+      }
+      for (const std::string t : {"tcp4", "unix"}) {
+        for (const char* shape : {"64 B x1", "1 MiB x1"}) {
+          targets.push_back({"stream " + std::string(shape) + " " + t + " " + codec + " / raw",
+                             ratio("stream", t, "brine workers=4", codec, shape), 0.8, false, "x"});
+        }
+      }
+      const double allowed = codec == "cereal" ? 1 : codec == "protobuf" ? 2 : 4;
       for (const char* v : {"brine workers=4", "brine workers=0 io=2"}) {
-        targets.push_back({std::string("allocations/call client tcp4 ") + codec + " (" + v + ")",
-                           value("allocs", "tcp4", v, codec, "client"), 2, true, ""});
-        targets.push_back({std::string("allocations/call server tcp4 ") + codec + " (" + v + ")",
-                           value("allocs", "tcp4", v, codec, "server"), 2, true, ""});
+        for (const char* side : {"client", "server"}) {
+          targets.push_back(
+              {std::string("allocations/call ") + side + " tcp4 " + codec + " (" + v + ")",
+               value("allocs", "tcp4", v, codec, side), allowed, true, ""});
+        }
       }
     }
     for (const std::string t : {"tcp4", "unix"}) {
       targets.push_back({"RSS per idle connection " + t + " KiB",
-                         value("memory", t, "brine workers=4", "-", "RSS/conn"), 16, true, ""});
+                         value("memory", t, "brine workers=4", "-", "RSS/conn"), 8, true, ""});
     }
-    std::printf("\n== targets (issue 6), from this run\n");
+    std::printf("\n== targets (issue 18), from this run\n");
     int met = 0;
     int measured = 0;
     for (const auto& t : targets) {

@@ -41,6 +41,9 @@ constexpr Key kShared[] = {
     {"max_metadata_entries", Kind::integer, 0, 1 << 20},
     {"max_metadata_bytes", Kind::integer, 0, 1 << 30},
     {"log_calls", Kind::boolean},
+    {"compression", Kind::strings},
+    {"compression_threshold", Kind::integer, 0, 0x7FFFFFFFll},
+    {"compression_level", Kind::integer, 0, 19},
 };
 constexpr Key kServer[] = {
     {"listen", Kind::strings},
@@ -264,6 +267,7 @@ class ConfigReader {
     ServerOptions& o = c.options;
     fill_side("server", o.max_frame_size, o.decode_limits, o.heartbeat_interval,
               o.heartbeat_timeout, o.metadata_limits, o.log_calls);
+    fill_compression("server", o.compression);
     if (auto tokens = strings("server.tokens")) {
       for (const auto& t : *tokens) {
         if (t.empty())
@@ -315,6 +319,7 @@ class ConfigReader {
     ClientOptions& o = c.options;
     fill_side("client", o.max_frame_size, o.decode_limits, o.heartbeat_interval,
               o.heartbeat_timeout, o.metadata_limits, o.log_calls);
+    fill_compression("client", o.compression);
     if (auto token = string("client.token")) o.token = *token;
     if (auto n = integer("client.busy_poll_us", "busy_poll_us")) {
       o.busy_poll = std::chrono::microseconds(*n);
@@ -421,7 +426,8 @@ class ConfigReader {
         break;
       case Kind::strings:
         if (v.is_string()) break;
-        if (!v.is_array() || !v.as_array()->is_homogeneous(toml::node_type::string)) {
+        if (!v.is_array() ||
+            (!v.as_array()->empty() && !v.as_array()->is_homogeneous(toml::node_type::string))) {
           throw bad("expected " + kind_name(k.kind) + ", got " + node_type(v));
         }
         break;
@@ -474,8 +480,9 @@ class ConfigReader {
     if (e == nullptr) return std::nullopt;
     return e->value().as_integer()->get();
   }
-  std::optional<std::vector<std::string>> strings(const std::string& path) const {
-    const Entry* e = lookup(path);
+  std::optional<std::vector<std::string>> strings(const std::string& path,
+                                                  const std::string& general = {}) const {
+    const Entry* e = lookup(path, general);
     if (e == nullptr) return std::nullopt;
     std::vector<std::string> out;
     if (e->value().is_string()) {
@@ -484,6 +491,24 @@ class ConfigReader {
       for (const auto& item : *e->value().as_array()) out.push_back(item.as_string()->get());
     }
     return out;
+  }
+
+  // compression, compression_threshold, compression_level: [server]/[client] or the top level.
+  void fill_compression(const std::string& side, CompressionOptions& c) const {
+    if (auto names = strings(side + ".compression", "compression")) {
+      for (const auto& n : *names) {
+        if (n != "zstd" && n != "lz4") {
+          throw ConfigError(lookup(side + ".compression", "compression")->origin +
+                            ": key 'compression': unknown algorithm '" + n +
+                            "' (known: zstd, lz4)");
+        }
+      }
+      c.algorithms = *names;
+    }
+    if (auto n = integer(side + ".compression_threshold", "compression_threshold")) {
+      c.threshold = std::size_t(*n);
+    }
+    if (auto n = integer(side + ".compression_level", "compression_level")) c.level = int(*n);
   }
 
   void fill_side(const std::string& side, std::size_t& max_frame, DecodeLimits& limits,

@@ -162,6 +162,26 @@ TEST(Config, ToolKeysReachTheServer) {
   EXPECT_THROW((void)parse_config("[server]\ndescribe = 1\n"), brine::ConfigError);
 }
 
+TEST(Config, CompressionIsASettingOnEachSide) {
+  const auto c = parse_config(
+      "compression = \"zstd\"\ncompression_threshold = 65536\n"
+      "[server]\ncompression = [\"lz4\", \"zstd\"]\ncompression_level = 3\n");
+  EXPECT_EQ(c.client.options.compression.algorithms, std::vector<std::string>{"zstd"});
+  EXPECT_EQ(c.client.options.compression.threshold, 65536u);
+  EXPECT_EQ(c.server.options.compression.algorithms, (std::vector<std::string>{"lz4", "zstd"}));
+  EXPECT_EQ(c.server.options.compression.threshold, 65536u);  // the top level's
+  EXPECT_EQ(c.server.options.compression.level, 3);
+  EXPECT_EQ(c.client.options.compression.level, 0);
+  const auto d = parse_config("");
+  EXPECT_TRUE(d.client.options.compression.algorithms.empty());  // off unless asked
+  EXPECT_EQ(d.server.options.compression.algorithms, (std::vector<std::string>{"zstd", "lz4"}));
+  const auto off = parse_config("[server]\ncompression = []\n");
+  EXPECT_TRUE(off.server.options.compression.algorithms.empty());
+  EXPECT_THROW((void)parse_config("compression = \"gzip\"\n"), brine::ConfigError);
+  EXPECT_THROW((void)parse_config("compression_level = 20\n"), brine::ConfigError);
+  EXPECT_THROW((void)parse_config("[client]\ncompression_threshold = -1\n"), brine::ConfigError);
+}
+
 TEST(Config, EmptyFileGivesTheDefaults) {
   const auto c = parse_config("");
   const brine::ServerOptions server_defaults;

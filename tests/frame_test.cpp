@@ -195,7 +195,7 @@ INSTANTIATE_TEST_SUITE_P(All, FrameCorruption,
                          testing::Values(Corruption{"magic0", 4, 0x00},
                                          Corruption{"magic1", 5, 0x00}, Corruption{"version", 6, 2},
                                          Corruption{"kind0", 7, 0}, Corruption{"kind11", 7, 11},
-                                         Corruption{"flags", 9, 0x10},
+                                         Corruption{"flags", 9, 0x20},
                                          Corruption{"method_len", 10, 0xFF}),
                          [](const auto& param_info) { return std::string(param_info.param.name); });
 

@@ -614,14 +614,23 @@ TEST(FlowRule, OneItemMayOvershootTheWindowAndSmallCreditsStillCount) {
   EXPECT_FALSE(flow.deliver_credit(0x80000000u));
 }
 
+// An item frame as the connection hands it over: a header, no method, `payload`.
+brine::detail::FrameView item_view(const std::vector<std::byte>& payload) {
+  brine::detail::FrameView f{};
+  f.kind = brine::detail::FrameKind::item;
+  f.payload = payload;
+  f.size = brine::detail::kFixedSize + payload.size();
+  return f;
+}
+
 TEST(FlowRule, AReceiverCreditsWhatItsReaderTookAndRefusesItemsBeyondTheWindow) {
   RecordingFlow flow(65536);
   // 64 KiB of item frames (16 + 1008 bytes each) fill the window exactly...
   const std::vector<std::byte> kilo(1008);
-  for (int i = 0; i < 64; ++i) ASSERT_TRUE(flow.deliver_item(kilo));
+  for (int i = 0; i < 64; ++i) ASSERT_TRUE(flow.deliver_item(item_view(kilo), 0));
   // ...and one more is beyond it: a protocol error.
   const std::vector<std::byte> one(10);
-  EXPECT_FALSE(flow.deliver_item(one));
+  EXPECT_FALSE(flow.deliver_item(item_view(one), 0));
   EXPECT_TRUE(flow.credits.empty());
   // Reading half the window grants it back, in one credit.
   brine::Buffer payload;
@@ -631,7 +640,7 @@ TEST(FlowRule, AReceiverCreditsWhatItsReaderTookAndRefusesItemsBeyondTheWindow) 
   ASSERT_EQ(flow.read(payload, false), brine::detail::StreamCore::Io::done);
   ASSERT_EQ(flow.credits.size(), 1u);
   EXPECT_EQ(flow.credits[0], 32u * 1024);
-  EXPECT_TRUE(flow.deliver_item(one));  // room again
+  EXPECT_TRUE(flow.deliver_item(item_view(one), 0));  // room again
 }
 
 // 10,000 streams at once on one connection, each a coroutine on the server (no thread each).

@@ -9,8 +9,9 @@ packages=(
   libzmq3-dev cppzmq-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format python3
-  libcli11-dev libhttp-parser-dev
+  libcli11-dev libhttp-parser-dev libzstd-dev liblz4-dev
   curl prometheus python3-prometheus-client chromium
+  libgrpc++-dev protobuf-compiler-grpc capnproto libcapnp-dev
 )
 
 missing=()

@@ -54,6 +54,10 @@ class Buffer {
   }
 
   void clear() noexcept { size_ = 0; }
+  // Shrinks the size to n (n <= size()): the bytes beyond it are dropped, the memory kept.
+  void resize(std::size_t n) noexcept {
+    if (n < size_) size_ = n;
+  }
 
   void swap(Buffer& other) noexcept {
     std::swap(data_, other.data_);

@@ -34,6 +34,7 @@
 
 #include "brine/buffer.hpp"
 #include "brine/codec.hpp"
+#include "brine/compression.hpp"
 #include "brine/context.hpp"
 #include "brine/detail/frame.hpp"
 #include "brine/interface.hpp"
@@ -104,6 +105,12 @@ struct ClientOptions {
   // The window of each stream this client receives items on (docs/wire-format.md, "Streams"):
   // the items of one stream held unread stay below this plus one frame. At least 65536.
   std::size_t stream_window = 256 * 1024;
+  // Compression of large payloads (brine/compression.hpp; off by default: no algorithm). With
+  // algorithms named, every request says that its answer may be compressed with them, and a
+  // request payload of compression.threshold bytes or more is compressed with the first of them
+  // the server has said (in a reply on the connection) that it accepts. Config keys
+  // compression, compression_threshold, compression_level.
+  CompressionOptions compression{};
   // Send each method's contract (brine/fingerprint.hpp) with its first call on a connection, so
   // that a server whose types differ refuses the call with FAILED_PRECONDITION instead of
   // decoding garbage. Later calls of the method on that connection carry nothing extra.
@@ -135,6 +142,9 @@ struct CallOptions {
   std::stop_token cancel{};
   // Overrides ClientOptions::wait_for_ready for this call.
   std::optional<bool> wait_for_ready{};
+  // false: this call's request goes uncompressed and its answer is asked to come uncompressed,
+  // whatever ClientOptions::compression says (a payload known not to compress, say).
+  std::optional<bool> compress{};
   // Sent with this call, after ClientOptions::metadata.
   Metadata metadata{};
   // Made while handling a call (on a thread running a brine handler): the call's deadline caps

@@ -40,6 +40,7 @@
 #include "brine/buffer.hpp"
 #include "brine/client.hpp"
 #include "brine/codec.hpp"
+#include "brine/compression.hpp"
 #include "brine/context.hpp"
 #include "brine/detail/frame.hpp"
 #include "brine/interface.hpp"
@@ -116,6 +117,12 @@ struct ServerOptions {
   // The window of each stream this server receives items on (docs/wire-format.md, "Streams"):
   // a stream's items it holds unread stay below this plus one frame. At least 65536.
   std::size_t stream_window = 256 * 1024;
+  // Compression (brine/compression.hpp): the algorithms accepted in requests, and those an answer
+  // is compressed with, most preferred first: an answer of compression.threshold bytes or more
+  // goes compressed with the first of them its request accepts (a client that names none gets
+  // none). Empty: requests compressed with anything are refused (UNIMPLEMENTED). Config keys
+  // compression, compression_threshold, compression_level.
+  CompressionOptions compression = CompressionOptions::accept_all();
   // Datagram endpoints (udp://, unixgram://): how long each peer's call ids and answers are
   // remembered, so that a request its client sends again is answered from memory and not run a
   // second time (at most once). Keep it above the clients' longest timeout: a request older

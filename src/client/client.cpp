@@ -19,6 +19,7 @@
 #include "client/codec_choice.hpp"
 #include "client/connector.hpp"
 #include "event/loop.hpp"
+#include "wire/compression.hpp"
 #include "wire/control.hpp"
 
 namespace brine {
@@ -140,6 +141,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   ClientCore(std::string_view uri, ClientOptions options)
       : options_(checked(options)),
         codecs_(options_.codec, options_.codecs),
+        compression_(wire::resolve(options_.compression, "client")),
         loop_owner_(std::make_shared<event::EventLoop>()),
         loop_(*loop_owner_),
         connector_(uri, options_, loop_),
@@ -151,6 +153,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
              std::shared_ptr<event::EventLoop> loop)
       : options_(checked(options)),
         codecs_(options_.codec, options_.codecs),
+        compression_(wire::resolve(options_.compression, "client")),
         loop_owner_(std::move(loop)),
         loop_(*loop_owner_),
         connector_(uri, std::move(dialer), options_, loop_),
@@ -291,6 +294,17 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   // Whether `frame`, about to go on `conn`, is to carry `contract`: adds it if so. A frame that
   // cannot fit it afterwards is left as it was.
   bool add_contract(ClientConnection& conn, Buffer& frame, const Contract& contract) const;
+  // Gives a request, oneway or stream opener about to go on `conn` its encoding field, when this
+  // client compresses: the algorithms it accepts in the answer, and its payload compressed when
+  // large and the server has said it accepts the algorithm. After add_contract().
+  void add_encoding(const ClientConnection& conn, Buffer& frame, const CallOptions& opts) const {
+    if (!compression_.enabled()) return;
+    const bool on = opts.compress.value_or(true);
+    wire::seal_encoding(frame,
+                        on ? compression_.pick(conn.server_accepts()) : wire::Encoding::identity,
+                        compression_, on ? compression_.set : wire::EncodingSet{0},
+                        std::min(options_.max_frame_size, conn.max_frame_length()));
+  }
   // Sends `frame` (which add_contract() may have given a contract) on `conn`.
   transport::SendStatus send(ClientConnection& conn, Buffer&& frame, Deadline deadline,
                              const Contract& contract);
@@ -344,6 +358,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   ClientOptions options_;
   CodecChooser codecs_;
+  const wire::Compression compression_;
   // A Client's own (a ClientThread runs it), or a server's for its calls back.
   std::shared_ptr<event::EventLoop> loop_owner_;
   event::EventLoop& loop_;
@@ -418,6 +433,7 @@ std::shared_ptr<ClientConnection> ClientCore::prepare(Buffer& frame, PendingCall
   }
   if (icall != nullptr) icall->set_peer(conn->peer());
   (void)add_contract(*conn, frame, contract);
+  add_encoding(*conn, frame, opts);
   id = next_id();
   wire::stamp_request(frame, id,
                       std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
@@ -568,6 +584,7 @@ Status ClientCore::send_oneway(Buffer&& frame, CallOptions opts, const Contract&
       return s;
     }
     (void)add_contract(*conn, frame, contract);
+    add_encoding(*conn, frame, opts);
     set_call_id(frame, next_id());
     switch (send(*conn, std::move(frame), deadline, contract)) {
       case transport::SendStatus::sent:
@@ -655,11 +672,18 @@ std::shared_ptr<ClientStreamCore> ClientCore::open_stream(Buffer&& frame, std::s
   }
   if (icall) icall->set_peer(conn->peer());
   (void)add_contract(*conn, frame, contract);
+  add_encoding(*conn, frame, opts);
   const std::uint64_t id = next_id();
   wire::stamp_request(frame, id,
                       std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
   auto stream =
       std::make_shared<ClientStream>(id, CodecId(frame_codec(frame.bytes())), options_, deadline);
+  if (compression_.enabled()) {
+    const bool on = opts.compress.value_or(true);
+    stream->compress_items(
+        on ? compression_.pick(conn->server_accepts()) : wire::Encoding::identity, compression_,
+        on ? compression_.set : wire::EncodingSet{0});
+  }
   stream->attach(conn);
   std::unique_ptr<PendingCall> owned =
       std::make_unique<StreamCompletion>(stream, *this, object, method, contract);

@@ -4,6 +4,7 @@
 #include "callback/reverse_channel.hpp"
 
 #include "client/client_stream.hpp"
+#include "wire/compression.hpp"
 #include "wire/control.hpp"
 
 namespace brine::detail {
@@ -27,7 +28,9 @@ ClientConnection::ClientConnection(std::shared_ptr<transport::Channel> channel,
       loop_(loop),
       heartbeat_interval_(options.heartbeat_interval),
       heartbeat_timeout_(options.heartbeat_timeout),
-      metadata_limits_(options.metadata_limits) {
+      metadata_limits_(options.metadata_limits),
+      accepts_(wire::resolve(options.compression, "client").set),
+      max_frame_size_(options.max_frame_size) {
   const auto now = rep(Clock::now());
   last_received_.store(now, std::memory_order_relaxed);
   last_sent_.store(now, std::memory_order_relaxed);
@@ -91,14 +94,14 @@ void ClientConnection::on_stream_frame(const FrameView& f) {
   }
   // A stream that ended (or was never opened here): its frames on the way are dropped.
   if (!stream) return;
-  const bool ok = f.kind == FrameKind::item
-                      ? f.codec == std::uint8_t(stream->codec()) && stream->deliver_item(f.payload)
-                      : stream->deliver_credit(wire::credit_of(f));
+  const bool ok = f.kind == FrameKind::item ? f.codec == std::uint8_t(stream->codec()) &&
+                                                  stream->deliver_item(f, accepts_)
+                                            : stream->deliver_credit(wire::credit_of(f));
   if (!ok) {
     fail({StatusCode::internal, "the server broke the flow control of stream " +
                                     std::to_string(f.call_id) +
-                                    " (sent beyond the window, a credit overflowing it, or an "
-                                    "item in another codec)"});
+                                    " (sent beyond the window, a credit overflowing it, an "
+                                    "item in another codec, or one that does not decompress)"});
   }
 }
 
@@ -269,6 +272,24 @@ void ClientConnection::on_frame(const FrameView& f) {
         md->clear();
         read_metadata(f.metadata, *md);
       }
+    }
+    if (f.has_encoding) {
+      server_accepts_.store(f.accepts, std::memory_order_relaxed);
+      if (f.encoding != 0 && s.ok()) {
+        Buffer payload;
+        if (Status bad = wire::inflate(f, accepts_, max_frame_size_, payload); !bad.ok()) {
+          bad.message = "the reply's " + bad.message;
+          bad.retry = Retry::maybe_ran;
+          complete(std::move(taken), bad, {});
+          return;
+        }
+        complete(std::move(taken), s, payload.bytes());
+        return;
+      }
+    } else if (f.kind == FrameKind::error && wire::is_encodings_refusal(s)) {
+      // The server refused the algorithm (another server behind a broker, or its configuration
+      // changed): nothing more goes compressed until a reply says again what it accepts.
+      server_accepts_.store(0, std::memory_order_relaxed);
     }
     complete(std::move(taken), s, s.ok() ? f.payload : std::span<const std::byte>{});
   }

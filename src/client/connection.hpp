@@ -105,6 +105,11 @@ class ClientConnection final : public transport::ChannelSink,
   void mark_contract_sent(std::string_view method, std::uint8_t codec, std::uint64_t fingerprint);
   // The server refused a call of `method` before checking its contract: send it again.
   void forget_contract(std::string_view method, std::uint8_t codec);
+  // The compression algorithms the server has said it accepts (the encoding field of its last
+  // reply on this connection); none until then.
+  std::uint8_t server_accepts() const noexcept {
+    return server_accepts_.load(std::memory_order_relaxed);
+  }
   // Waits (bounded) until the channel has delivered its end.
   void wait_closed(std::chrono::milliseconds timeout);
 
@@ -139,6 +144,9 @@ class ClientConnection final : public transport::ChannelSink,
   const std::chrono::milliseconds heartbeat_interval_;
   const std::chrono::milliseconds heartbeat_timeout_;
   const MetadataLimits metadata_limits_;
+  const std::uint8_t accepts_;        // compression algorithms this client takes in answers
+  const std::size_t max_frame_size_;  // bounds a decompressed payload
+  std::atomic<std::uint8_t> server_accepts_{0};
   CallTable calls_;
   std::atomic<bool> dead_{false};
   mutable std::mutex death_mu_;

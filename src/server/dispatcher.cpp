@@ -101,6 +101,7 @@ CallInfo info_of(CallExtras& x, const Peer* peer, Clock::time_point deadline) {
 Dispatcher::Dispatcher(const ServerOptions& options, const Registry& registry, Counters& counters,
                        Metrics& metrics)
     : options_(options),
+      compression_(wire::resolve(options.compression, "server")),
       chain_(chain_of(options)),
       registry_(registry),
       counters_(counters),
@@ -136,9 +137,13 @@ void Dispatcher::seal_answer(const CallState& state, Buffer& frame, bool is_repl
     make_error_frame(frame, state.call_id, why, options_.max_frame_size, takes ? &md : nullptr);
     return;
   }
-  if (md.empty() || !takes) return;
-  if (frame.size() - kPrefixSize + metadata_field_size(md) <= options_.max_frame_size) {
+  if (!md.empty() && takes &&
+      frame.size() - kPrefixSize + metadata_field_size(md) <= options_.max_frame_size) {
     attach_metadata(frame, md);
+  }
+  if (state.extras.has_encoding) {
+    wire::seal_encoding(frame, compression_.pick(state.extras.accepts), compression_,
+                        compression_.set, options_.max_frame_size);
   }
 }
 
@@ -259,17 +264,35 @@ void Dispatcher::dispatch(ServerConnection& conn, const FrameView& f) {
       return refuse(std::move(s));
     }
   }
-  if (Status refused = admit(conn, f, target); !refused.ok()) {
+  // A compressed payload is decompressed here, before the call is admitted, so that one that
+  // does not decompress is refused like any other bad request.
+  Buffer inflated;
+  FrameView plain;
+  const FrameView* request = &f;
+  if (f.has_encoding) {
+    extras.has_encoding = true;
+    extras.accepts = f.accepts;
+    if (f.encoding != 0) {
+      if (Status s = wire::inflate(f, compression_.set, options_.max_frame_size, inflated);
+          !s.ok()) {
+        return refuse(std::move(s));
+      }
+      plain = f;
+      plain.payload = inflated.bytes();
+      request = &plain;
+    }
+  }
+  if (Status refused = admit(conn, *request, target); !refused.ok()) {
     if (refused.retry == Retry::unknown) refused.retry = Retry::not_run;  // refused unrun
     return refuse(std::move(refused));
   }
   if (counting) extras.stats = metrics_.find(f.method, target.handler);
   if (target.handler->shape() != Shape::unary) {
-    start_later(conn, f, std::move(target), deadline, std::move(extras));
+    start_later(conn, *request, std::move(target), deadline, std::move(extras));
   } else if (pool_) {
-    queue(conn, f, std::move(target), deadline, std::move(extras));
+    queue(conn, *request, std::move(target), deadline, std::move(extras), std::move(inflated));
   } else {
-    run_inline(conn, f, target, deadline, std::move(extras));
+    run_inline(conn, *request, target, deadline, std::move(extras));
   }
 }
 
@@ -285,7 +308,8 @@ void Dispatcher::route(ServerConnection& conn, const FrameView& f) {
                            (call->stream() == nullptr
                                 ? " which is not a stream"
                                 : " breaks its flow control (sent beyond the window, a credit "
-                                  "overflowing it, or an item in another codec)")},
+                                  "overflowing it, an item in another codec, or one that does "
+                                  "not decompress)")},
                       conn.peer().silent_departure);
   }
 }
@@ -437,13 +461,17 @@ void Dispatcher::run_inline(ServerConnection& conn, const FrameView& f, const Ta
 }
 
 void Dispatcher::queue(ServerConnection& conn, const FrameView& f, Target&& target,
-                       Clock::time_point deadline, CallExtras&& extras) {
+                       Clock::time_point deadline, CallExtras&& extras, Buffer&& inflated) {
   // The payload is copied out of the read buffer (which the next read reuses) into a recycled
   // Queued whose buffer has room already.
   std::unique_ptr<Queued> call = take_queued();
   call->conn = conn.shared_from_this();
   call->target = std::move(target);
-  call->payload.append(f.payload.data(), f.payload.size());
+  if (!inflated.empty()) {
+    call->payload = std::move(inflated);
+  } else {
+    call->payload.append(f.payload.data(), f.payload.size());
+  }
   call->state.deadline = deadline;
   call->state.call_id = f.call_id;
   call->state.codec = CodecId(f.codec);

@@ -20,6 +20,7 @@
 #include "server/metrics.hpp"
 #include "server/registry.hpp"
 #include "server/session.hpp"
+#include "wire/compression.hpp"
 
 namespace brine::detail {
 
@@ -75,6 +76,8 @@ class Dispatcher {
   // The answer's frame for a call that ends with `frame` (a reply; null: an error) or `why`:
   // the reply with the call's reply metadata attached where it fits, or the error frame.
   void seal_answer(const CallState& state, Buffer& frame, bool is_reply, const Status& why) const;
+  // The compression this server accepts and answers with (ServerOptions::compression).
+  const wire::Compression& compression() const noexcept { return compression_; }
   // Resumes a handler's coroutine that waited on `call`'s stream: on a worker (inline when
   // workers == 0), with brine::this_call set to the call.
   void resume(std::coroutine_handle<> h, std::shared_ptr<ServerCall> call);
@@ -105,8 +108,11 @@ class Dispatcher {
   Status check_contract(ServerConnection& conn, const FrameView& f, const Target& target);
   void run_inline(ServerConnection& conn, const FrameView& f, const Target& target,
                   std::chrono::steady_clock::time_point deadline, CallExtras&& extras);
+  // `inflated`: the request's payload decompressed (f.payload views it), taken over by the
+  // queued call instead of copied.
   void queue(ServerConnection& conn, const FrameView& f, Target&& target,
-             std::chrono::steady_clock::time_point deadline, CallExtras&& extras);
+             std::chrono::steady_clock::time_point deadline, CallExtras&& extras,
+             Buffer&& inflated);
   void run_queued(std::unique_ptr<Queued> call);
   // Runs the call; returns its reply or error frame, or nothing (a oneway, a cancelled call).
   // The caller takes the call off the connection's list before sending it: once the answer is
@@ -125,6 +131,7 @@ class Dispatcher {
   void recycle(std::unique_ptr<Queued> q) noexcept;
 
   const ServerOptions& options_;
+  const wire::Compression compression_;
   const Interceptors chain_;  // logging, token check, then ServerOptions::interceptors
   const Registry& registry_;
   Counters& counters_;

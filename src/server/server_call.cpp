@@ -42,7 +42,13 @@ ServerCall::ServerCall(Dispatcher& dispatcher, const std::shared_ptr<ServerConne
   state_.peer = &peer_;
   state_.extras = std::move(extras);
   state_.guard = &guard_;
-  if (stream) flow_ = std::make_unique<Flow>(*this, f, options);
+  if (stream) {
+    flow_ = std::make_unique<Flow>(*this, f, options);
+    if (state_.extras.has_encoding) {
+      const wire::Compression& c = dispatcher.compression();
+      flow_->compress_items(c.pick(state_.extras.accepts), c, c.set);
+    }
+  }
 }
 
 ServerCall::~ServerCall() {
@@ -133,7 +139,8 @@ bool ServerCall::on_stream_frame(const FrameView& f) {
   if (!flow_) return false;
   switch (f.kind) {
     case FrameKind::item:
-      return f.codec == std::uint8_t(codec_) && flow_->deliver_item(f.payload);
+      return f.codec == std::uint8_t(codec_) &&
+             flow_->deliver_item(f, dispatcher_.compression().set);
     case FrameKind::end:
       flow_->deliver_end();
       return true;

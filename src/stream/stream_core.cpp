@@ -72,6 +72,9 @@ StreamCore::Io FlowStream::send_item(Buffer& frame) {
 
 StreamCore::Io FlowStream::write(Buffer& frame, bool wait) {
   if (!finish_frame(frame, max_frame_size_)) return Io::too_large;
+  if (items_sealed_) {
+    wire::seal_encoding(frame, item_encoding_, item_policy_, item_accepts_, max_frame_size_);
+  }
   {
     Lock lk(mu_);
     while (!write_closed() && !can_write()) {
@@ -129,16 +132,21 @@ bool FlowStream::park_read(std::coroutine_handle<> h, Buffer& payload, Io& io) {
   return false;
 }
 
-bool FlowStream::deliver_item(std::span<const std::byte> payload) {
+bool FlowStream::deliver_item(const FrameView& f, wire::EncodingSet accepted) {
   std::coroutine_handle<> reader;
   Buffer credit;
+  Buffer item;
+  if (f.encoding != 0) {
+    if (!wire::inflate(f, accepted, max_frame_size_, item).ok()) return false;
+  } else {
+    item.reserve(f.payload.size());
+    item.append(f.payload.data(), f.payload.size());
+  }
   {
     std::lock_guard lk(mu_);
     if (received_ >= allowed_in_) return false;  // sent beyond its window
-    received_ += kHeaderSize + payload.size();
-    if (read_closed_ || ended_) return true;  // nobody reads any more: dropped
-    Buffer item(payload.size());
-    item.append(payload.data(), payload.size());
+    received_ += cost(f.size);                   // as its sender counted it
+    if (read_closed_ || ended_) return true;     // nobody reads any more: dropped
     items_.push_back(std::move(item));
     if (parked_reader_) {
       reader = std::exchange(parked_reader_, {});

@@ -16,6 +16,7 @@
 #include <mutex>
 
 #include "brine/stream.hpp"
+#include "wire/compression.hpp"
 
 namespace brine::detail {
 
@@ -37,9 +38,22 @@ class FlowStream : public StreamCore {
   Status status() const override;
   bool finished() const noexcept override;
 
+  // Items written from now on carry an encoding field: compressed with `with` (identity: never)
+  // by `policy` when large, and saying `accepts`. For a stream whose peer has shown it knows the
+  // field. Before any write.
+  void compress_items(wire::Encoding with, const wire::Compression& policy,
+                      wire::EncodingSet accepts) {
+    item_encoding_ = with;
+    item_policy_ = policy;
+    item_accepts_ = accepts;
+    items_sealed_ = true;
+  }
+
   // --- from the connection's reading thread ---
-  // An item arrived. False: the sender broke the flow-control rule (a protocol error).
-  [[nodiscard]] bool deliver_item(std::span<const std::byte> payload);
+  // An item frame arrived (decompressed here if it is compressed with one of `accepted`, to at
+  // most max_frame_size bytes). False: the sender broke the flow-control rule, or sent an item
+  // that does not decompress (protocol errors).
+  [[nodiscard]] bool deliver_item(const FrameView& f, wire::EncodingSet accepted);
   // Window granted to our writer. False: the grant overflows (a protocol error).
   [[nodiscard]] bool deliver_credit(std::uint32_t bytes);
   // The other side sends no more items (items already here are still read).
@@ -77,6 +91,10 @@ class FlowStream : public StreamCore {
   const std::size_t max_frame_size_;
   const std::uint32_t window_;
   const Deadline deadline_;
+  wire::Encoding item_encoding_ = wire::Encoding::identity;
+  wire::Compression item_policy_;
+  bool items_sealed_ = false;  // items carry an encoding field
+  wire::EncodingSet item_accepts_ = 0;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

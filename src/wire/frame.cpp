@@ -103,6 +103,21 @@ bool has_metadata(std::span<const std::byte> frame) noexcept {
   return (std::uint8_t(frame[9]) & kFlagMetadata) != 0;
 }
 
+bool has_encoding(std::span<const std::byte> frame) noexcept {
+  return (std::uint8_t(frame[9]) & kFlagEncoding) != 0;
+}
+
+std::size_t payload_offset(std::span<const std::byte> frame) noexcept {
+  const std::byte* p = frame.data();
+  const auto flags = std::uint8_t(p[9]);
+  std::size_t at = kFixedSize + load_be16(p + 10);
+  if ((flags & kFlagTimeout) != 0) at += kTimeoutFieldSize;
+  if ((flags & kFlagContract) != 0) at += 2 + load_be16(p + at);
+  if ((flags & kFlagMetadata) != 0) at += 4 + load_be32(p + at);
+  if ((flags & kFlagEncoding) != 0) at += p[at] != std::byte{0} ? 6 : 2;
+  return at;
+}
+
 void attach_metadata(Buffer& frame, const Metadata& md) {
   attach_metadata(frame, md, false);
 }
@@ -370,8 +385,14 @@ Status check_header(const std::byte* p, std::uint32_t length) noexcept {
   const auto kind = std::uint8_t(p[7]);
   if (kind < 1 || kind > 10) return err("unknown frame kind");
   const auto flags = std::uint8_t(p[9]);
-  if ((flags & ~(kFlagTimeout | kFlagContract | kFlagStream | kFlagMetadata)) != 0) {
+  if ((flags & ~(kFlagTimeout | kFlagContract | kFlagStream | kFlagMetadata | kFlagEncoding)) !=
+      0) {
     return err("reserved flag bits set");
+  }
+  if ((flags & kFlagEncoding) != 0 && kind != std::uint8_t(FrameKind::request) &&
+      kind != std::uint8_t(FrameKind::oneway) && kind != std::uint8_t(FrameKind::reply) &&
+      kind != std::uint8_t(FrameKind::item)) {
+    return err("an encoding field in a frame that is not a request, oneway, reply or item");
   }
   if ((flags & kFlagMetadata) != 0 && kind != std::uint8_t(FrameKind::request) &&
       kind != std::uint8_t(FrameKind::oneway) && kind != std::uint8_t(FrameKind::reply) &&
@@ -455,6 +476,25 @@ Status view_frame(const std::byte* p, std::size_t total, FrameView* out) {
     }
     out->metadata = {e, len};
     offset += 4 + len;
+  }
+  out->has_encoding = (std::uint8_t(p[9]) & kFlagEncoding) != 0;
+  out->encoding = 0;
+  out->accepts = 0;
+  out->decoded_size = 0;
+  if (out->has_encoding) {
+    if (total - offset < 2) {
+      return {StatusCode::invalid_argument, "encoding field past the end of the frame"};
+    }
+    out->encoding = std::uint8_t(p[offset]);
+    out->accepts = std::uint8_t(p[offset + 1]);
+    offset += 2;
+    if (out->encoding != 0) {
+      if (total - offset < 4) {
+        return {StatusCode::invalid_argument, "encoding field past the end of the frame"};
+      }
+      out->decoded_size = load_be32(p + offset);
+      offset += 4;
+    }
   }
   out->payload = {p + offset, total - offset};
   return {};

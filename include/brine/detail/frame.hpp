@@ -23,6 +23,10 @@
 //                            fingerprint, c - 8 bytes of contract text (brine/fingerprint.hpp)
 //   ...    4+n  metadata     only when flags bit 3 is set: u32 n, then n bytes of entries (u8 key
 //                            length >= 1, key, u16 value length, value)
+//   ...    2(+4) encoding    only when flags bit 4 is set (requests, oneways, replies, items):
+//                            u8 algorithm of the payload (0 none, 1 zstd, 2 lz4), u8 set of
+//                            algorithms the sender accepts in answers (bit 1 << id), then, when
+//                            the algorithm is not 0, u32 size of the decompressed payload
 //   ...    ...  payload      codec bytes (request/reply/oneway) or the error payload
 //
 // The magic is checked as soon as the first six bytes are here, then the length against the limit
@@ -66,6 +70,10 @@ inline constexpr std::uint8_t kFlagStream = 0x04;
 // flags bit 3: a metadata field (u32 length, then entries: u8 key length, key, u16 value length,
 // value) follows the contract field; in requests, oneways, replies and errors.
 inline constexpr std::uint8_t kFlagMetadata = 0x08;
+// flags bit 4: an encoding field (u8 algorithm, u8 accepted algorithms, and when the algorithm is
+// not 0 a u32 decompressed size) follows the metadata field; in requests, oneways, replies and
+// items (src/wire/compression.hpp).
+inline constexpr std::uint8_t kFlagEncoding = 0x10;
 // Every stream direction starts with this window: the bytes of item frames (their length
 // fields, header included) a sender may have sent beyond what the receiver has credited.
 inline constexpr std::uint32_t kInitialStreamWindow = 65536;
@@ -102,6 +110,12 @@ struct FrameView {
   std::span<const std::byte> metadata{};
   // The frame has the field (perhaps with no entries): its sender takes metadata in answers.
   bool has_metadata = false;
+  // The encoding field (flags bit 4): the payload's algorithm (0: as it is), the algorithms the
+  // sender accepts in answers, and the decompressed size (when the algorithm is not 0).
+  bool has_encoding = false;
+  std::uint8_t encoding = 0;
+  std::uint8_t accepts = 0;
+  std::uint32_t decoded_size = 0;
   // The whole frame's bytes, length prefix included.
   std::size_t size = 0;
 };
@@ -142,6 +156,9 @@ void attach_metadata(Buffer& frame, const Metadata& md, bool even_empty);
 // client takes metadata in its answer; attach_metadata fills it later.
 void open_metadata(Buffer& frame);
 bool has_metadata(std::span<const std::byte> frame) noexcept;
+bool has_encoding(std::span<const std::byte> frame) noexcept;
+// Where the payload of a frame being built or built begins (after every field its flags name).
+std::size_t payload_offset(std::span<const std::byte> frame) noexcept;
 // The bytes attach_metadata adds for `md`.
 inline std::size_t metadata_field_size(const Metadata& md) noexcept {
   return md.empty() ? 0 : 4 + md.wire_size();
