@@ -71,6 +71,7 @@ constexpr Key kServer[] = {
     {"callback_timeout_ms", Kind::integer, 1, 86400000},
     {"metrics", Kind::boolean},
     {"describe", Kind::boolean},
+    {"inline_fast_handlers", Kind::boolean},
 };
 constexpr Key kClient[] = {
     {"connect", Kind::string},
@@ -305,6 +306,9 @@ class ConfigReader {
     millis("server.callback_timeout_ms", o.callback_timeout);
     if (const Entry* e = lookup("server.metrics")) o.metrics = e->value().as_boolean()->get();
     if (const Entry* e = lookup("server.describe")) o.describe = e->value().as_boolean()->get();
+    if (const Entry* e = lookup("server.inline_fast_handlers")) {
+      o.inline_fast_handlers = e->value().as_boolean()->get();
+    }
     count("server.stream_window", o.stream_window);
     text("server.tls_certificate", o.tls.certificate_file);
     text("server.tls_private_key", o.tls.private_key_file);
@@ -426,7 +430,9 @@ class ConfigReader {
         break;
       case Kind::strings:
         if (v.is_string()) break;
-        if (!v.is_array() ||
+        // An empty list only where it means something (no compression), not where it would
+        // silently turn a safeguard off (tokens = [] must not mean "no authentication").
+        if (!v.is_array() || (v.as_array()->empty() && k.path != "compression") ||
             (!v.as_array()->empty() && !v.as_array()->is_homogeneous(toml::node_type::string))) {
           throw bad("expected " + kind_name(k.kind) + ", got " + node_type(v));
         }

@@ -719,6 +719,112 @@ TEST(InlineHandlers, ServeManyThreads) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+// Adaptive inline (ServerOptions::inline_fast_handlers): with workers, a method proved fast runs
+// on the I/O thread; a slow one, or one that calls onward, stays on the workers.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kSlowBuild = true;  // ThreadSanitizer: a handler's run is ten times longer
+#else
+constexpr bool kSlowBuild = false;
+#endif
+
+brine::Server& fast_and_slow(brine::Server& s, std::shared_ptr<std::atomic<bool>> slow) {
+  s.handle("flip", [slow](const calc::AddRequest& r) {
+    if (slow->load()) std::this_thread::sleep_for(2ms);
+    return calc::Number{r.a + r.b};
+  });
+  s.handle("sleepy", [](const calc::AddRequest& r) {
+    std::this_thread::sleep_for(200us);
+    return calc::Number{r.a};
+  });
+  return s;
+}
+
+TEST(AdaptiveInline, FastMethodsMoveToTheIOThreadAndSlowOnesStayOnWorkers) {
+  if (kSlowBuild) GTEST_SKIP() << "handlers are not fast under ThreadSanitizer";
+  auto slow = std::make_shared<std::atomic<bool>>(false);
+  brine::Server s({.workers = 2});
+  fast_and_slow(s, slow);
+  const std::string uri = s.listen("tcp://127.0.0.1:0");
+  s.start();
+  Client c(uri);
+  for (int i = 0; i < 100; ++i)
+    ASSERT_EQ(c.call<calc::Number>("sleepy", calc::AddRequest{1, 0}).value, 1);
+  EXPECT_EQ(s.stats().calls_inline, 0u);  // never fast enough
+  for (int i = 0; i < 2000 && s.stats().calls_inline < 100; ++i) {
+    ASSERT_EQ(c.call<calc::Number>("flip", calc::AddRequest{1, 2}).value, 3);
+  }
+  EXPECT_GE(s.stats().calls_inline, 100u);
+  // It turns slow: one call takes it back to the workers...
+  slow->store(true);
+  EXPECT_EQ(c.call<calc::Number>("flip", calc::AddRequest{1, 2}).value, 3);
+  EXPECT_EQ(s.stats().inline_demotions, 1u);
+  const auto inline_before = s.stats().calls_inline;
+  for (int i = 0; i < 10; ++i) c.call<calc::Number>("flip", calc::AddRequest{1, 2});
+  EXPECT_EQ(s.stats().calls_inline, inline_before);
+  // ...and fast again, it must prove itself over four times as many calls (256, not 64).
+  slow->store(false);
+  for (int i = 0; i < 150; ++i) c.call<calc::Number>("flip", calc::AddRequest{1, 2});
+  EXPECT_EQ(s.stats().calls_inline, inline_before);
+  for (int i = 0; i < 3000 && s.stats().calls_inline == inline_before; ++i) {
+    c.call<calc::Number>("flip", calc::AddRequest{1, 2});
+  }
+  EXPECT_GT(s.stats().calls_inline, inline_before);
+}
+
+TEST(AdaptiveInline, ASlowCallOnAWorkerDoesNotHoldUpInlineCalls) {
+  if (kSlowBuild) GTEST_SKIP() << "handlers are not fast under ThreadSanitizer";
+  auto slow = std::make_shared<std::atomic<bool>>(false);
+  brine::Server s({.workers = 2});
+  fast_and_slow(s, slow);
+  s.handle("long", [](const calc::AddRequest& r) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::int64_t(r.a)));
+    return calc::Number{r.a};
+  });
+  const std::string uri = s.listen("tcp://127.0.0.1:0");
+  s.start();
+  Client c(uri);
+  for (int i = 0; i < 2000 && s.stats().calls_inline < 10; ++i) {
+    c.call<calc::Number>("flip", calc::AddRequest{1, 2});
+  }
+  ASSERT_GT(s.stats().calls_inline, 0u);
+  Client other(uri);
+  auto pending = std::async(std::launch::async, [&] {
+    return other.call<calc::Number>("long", calc::AddRequest{1000, 0}).value;
+  });
+  ASSERT_TRUE(eventually([&] { return s.stats().calls_in_flight == 1; }));
+  const auto t0 = Clock::now();
+  for (int i = 0; i < 200; ++i)
+    ASSERT_EQ(c.call<calc::Number>("flip", calc::AddRequest{1, 2}).value, 3);
+  EXPECT_LT(Clock::now() - t0, 900ms);  // all while the long call still runs
+  EXPECT_EQ(pending.get(), 1000);
+}
+
+TEST(AdaptiveInline, MethodsThatCallOnwardStayOnWorkers) {
+  TestServer backend;
+  const std::string backend_uri = backend.listen("tcp4");
+  brine::Server s({.workers = 2});
+  auto onward = std::make_shared<Client>(backend_uri);
+  s.handle("relay", [onward](const calc::AddRequest& r) { return onward->call(calc::kAdd, r); });
+  const std::string uri = s.listen("tcp://127.0.0.1:0");
+  s.start();
+  Client c(uri);
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_EQ(c.call<calc::Number>("relay", calc::AddRequest{2, 2}).value, 4);
+  }
+  EXPECT_EQ(s.stats().calls_inline, 0u);
+}
+
+TEST(AdaptiveInline, OffRunsEveryCallOnWorkers) {
+  brine::Server s({.workers = 2, .inline_fast_handlers = false});
+  auto slow = std::make_shared<std::atomic<bool>>(false);
+  fast_and_slow(s, slow);
+  const std::string uri = s.listen("tcp://127.0.0.1:0");
+  s.start();
+  Client c(uri);
+  for (int i = 0; i < 300; ++i) c.call<calc::Number>("flip", calc::AddRequest{1, 2});
+  EXPECT_EQ(s.stats().calls_inline, 0u);
+}
+
 TEST(ClientOptions, BadCodecOrUriThrows) {
   EXPECT_THROW(Client("tcp://127.0.0.1:1", {.codec = "pickle"}), std::invalid_argument);
   EXPECT_THROW(Client("sctp://127.0.0.1:1"), std::invalid_argument);

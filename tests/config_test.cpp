@@ -178,6 +178,9 @@ TEST(Config, CompressionIsASettingOnEachSide) {
   const auto off = parse_config("[server]\ncompression = []\n");
   EXPECT_TRUE(off.server.options.compression.algorithms.empty());
   EXPECT_THROW((void)parse_config("compression = \"gzip\"\n"), brine::ConfigError);
+  // Only there: an empty list of tokens would turn authentication off without a word.
+  EXPECT_THROW((void)parse_config("[server]\ntokens = []\n"), brine::ConfigError);
+  EXPECT_THROW((void)parse_config("[server]\nlisten = []\n"), brine::ConfigError);
   EXPECT_THROW((void)parse_config("compression_level = 20\n"), brine::ConfigError);
   EXPECT_THROW((void)parse_config("[client]\ncompression_threshold = -1\n"), brine::ConfigError);
 }

@@ -437,7 +437,9 @@ TEST_F(Wire, ARequestReusingAPendingIdClosesTheConnection) {
 // and then, "already in use" (seen as a flaky failure of the test above); and a call answered
 // DEADLINE_EXCEEDED while it waited for a worker stayed on the list until a worker took it.
 TEST(WireCallIds, AnIdIsFreeAsSoonAsItsAnswerArrives) {
-  brine_test::TestServer one_worker({.workers = 1});
+  // Every call on the one worker: 2,000 quick adds would otherwise move add to the I/O thread
+  // (adaptive inline), and the late add below would not wait for the worker.
+  brine_test::TestServer one_worker({.workers = 1, .inline_fast_handlers = false});
   RawConn c(one_worker.listen("tcp4"));
   for (int i = 0; i < 2000; ++i) {
     c.send(frame(1, 1, 9, "add", cereal_doubles({1.0, 2.0})));

@@ -20,6 +20,7 @@
 // start(); listen() and stop() may be called at any time, from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -63,6 +64,13 @@ struct TlsServerOptions {
 struct ServerOptions {
   // Threads that run handlers; 0 runs them inline on the I/O thread.
   std::size_t workers = 4;
+  // With workers: a unary method whose calls have proved fast (64 in a row ran under 50 us on a
+  // worker and called nothing onward) runs on the I/O thread that read it, saving the hand-over
+  // to a worker (a thread wake-up: most of a small call's cost); one such call that takes over
+  // 500 us, or calls onward, sends the method back to the workers, and it must prove itself
+  // again over four times as many calls. docs/design.md, "Adaptive inline". Config key
+  // inline_fast_handlers.
+  bool inline_fast_handlers = true;
   // Threads that run socket I/O. Minimum 1.
   std::size_t io_threads = 1;
   // Largest frame accepted or sent (bytes after the length prefix): 1024 to 2^31 - 1.
@@ -171,6 +179,8 @@ struct ServerStats {
   std::uint64_t connections_refused = 0;  // over max_connections
   std::uint64_t connections_timed_out = 0;  // closed by first_frame/frame/idle timeouts
   std::uint64_t tls_handshakes_failed = 0;  // tls:// connections whose handshake failed
+  std::uint64_t calls_inline = 0;           // calls of methods proved fast, run on an I/O thread
+  std::uint64_t inline_demotions = 0;       // times such a method was sent back to the workers
 };
 
 struct HandlerOptions {
@@ -410,7 +420,23 @@ class HandlerBase {
   // handler.
   virtual void start(const std::shared_ptr<void>& /*self*/, std::span<const std::byte> /*request*/,
                      const std::shared_ptr<CallHandle>& /*call*/, CallContext& /*ctx*/) {}
+
+  // Where the server runs this unary method's calls (ServerOptions::inline_fast_handlers),
+  // learnt from how long they take; the server's own bookkeeping.
+  struct InlineState {
+    InlineState() = default;
+    InlineState(const InlineState&) noexcept {}  // a copied handler starts unlearnt
+    InlineState& operator=(const InlineState&) noexcept { return *this; }
+    std::atomic<bool> on{false};            // run on the I/O thread
+    std::atomic<std::uint32_t> fast{0};     // fast worker runs in a row
+    std::atomic<std::uint32_t> needed{64};  // fast runs in a row that make it inline
+  };
+  mutable InlineState inline_state;
 };
+
+// A call made from inside a handler (brine::Client called while serving): marks the running
+// call as waiting on others, so that its method is not run on an I/O thread.
+void note_onward_call() noexcept;
 
 // The remote methods of one interface, by name.
 struct InterfaceTable {

@@ -311,7 +311,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   // A call made while serving one: the served call's deadline and cancellation carry over.
   void inherit(CallOptions& opts) const {
-    if (!opts.inherit || !this_call::codec()) return;
+    if (!this_call::codec()) return;
+    note_onward_call();
+    if (!opts.inherit) return;
     const auto outer = this_call::deadline();
     if (outer != Clock::time_point::max()) {
       const auto own = opts.timeout.count() > 0 ? opts.timeout : options_.timeout;

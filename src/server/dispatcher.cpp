@@ -14,6 +14,14 @@ using Clock = std::chrono::steady_clock;
 // The call the current thread is running, for brine::this_call.
 thread_local const CallState* current_call = nullptr;
 
+// Adaptive inline (ServerOptions::inline_fast_handlers; docs/design.md, "Adaptive inline").
+// A worker run this short counts towards running the method on the I/O thread...
+constexpr auto kFastRun = std::chrono::microseconds(50);
+// ...and an inline run longer than this sends it back to the workers.
+constexpr auto kSlowInline = std::chrono::microseconds(500);
+// The fast runs in a row needed after each demotion grow fourfold, up to this.
+constexpr std::uint32_t kMostFastRunsNeeded = 1u << 20;
+
 // Keeps the objects a factory returns in the calling peer's session, and finds the objects
 // that arguments name.
 class PeerContext final : public CallContext {
@@ -48,6 +56,7 @@ class PeerContext final : public CallContext {
     if (name.empty() || name.size() > 64) {
       throw RpcError(StatusCode::invalid_argument, "an object passed as an argument has no name");
     }
+    note_onward_call();  // its calls go back to the caller: never on an I/O thread
     // The caller's: called back over its connection. A client's own objects are owned here
     // (dropping the last copy releases them); a server's objects that a client's callback
     // receives are the server's, owned by the Remote the client got them through.
@@ -167,6 +176,10 @@ bool Dispatcher::in_handler() noexcept {
   return current_call != nullptr;
 }
 
+void note_onward_call() noexcept {
+  if (current_call != nullptr) current_call->extras.onward = true;
+}
+
 bool Dispatcher::on_worker_thread() const {
   return pool_ && pool_->get_executor().running_in_this_thread();
 }
@@ -264,35 +277,31 @@ void Dispatcher::dispatch(ServerConnection& conn, const FrameView& f) {
       return refuse(std::move(s));
     }
   }
-  // A compressed payload is decompressed here, before the call is admitted, so that one that
-  // does not decompress is refused like any other bad request.
-  Buffer inflated;
-  FrameView plain;
-  const FrameView* request = &f;
+  // A compressed payload's algorithm and size are checked here; it is decompressed where the
+  // call runs (a worker), so that calls waiting for one hold only what arrived.
   if (f.has_encoding) {
     extras.has_encoding = true;
     extras.accepts = f.accepts;
     if (f.encoding != 0) {
-      if (Status s = wire::inflate(f, compression_.set, options_.max_frame_size, inflated);
+      if (Status s = wire::check_encoding(f.encoding, f.decoded_size, compression_.set,
+                                          options_.max_frame_size);
           !s.ok()) {
         return refuse(std::move(s));
       }
-      plain = f;
-      plain.payload = inflated.bytes();
-      request = &plain;
     }
   }
-  if (Status refused = admit(conn, *request, target); !refused.ok()) {
+  if (Status refused = admit(conn, f, target); !refused.ok()) {
     if (refused.retry == Retry::unknown) refused.retry = Retry::not_run;  // refused unrun
     return refuse(std::move(refused));
   }
   if (counting) extras.stats = metrics_.find(f.method, target.handler);
   if (target.handler->shape() != Shape::unary) {
-    start_later(conn, *request, std::move(target), deadline, std::move(extras));
-  } else if (pool_) {
-    queue(conn, *request, std::move(target), deadline, std::move(extras), std::move(inflated));
+    start_later(conn, f, std::move(target), deadline, std::move(extras));
+  } else if (pool_ && !runs_inline(*target.handler)) {
+    queue(conn, f, std::move(target), deadline, std::move(extras));
   } else {
-    run_inline(conn, *request, target, deadline, std::move(extras));
+    if (pool_) queued_.fetch_sub(1, std::memory_order_relaxed);  // admitted as if queued
+    run_inline(conn, f, target, deadline, std::move(extras));
   }
 }
 
@@ -329,23 +338,34 @@ void Dispatcher::start_later(ServerConnection& conn, const FrameView& f, Target&
     return;
   }
   if (!pool_) {
-    run_later(*call, target, f.payload);
+    run_later(*call, target, {f.payload, f.encoding, f.decoded_size});
     return;
   }
   Buffer request(f.payload.size());
   request.append(f.payload.data(), f.payload.size());
-  asio::post(*pool_, [this, call = std::move(call), target = std::move(target),
-                      request = std::move(request)] {
-    run_later(*call, target, request.bytes());
-    queued_.fetch_sub(1, std::memory_order_relaxed);
-  });
+  asio::post(*pool_,
+             [this, call = std::move(call), target = std::move(target),
+              request = std::move(request), encoding = f.encoding, decoded = f.decoded_size] {
+               run_later(*call, target, {request.bytes(), encoding, decoded});
+               queued_.fetch_sub(1, std::memory_order_relaxed);
+             });
 }
 
-void Dispatcher::run_later(ServerCall& call, const Target& target,
-                           std::span<const std::byte> request) {
+void Dispatcher::run_later(ServerCall& call, const Target& target, Payload packed) {
   if (call.finished()) return;  // cancelled, or past its deadline, before it started
   auto conn = call.connection();
   if (!conn) return;
+  Buffer plain;
+  std::span<const std::byte> request = packed.bytes;
+  if (packed.encoding != 0) {
+    if (Status s = wire::inflate(packed.encoding, packed.decoded_size, packed.bytes,
+                                 compression_.set, options_.max_frame_size, plain);
+        !s.ok()) {
+      (void)call.fail(s);
+      return;
+    }
+    request = plain.bytes();
+  }
   const CallState* outer = std::exchange(current_call, &call.state());
   try {
     PeerContext ctx(*conn, registry_, counters_, options_, call.codec());
@@ -444,6 +464,35 @@ Status Dispatcher::check_contract(ServerConnection& conn, const FrameView& f,
   return s;
 }
 
+bool Dispatcher::runs_inline(const HandlerBase& handler) const noexcept {
+  return options_.inline_fast_handlers && handler.inline_state.on.load(std::memory_order_relaxed);
+}
+
+void Dispatcher::learn_from_worker(const HandlerBase& handler, Clock::duration took,
+                                   bool onward) noexcept {
+  if (!options_.inline_fast_handlers) return;
+  auto& st = handler.inline_state;
+  if (onward || took >= kFastRun) {
+    st.fast.store(0, std::memory_order_relaxed);
+    return;
+  }
+  if (st.fast.fetch_add(1, std::memory_order_relaxed) + 1 >=
+      st.needed.load(std::memory_order_relaxed)) {
+    st.on.store(true, std::memory_order_relaxed);
+  }
+}
+
+void Dispatcher::learn_from_inline(const HandlerBase& handler, Clock::duration took,
+                                   bool onward) noexcept {
+  auto& st = handler.inline_state;
+  if (!onward && took <= kSlowInline) return;
+  if (!st.on.exchange(false, std::memory_order_relaxed)) return;  // another thread did
+  st.fast.store(0, std::memory_order_relaxed);
+  const std::uint32_t needed = st.needed.load(std::memory_order_relaxed);
+  st.needed.store(std::min(needed * 4, kMostFastRunsNeeded), std::memory_order_relaxed);
+  counters_.inline_demotions.fetch_add(1, std::memory_order_relaxed);
+}
+
 void Dispatcher::run_inline(ServerConnection& conn, const FrameView& f, const Target& target,
                             Clock::time_point deadline, CallExtras&& extras) {
   CallState state;
@@ -453,7 +502,14 @@ void Dispatcher::run_inline(ServerConnection& conn, const FrameView& f, const Ta
   state.peer = &conn.peer();
   state.extras = std::move(extras);
   const bool registered = conn.calls().add(state);
-  std::optional<Buffer> answer = execute(conn, f.kind, CodecId(f.codec), target, f.payload, state);
+  // With workers, only a method proved fast comes here: timed, to send it back if it is not.
+  const auto t0 = pool_ ? Clock::now() : Clock::time_point{};
+  std::optional<Buffer> answer = execute(conn, f.kind, CodecId(f.codec), target,
+                                         {f.payload, f.encoding, f.decoded_size}, state);
+  if (pool_) {
+    counters_.inline_calls.fetch_add(1, std::memory_order_relaxed);
+    learn_from_inline(*target.handler, Clock::now() - t0, state.extras.onward);
+  }
   if (registered) conn.calls().remove(state);
   if (answer) conn.send(std::move(*answer));
   conn.release();
@@ -461,17 +517,15 @@ void Dispatcher::run_inline(ServerConnection& conn, const FrameView& f, const Ta
 }
 
 void Dispatcher::queue(ServerConnection& conn, const FrameView& f, Target&& target,
-                       Clock::time_point deadline, CallExtras&& extras, Buffer&& inflated) {
+                       Clock::time_point deadline, CallExtras&& extras) {
   // The payload is copied out of the read buffer (which the next read reuses) into a recycled
   // Queued whose buffer has room already.
   std::unique_ptr<Queued> call = take_queued();
   call->conn = conn.shared_from_this();
   call->target = std::move(target);
-  if (!inflated.empty()) {
-    call->payload = std::move(inflated);
-  } else {
-    call->payload.append(f.payload.data(), f.payload.size());
-  }
+  call->payload.append(f.payload.data(), f.payload.size());
+  call->encoding = f.encoding;
+  call->decoded_size = f.decoded_size;
   call->state.deadline = deadline;
   call->state.call_id = f.call_id;
   call->state.codec = CodecId(f.codec);
@@ -522,8 +576,10 @@ void Dispatcher::run_queued(std::unique_ptr<Queued> call) {
                            "not run",
                            Retry::not_run});
   } else {
-    answer = execute(*call->conn, call->kind, call->codec, call->target, call->payload.bytes(),
-                     call->state);
+    const auto t0 = Clock::now();
+    answer = execute(*call->conn, call->kind, call->codec, call->target,
+                     {call->payload.bytes(), call->encoding, call->decoded_size}, call->state);
+    learn_from_worker(*call->target.handler, Clock::now() - t0, call->state.extras.onward);
   }
   if (call->registered) call->conn->calls().remove(call->state);
   if (answer) call->conn->send(std::move(*answer));
@@ -563,7 +619,7 @@ void Dispatcher::recycle(std::unique_ptr<Queued> q) noexcept {
 }
 
 std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind, CodecId codec,
-                                          const Target& target, std::span<const std::byte> payload,
+                                          const Target& target, Payload packed,
                                           const CallState& state) {
   const std::uint64_t call_id = state.call_id;
   if (state.cancelled.load(std::memory_order_relaxed)) {
@@ -581,6 +637,20 @@ std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind
     Buffer out;
     seal_answer(state, out, false, late);
     return out;
+  }
+  Buffer plain;
+  std::span<const std::byte> payload = packed.bytes;
+  if (packed.encoding != 0) {
+    if (Status s = wire::inflate(packed.encoding, packed.decoded_size, packed.bytes,
+                                 compression_.set, options_.max_frame_size, plain);
+        !s.ok()) {
+      conclude(state, s);
+      if (kind == FrameKind::oneway) return std::nullopt;
+      Buffer out;
+      seal_answer(state, out, false, s);
+      return out;
+    }
+    payload = plain.bytes();
   }
   Buffer out;
   begin_frame(out, FrameKind::reply, std::uint8_t(codec), {});

@@ -42,6 +42,8 @@ struct Counters {
   std::atomic<std::uint64_t> bytes_out{0};
   std::atomic<std::uint64_t> streams_open{0};
   std::atomic<std::uint64_t> streams_total{0};
+  std::atomic<std::uint64_t> inline_calls{0};      // adaptive inline: calls run on I/O threads
+  std::atomic<std::uint64_t> inline_demotions{0};  // methods sent back to the workers
 };
 
 class Dispatcher {
@@ -88,7 +90,9 @@ class Dispatcher {
   struct Queued {
     std::shared_ptr<ServerConnection> conn;
     Target target;
-    Buffer payload;
+    Buffer payload;  // as it arrived: compressed when encoding is not 0
+    std::uint8_t encoding = 0;
+    std::uint32_t decoded_size = 0;
     CallState state;
     FrameKind kind = FrameKind::request;
     CodecId codec = CodecId::cereal;
@@ -108,23 +112,33 @@ class Dispatcher {
   Status check_contract(ServerConnection& conn, const FrameView& f, const Target& target);
   void run_inline(ServerConnection& conn, const FrameView& f, const Target& target,
                   std::chrono::steady_clock::time_point deadline, CallExtras&& extras);
-  // `inflated`: the request's payload decompressed (f.payload views it), taken over by the
-  // queued call instead of copied.
   void queue(ServerConnection& conn, const FrameView& f, Target&& target,
-             std::chrono::steady_clock::time_point deadline, CallExtras&& extras,
-             Buffer&& inflated);
+             std::chrono::steady_clock::time_point deadline, CallExtras&& extras);
   void run_queued(std::unique_ptr<Queued> call);
+  // Adaptive inline: whether a unary call of `handler` runs on the I/O thread, and what a run
+  // on a worker or inline (`took`, and whether it called onward) teaches.
+  bool runs_inline(const HandlerBase& handler) const noexcept;
+  void learn_from_worker(const HandlerBase& handler, std::chrono::steady_clock::duration took,
+                         bool onward) noexcept;
+  void learn_from_inline(const HandlerBase& handler, std::chrono::steady_clock::duration took,
+                         bool onward) noexcept;
   // Runs the call; returns its reply or error frame, or nothing (a oneway, a cancelled call).
   // The caller takes the call off the connection's list before sending it: once the answer is
   // out, the peer may use its id again.
+  // A request's payload as it arrived: compressed (encoding not 0, decompressed where the call
+  // runs) or not.
+  struct Payload {
+    std::span<const std::byte> bytes;
+    std::uint8_t encoding = 0;
+    std::uint32_t decoded_size = 0;
+  };
   std::optional<Buffer> execute(ServerConnection& conn, FrameKind kind, CodecId codec,
-                                const Target& target, std::span<const std::byte> payload,
-                                const CallState& state);
+                                const Target& target, Payload packed, const CallState& state);
   void reply_error(ServerConnection& conn, std::uint64_t call_id, Status status);
   // A call of a deferred or stream method: a ServerCall, started on a worker (or inline).
   void start_later(ServerConnection& conn, const FrameView& f, Target&& target,
                    std::chrono::steady_clock::time_point deadline, CallExtras&& extras);
-  void run_later(ServerCall& call, const Target& target, std::span<const std::byte> request);
+  void run_later(ServerCall& call, const Target& target, Payload packed);
   // An item, end, credit or cancel for a call the connection keeps.
   void route(ServerConnection& conn, const FrameView& f);
   std::unique_ptr<Queued> take_queued();

@@ -285,6 +285,8 @@ ServerStats ServerCore::stats() const {
   st.connections_refused = counters_.refused.load(std::memory_order_relaxed);
   st.connections_timed_out = counters_.timed_out.load(std::memory_order_relaxed);
   st.tls_handshakes_failed = counters_.tls_failed.load(std::memory_order_relaxed);
+  st.calls_inline = counters_.inline_calls.load(std::memory_order_relaxed);
+  st.inline_demotions = counters_.inline_demotions.load(std::memory_order_relaxed);
   return st;
 }
 

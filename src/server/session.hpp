@@ -143,6 +143,7 @@ struct CallExtras {
   bool wants_metadata = false;   // the request had a metadata field: its answer may have one
   MethodStats* stats = nullptr;  // where the call is counted when it ends (metrics on)
   bool stream_counted = false;   // counted in the open streams
+  bool onward = false;           // the handler called out (brine::Client) while it ran
   bool has_encoding = false;     // the request had an encoding field: its answer may have one
   std::uint8_t accepts = 0;      // the compression algorithms the caller takes in the answer
 };

@@ -87,7 +87,7 @@ StreamCore::Io FlowStream::write(Buffer& frame, bool wait) {
       }
     }
     if (write_closed()) return Io::ended;
-    sent_ += cost(frame.size());
+    sent_ += cost(frame.bytes());
   }
   return send_item(frame);
 }
@@ -105,7 +105,7 @@ bool FlowStream::park_write(std::coroutine_handle<> h, Buffer& frame, Io& io) {
       io = Io::ended;
       return false;
     }
-    sent_ += cost(frame.size());
+    sent_ += cost(frame.bytes());
   }
   io = send_item(frame);
   return false;
@@ -132,9 +132,23 @@ bool FlowStream::park_read(std::coroutine_handle<> h, Buffer& payload, Io& io) {
   return false;
 }
 
+std::uint64_t FlowStream::cost(std::span<const std::byte> frame) noexcept {
+  if (!has_encoding(frame)) return frame.size() - kPrefixSize;
+  // An item has no method and no other field: the encoding field follows the header.
+  if (frame[kFixedSize] == std::byte{0}) return frame.size() - kPrefixSize - 2;
+  return kHeaderSize + load_be32(frame.data() + kFixedSize + 2);
+}
+
 bool FlowStream::deliver_item(const FrameView& f, wire::EncodingSet accepted) {
   std::coroutine_handle<> reader;
   Buffer credit;
+  {
+    std::lock_guard lk(mu_);
+    if (received_ >= allowed_in_) return false;  // sent beyond its window
+    // As its sender counted it: the payload decompressed (take() credits the same).
+    received_ += kHeaderSize + (f.encoding != 0 ? f.decoded_size : f.payload.size());
+    if (read_closed_ || ended_) return true;  // nobody reads any more: dropped
+  }
   Buffer item;
   if (f.encoding != 0) {
     if (!wire::inflate(f, accepted, max_frame_size_, item).ok()) return false;
@@ -144,9 +158,7 @@ bool FlowStream::deliver_item(const FrameView& f, wire::EncodingSet accepted) {
   }
   {
     std::lock_guard lk(mu_);
-    if (received_ >= allowed_in_) return false;  // sent beyond its window
-    received_ += cost(f.size);                   // as its sender counted it
-    if (read_closed_ || ended_) return true;     // nobody reads any more: dropped
+    if (read_closed_ || ended_) return true;
     items_.push_back(std::move(item));
     if (parked_reader_) {
       reader = std::exchange(parked_reader_, {});
@@ -174,7 +186,7 @@ bool FlowStream::deliver_credit(std::uint32_t bytes) {
       writer = std::exchange(parked_writer_, {});
       frame = parked_frame_;
       io = parked_write_io_;
-      sent_ += cost(frame->size());
+      sent_ += cost(frame->bytes());
     }
   }
   cv_.notify_all();

@@ -75,8 +75,10 @@ class FlowStream : public StreamCore {
 
  private:
   using Lock = std::unique_lock<std::mutex>;
-  // The bytes a frame counts against the window: its length field.
-  static std::uint64_t cost(std::size_t frame_size) noexcept { return frame_size - kPrefixSize; }
+  // The bytes an item counts against the window: its header and its payload as the reader gets
+  // it (decompressed), whatever the frame carried, so that what a receiver holds stays within
+  // its window however well items compress (docs/wire-format.md, "Compression").
+  static std::uint64_t cost(std::span<const std::byte> frame) noexcept;
   bool can_write() const noexcept { return sent_ < allowed_out_; }
   bool write_closed() const noexcept { return ended_ || write_closed_; }
   // Takes an item into `payload` and counts it consumed; returns a credit frame to send (empty

@@ -45,10 +45,9 @@ Compression resolve(const CompressionOptions& options, std::string_view who) {
     if ((c.set & encoding_bit(e)) == 0) c.order.push_back(e);
     c.set |= encoding_bit(e);
   }
-  if (options.level < 0 || options.level > ZSTD_maxCLevel()) {
+  if (options.level < 0 || options.level > 19) {
     throw std::invalid_argument(std::string(who) + " compression level " +
-                                std::to_string(options.level) + ": must be 0 to " +
-                                std::to_string(ZSTD_maxCLevel()));
+                                std::to_string(options.level) + ": must be 0 to 19");
   }
   c.threshold = options.threshold;
   c.level = options.level == 0 ? 1 : options.level;
@@ -79,7 +78,9 @@ std::size_t bound(Encoding e, std::size_t n) noexcept {
 std::size_t compress(Encoding e, int level, std::span<const std::byte> in, std::byte* out,
                      std::size_t room) noexcept {
   if (e == Encoding::zstd) {
-    const std::size_t n = ZSTD_compressCCtx(zstd().c, out, room, in.data(), in.size(), level);
+    ZSTD_CCtx* c = zstd().c;
+    if (c == nullptr) return 0;  // no memory for it: sent as it is
+    const std::size_t n = ZSTD_compressCCtx(c, out, room, in.data(), in.size(), level);
     return ZSTD_isError(n) ? 0 : n;
   }
   const int n = LZ4_compress_default(reinterpret_cast<const char*>(in.data()),
@@ -104,7 +105,8 @@ void seal_encoding(Buffer& frame, Encoding algorithm, const Compression& policy,
       const std::size_t n =
           compress(algorithm, policy.level, frame.bytes().subspan(at), out.extend(room), room);
       // Kept only when it saves something: otherwise the receiver would decompress for nothing.
-      if (n != 0 && n + 4 < payload) {
+      // (n + 6 <= payload: the frame, field included, is no longer than it was.)
+      if (n != 0 && n + 6 <= payload) {
         out.resize(at + 6 + n);
         out.data()[9] |= std::byte{kFlagEncoding};
         detail::store_be32(out.data(), std::uint32_t(out.size() - kPrefixSize));
@@ -141,10 +143,9 @@ bool is_encodings_refusal(const Status& status) noexcept {
          std::string_view(status.type).starts_with("brine.encodings:");
 }
 
-Status inflate(const detail::FrameView& f, EncodingSet accepted, std::size_t limit, Buffer& out) {
-  out.clear();
-  const auto e = Encoding(f.encoding);
-  if (f.encoding >= 8 || (accepted & (1u << f.encoding)) == 0) {
+Status check_encoding(std::uint8_t encoding, std::uint32_t decoded_size, EncodingSet accepted,
+                      std::size_t limit) {
+  if (encoding >= 8 || (accepted & (1u << encoding)) == 0) {
     std::string names;
     for (const Encoding k : {Encoding::zstd, Encoding::lz4}) {
       if ((accepted & encoding_bit(k)) == 0) continue;
@@ -152,42 +153,68 @@ Status inflate(const detail::FrameView& f, EncodingSet accepted, std::size_t lim
       names += encoding_name(k);
     }
     Status s{StatusCode::unimplemented,
-             "a payload compressed with algorithm " + std::to_string(f.encoding) +
-                 (f.encoding < 3 ? " (" + std::string(encoding_name(e)) + ")" : std::string()) +
+             "a payload compressed with algorithm " + std::to_string(encoding) +
+                 (encoding < 3 ? " (" + std::string(encoding_name(Encoding(encoding))) + ")"
+                               : std::string()) +
                  ", which is not accepted here; accepted: " + (names.empty() ? "none" : names),
              encodings_refusal(accepted)};
     s.retry = Retry::not_run;
     return s;
   }
-  if (f.decoded_size > limit) {
+  if (decoded_size > limit) {
     return {StatusCode::resource_exhausted,
-            "a compressed payload of " + std::to_string(f.payload.size()) +
-                " bytes claims to decompress to " + std::to_string(f.decoded_size) +
+            "a compressed payload claims to decompress to " + std::to_string(decoded_size) +
                 " bytes, above the limit of " + std::to_string(limit),
             Retry::never};
   }
-  const std::size_t want = f.decoded_size;
+  return {};
+}
+
+Status inflate(const detail::FrameView& f, EncodingSet accepted, std::size_t limit, Buffer& out) {
+  return inflate(f.encoding, f.decoded_size, f.payload, accepted, limit, out);
+}
+
+Status inflate(std::uint8_t encoding, std::uint32_t decoded_size,
+               std::span<const std::byte> payload, EncodingSet accepted, std::size_t limit,
+               Buffer& out) {
+  out.clear();
+  if (Status s = check_encoding(encoding, decoded_size, accepted, limit); !s.ok()) return s;
+  const auto e = Encoding(encoding);
+  const std::size_t want = decoded_size;
+  const auto refuse = [&](const char* why) {
+    out.clear();
+    return Status{StatusCode::invalid_argument,
+                  "a payload compressed with " + std::string(encoding_name(e)) + " of " +
+                      std::to_string(payload.size()) + " bytes " + why + " its stated " +
+                      std::to_string(want) + " bytes",
+                  Retry::never};
+  };
+  // Claims no payload can make, refused before the room for them is allocated: lz4 expands at
+  // most 255-fold; a zstd frame states its content size (brine's always do), which must agree.
+  if (e == Encoding::lz4 && want > payload.size() * 255 + 16) return refuse("cannot expand to");
+  if (e == Encoding::zstd) {
+    const unsigned long long declared = ZSTD_getFrameContentSize(payload.data(), payload.size());
+    if (declared == ZSTD_CONTENTSIZE_ERROR) return refuse("is not a zstd frame of");
+    if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != want) return refuse("does not declare");
+  }
   out.reserve(want);
   std::byte* dst = out.extend(want);
   bool ok = false;
   if (e == Encoding::zstd) {
+    ZSTD_DCtx* d = zstd().d;
+    if (d == nullptr) {
+      out.clear();
+      return {StatusCode::resource_exhausted, "no memory for a zstd context", Retry::later};
+    }
     // One zstd frame whose content is exactly `want` bytes: a larger one fails for want of room.
-    const std::size_t n =
-        ZSTD_decompressDCtx(zstd().d, dst, want, f.payload.data(), f.payload.size());
+    const std::size_t n = ZSTD_decompressDCtx(d, dst, want, payload.data(), payload.size());
     ok = !ZSTD_isError(n) && n == want;
-  } else if (f.payload.size() <= std::size_t(LZ4_MAX_INPUT_SIZE) && want <= 0x7FFFFFFFu) {
-    const int n =
-        LZ4_decompress_safe(reinterpret_cast<const char*>(f.payload.data()),
-                            reinterpret_cast<char*>(dst), int(f.payload.size()), int(want));
+  } else if (payload.size() <= std::size_t(LZ4_MAX_INPUT_SIZE) && want <= 0x7FFFFFFFu) {
+    const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(payload.data()),
+                                      reinterpret_cast<char*>(dst), int(payload.size()), int(want));
     ok = n >= 0 && std::size_t(n) == want;
   }
-  if (!ok) {
-    out.clear();
-    return {StatusCode::invalid_argument,
-            "a payload compressed with " + std::string(encoding_name(e)) +
-                " does not decompress to its stated " + std::to_string(want) + " bytes",
-            Retry::never};
-  }
+  if (!ok) return refuse("does not decompress to");
   return {};
 }
 

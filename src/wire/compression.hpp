@@ -57,6 +57,14 @@ void seal_encoding(Buffer& frame, Encoding algorithm, const Compression& policy,
 // (a decompressed size above the limit), INVALID_ARGUMENT (a payload that does not decompress
 // to exactly its stated size).
 Status inflate(const detail::FrameView& f, EncodingSet accepted, std::size_t limit, Buffer& out);
+// The same for a payload kept apart from its frame: `encoding` and `decoded_size` from its field.
+Status inflate(std::uint8_t encoding, std::uint32_t decoded_size,
+               std::span<const std::byte> payload, EncodingSet accepted, std::size_t limit,
+               Buffer& out);
+// The checks inflate() makes before it allocates (the algorithm accepted, the size within the
+// limit): for a receiver that decompresses later, where the call runs.
+Status check_encoding(std::uint8_t encoding, std::uint32_t decoded_size, EncodingSet accepted,
+                      std::size_t limit);
 
 // The type of an UNIMPLEMENTED error refusing an algorithm: "brine.encodings:" and the accepted
 // ids in decimal, ascending, separated by commas.
