@@ -123,9 +123,10 @@ Status Dispatcher::intercept_before(const Peer& peer, CallExtras& x, Clock::time
 
 void Dispatcher::conclude(const CallState& state, const Status& outcome) noexcept {
   CallExtras& x = state.extras;
+  if (x.stats != nullptr || x.asked != 0) x.ended = Clock::now();
   if (x.stats != nullptr) {
     try {
-      metrics_.record(*std::exchange(x.stats, nullptr), outcome, Clock::now() - x.started);
+      metrics_.record(*std::exchange(x.stats, nullptr), outcome, x.ended - x.started);
     } catch (...) {  // (no memory for the recent errors' list: the counts are in)
     }
   }
@@ -135,7 +136,7 @@ void Dispatcher::conclude(const CallState& state, const Status& outcome) noexcep
   }
   if (x.asked == 0) return;
   CallInfo info = info_of(x, state.peer, state.deadline);
-  run_after(chain_, info, x.asked, outcome, Clock::now() - x.started);
+  run_after(chain_, info, x.asked, outcome, x.ended - x.started);
 }
 
 void Dispatcher::seal_answer(const CallState& state, Buffer& frame, bool is_reply,
@@ -238,13 +239,14 @@ void Dispatcher::dispatch(ServerConnection& conn, const FrameView& f) {
                       conn.peer().silent_departure);
     return;
   }
-  const auto deadline = f.timeout_ms == 0 ? Clock::time_point::max()
-                                          : Clock::now() + std::chrono::milliseconds(f.timeout_ms);
+  const auto now = Clock::now();  // (one clock read for the deadline, metrics and learning)
+  const auto deadline =
+      f.timeout_ms == 0 ? Clock::time_point::max() : now + std::chrono::milliseconds(f.timeout_ms);
   CallExtras extras;
   extras.wants_metadata = f.has_metadata;
   extras.stream = f.stream;
   const bool counting = metrics_.enabled();
-  if (counting || !chain_.empty()) extras.started = Clock::now();
+  extras.started = now;
   Target target;
   // Refuses the call unrun: its interceptors (those asked) see the refusal, the caller gets it.
   auto refuse = [&](Status why) {
@@ -503,12 +505,15 @@ void Dispatcher::run_inline(ServerConnection& conn, const FrameView& f, const Ta
   state.extras = std::move(extras);
   const bool registered = conn.calls().add(state);
   // With workers, only a method proved fast comes here: timed, to send it back if it is not.
-  const auto t0 = pool_ ? Clock::now() : Clock::time_point{};
   std::optional<Buffer> answer = execute(conn, f.kind, CodecId(f.codec), target,
                                          {f.payload, f.encoding, f.decoded_size}, state);
   if (pool_) {
+    // From when the request was read to when the call ended (conclude() read the clock if
+    // metrics or interceptors are on).
+    const auto ended =
+        state.extras.ended != Clock::time_point{} ? state.extras.ended : Clock::now();
     counters_.inline_calls.fetch_add(1, std::memory_order_relaxed);
-    learn_from_inline(*target.handler, Clock::now() - t0, state.extras.onward);
+    learn_from_inline(*target.handler, ended - state.extras.started, state.extras.onward);
   }
   if (registered) conn.calls().remove(state);
   if (answer) conn.send(std::move(*answer));

@@ -137,7 +137,8 @@ struct CallExtras {
   Metadata reply_metadata;
   std::string method;     // the frame's method field (kept when the server has interceptors)
   std::size_t asked = 0;  // interceptors whose before() let the call in
-  std::chrono::steady_clock::time_point started{};
+  std::chrono::steady_clock::time_point started{};  // the request was read
+  std::chrono::steady_clock::time_point ended{};    // the call ended (metrics, interceptors)
   bool stream = false;
   bool oneway = false;
   bool wants_metadata = false;   // the request had a metadata field: its answer may have one

@@ -28,9 +28,9 @@ void StreamChannel::read_available() {
 
 void StreamChannel::read_as_caller(event::Completion& done, Deadline deadline,
                                    std::chrono::microseconds spin) {
-  const auto spin_until = Clock::now() + spin;
   // Not spinning, the reply is rarely in yet: sleep in poll() before the first recv().
   bool wait_first = spin.count() <= 0;
+  const auto spin_until = wait_first ? Clock::time_point{} : Clock::now() + spin;
   while (!done.is_set()) {
     if (closing_.load() || broken_) return;
     if (wait_first) {
