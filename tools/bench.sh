@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tools/bench.sh [brine_bench options]
-#   Installs what is missing, builds, and runs bench/brine_bench: brine beside raw sockets and raw
-#   ZeroMQ, every transport x codec, in one run (docs/performance.md). Prints the table and writes
-#   every figure to build/brine-bench.json. Takes about 15 minutes with the defaults (3 repeats);
+#   Installs what is missing, builds, and runs bench/brine_bench: brine beside raw sockets, raw
+#   ZeroMQ, gRPC and Cap'n Proto, every transport x codec, in one run (docs/performance.md).
+#   Prints the tables and the targets and writes every figure to build/brine-bench.json. Takes
+#   about 21 minutes with the defaults (3 repeats);
 #   run it on an otherwise idle machine. Options are passed on (brine_bench --help-like usage:
 #   --repeats N, --only latency,..., --codecs ..., --transports ..., --smoke).
 set -euo pipefail

@@ -14,6 +14,11 @@ TITLES = {
     "bulk": "Bulk: one payload echoed, MB/s each way (size / half the round trip)",
     "memory": "Memory: server RSS growth per idle connection (KiB)",
     "allocs": "Allocations per small call (add: two doubles in, one out; operator new, all threads)",
+    "stream": "Streams: a server stream's items, 64 B items/s and 1 MiB items MB/s, 1 and 16 streams",
+    "compression": "Compression: 16 MiB echoed on tcp4 (workers=4), MB/s each way of the payload",
+    "peers": "Peers: brine (workers=4) over raw sockets, gRPC and Cap'n Proto, tcp4 "
+             "(the last column is brine / the variant's baseline: latency below 1 and "
+             "throughput or bulk above 1 mean brine is faster)",
 }
 
 

@@ -353,20 +353,25 @@ void Dispatcher::start_later(ServerConnection& conn, const FrameView& f, Target&
              });
 }
 
+Status Dispatcher::unpack(Payload packed, Buffer& plain,
+                          std::span<const std::byte>& payload) const {
+  payload = packed.bytes;
+  if (packed.encoding == 0) return {};
+  Status s = wire::inflate(packed.encoding, packed.decoded_size, packed.bytes, compression_.set,
+                           options_.max_frame_size, plain);
+  if (s.ok()) payload = plain.bytes();
+  return s;
+}
+
 void Dispatcher::run_later(ServerCall& call, const Target& target, Payload packed) {
   if (call.finished()) return;  // cancelled, or past its deadline, before it started
   auto conn = call.connection();
   if (!conn) return;
   Buffer plain;
-  std::span<const std::byte> request = packed.bytes;
-  if (packed.encoding != 0) {
-    if (Status s = wire::inflate(packed.encoding, packed.decoded_size, packed.bytes,
-                                 compression_.set, options_.max_frame_size, plain);
-        !s.ok()) {
-      (void)call.fail(s);
-      return;
-    }
-    request = plain.bytes();
+  std::span<const std::byte> request;
+  if (Status s = unpack(packed, plain, request); !s.ok()) {
+    (void)call.fail(s);
+    return;
   }
   const CallState* outer = std::exchange(current_call, &call.state());
   try {
@@ -644,18 +649,13 @@ std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind
     return out;
   }
   Buffer plain;
-  std::span<const std::byte> payload = packed.bytes;
-  if (packed.encoding != 0) {
-    if (Status s = wire::inflate(packed.encoding, packed.decoded_size, packed.bytes,
-                                 compression_.set, options_.max_frame_size, plain);
-        !s.ok()) {
-      conclude(state, s);
-      if (kind == FrameKind::oneway) return std::nullopt;
-      Buffer out;
-      seal_answer(state, out, false, s);
-      return out;
-    }
-    payload = plain.bytes();
+  std::span<const std::byte> payload;
+  if (Status s = unpack(packed, plain, payload); !s.ok()) {
+    conclude(state, s);
+    if (kind == FrameKind::oneway) return std::nullopt;
+    Buffer out;
+    seal_answer(state, out, false, s);
+    return out;
   }
   Buffer out;
   begin_frame(out, FrameKind::reply, std::uint8_t(codec), {});

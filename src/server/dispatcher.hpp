@@ -139,6 +139,8 @@ class Dispatcher {
   void start_later(ServerConnection& conn, const FrameView& f, Target&& target,
                    std::chrono::steady_clock::time_point deadline, CallExtras&& extras);
   void run_later(ServerCall& call, const Target& target, Payload packed);
+  // The payload to decode: `packed` as it is, or decompressed into `plain`.
+  Status unpack(Payload packed, Buffer& plain, std::span<const std::byte>& payload) const;
   // An item, end, credit or cancel for a call the connection keeps.
   void route(ServerConnection& conn, const FrameView& f);
   std::unique_ptr<Queued> take_queued();
