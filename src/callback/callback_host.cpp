@@ -19,6 +19,11 @@ ServerOptions host_options(const ClientOptions& c) {
   o.idle_timeout = kNever;
   o.heartbeat_timeout = kNever;
   o.log_calls = c.log_calls;
+  // Never on the reading thread: that is the caller's own, blocked in its call (callback_workers
+  // exist to keep callbacks off it).
+  o.inline_fast_handlers = false;
+  // What the client accepts and sends in compressed answers to the server's calls back.
+  o.compression = c.compression;
   return o;
 }
 

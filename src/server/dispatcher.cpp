@@ -43,6 +43,9 @@ class PeerContext final : public CallContext {
   }
   std::shared_ptr<const RemoteHandle> remote(std::string_view name,
                                              const InterfaceTable& table) override {
+    // A method that takes objects may be handed one to call back (over this connection, whose
+    // answers its I/O thread reads): never on that thread, even when this one is ours.
+    note_onward_call();
     if (auto own = registry_.object(name, conn_.session())) {
       // One of ours, passed back: called in place.
       if (own->table != &table && own->table->name != table.name) {
@@ -56,7 +59,6 @@ class PeerContext final : public CallContext {
     if (name.empty() || name.size() > 64) {
       throw RpcError(StatusCode::invalid_argument, "an object passed as an argument has no name");
     }
-    note_onward_call();  // its calls go back to the caller: never on an I/O thread
     // The caller's: called back over its connection. A client's own objects are owned here
     // (dropping the last copy releases them); a server's objects that a client's callback
     // receives are the server's, owned by the Remote the client got them through.
@@ -178,7 +180,11 @@ bool Dispatcher::in_handler() noexcept {
 }
 
 void note_onward_call() noexcept {
-  if (current_call != nullptr) current_call->extras.onward = true;
+  // Unary calls only (a ServerCall, which has a guard, may run on two threads at once, and its
+  // shape never runs inline).
+  if (current_call != nullptr && current_call->guard == nullptr) {
+    current_call->extras.onward = true;
+  }
 }
 
 bool Dispatcher::on_worker_thread() const {
@@ -587,9 +593,15 @@ void Dispatcher::run_queued(std::unique_ptr<Queued> call) {
                            Retry::not_run});
   } else {
     const auto t0 = Clock::now();
-    answer = execute(*call->conn, call->kind, call->codec, call->target,
-                     {call->payload.bytes(), call->encoding, call->decoded_size}, call->state);
-    learn_from_worker(*call->target.handler, Clock::now() - t0, call->state.extras.onward);
+    bool handled = false;
+    answer =
+        execute(*call->conn, call->kind, call->codec, call->target,
+                {call->payload.bytes(), call->encoding, call->decoded_size}, call->state, &handled);
+    // Only a run of the user's code that returned counts: a call skipped (cancelled, late), or
+    // refused in decoding, says nothing of how long the method takes.
+    if (handled) {
+      learn_from_worker(*call->target.handler, Clock::now() - t0, call->state.extras.onward);
+    }
   }
   if (call->registered) call->conn->calls().remove(call->state);
   if (answer) call->conn->send(std::move(*answer));
@@ -630,7 +642,8 @@ void Dispatcher::recycle(std::unique_ptr<Queued> q) noexcept {
 
 std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind, CodecId codec,
                                           const Target& target, Payload packed,
-                                          const CallState& state) {
+                                          const CallState& state, bool* handled) {
+  if (handled != nullptr) *handled = false;
   const std::uint64_t call_id = state.call_id;
   if (state.cancelled.load(std::memory_order_relaxed)) {
     counters_.skipped.fetch_add(1, std::memory_order_relaxed);
@@ -662,7 +675,7 @@ std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind
   set_call_id(out, call_id);
   const std::size_t reply_start = out.size();
   Status failure;
-  current_call = &state;
+  const CallState* outer = std::exchange(current_call, &state);  // (nested over mem://)
   try {
     PeerContext ctx(conn, registry_, counters_, options_, codec);
     target.handler->invoke(target.self.get(), codec, payload, options_.decode_limits, out, ctx);
@@ -673,8 +686,9 @@ std::optional<Buffer> Dispatcher::execute(ServerConnection& conn, FrameKind kind
   } catch (...) {
     failure = status_of(std::current_exception());
   }
-  current_call = nullptr;
+  current_call = outer;
   const bool cancelled = state.cancelled.load(std::memory_order_relaxed);
+  if (handled != nullptr) *handled = failure.ok() && !cancelled;
   if (failure.ok() && !cancelled && kind != FrameKind::oneway &&
       !finish_frame(out, options_.max_frame_size)) {
     failure = {StatusCode::resource_exhausted,

@@ -132,8 +132,10 @@ class Dispatcher {
     std::uint8_t encoding = 0;
     std::uint32_t decoded_size = 0;
   };
+  // Runs a unary call; *handled (when given) says whether the user's code ran and returned.
   std::optional<Buffer> execute(ServerConnection& conn, FrameKind kind, CodecId codec,
-                                const Target& target, Payload packed, const CallState& state);
+                                const Target& target, Payload packed, const CallState& state,
+                                bool* handled = nullptr);
   void reply_error(ServerConnection& conn, std::uint64_t call_id, Status status);
   // A call of a deferred or stream method: a ServerCall, started on a worker (or inline).
   void start_later(ServerConnection& conn, const FrameView& f, Target&& target,
