@@ -4,6 +4,7 @@
 // then the environment replacing single paths); the options are then filled from the map, the
 // section's own key before the shared top-level one. So every message can name its origin.
 #include "brine/config.hpp"
+#include "wire/compression.hpp"
 
 #include <toml++/toml.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <optional>
 
 #include "transport/registry.hpp"
+#include "wire/compression.hpp"
 
 namespace brine {
 namespace {
@@ -502,14 +504,13 @@ class ConfigReader {
   // compression, compression_threshold, compression_level: [server]/[client] or the top level.
   void fill_compression(const std::string& side, CompressionOptions& c) const {
     if (auto names = strings(side + ".compression", "compression")) {
-      for (const auto& n : *names) {
-        if (n != "zstd" && n != "lz4") {
-          throw ConfigError(lookup(side + ".compression", "compression")->origin +
-                            ": key 'compression': unknown algorithm '" + n +
-                            "' (known: zstd, lz4)");
-        }
-      }
       c.algorithms = *names;
+      try {
+        (void)wire::resolve({c.algorithms}, side);  // the one list of known algorithms
+      } catch (const std::invalid_argument& e) {
+        throw ConfigError(lookup(side + ".compression", "compression")->origin +
+                          ": key 'compression': " + e.what());
+      }
     }
     if (auto n = integer(side + ".compression_threshold", "compression_threshold")) {
       c.threshold = std::size_t(*n);

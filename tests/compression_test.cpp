@@ -24,7 +24,6 @@ using brine::Buffer;
 using brine::Client;
 using brine::StatusCode;
 using brine::detail::FrameKind;
-using brine::detail::FrameParser;
 using brine::detail::FrameView;
 using brine::wire::Encoding;
 using brine::wire::EncodingSet;
